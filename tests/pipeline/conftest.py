@@ -1,0 +1,42 @@
+"""Fixtures for pipeline tests: a local HTTP mirror and small dataset files with known sha256."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.download import MNIST_FILES, MnistFile
+from tests.pipeline.mirror import MirrorServer
+
+
+@pytest.fixture
+def small_files(tmp_path: Path) -> tuple[Path, tuple[MnistFile, ...]]:
+    """Four small files named like the MNIST files, plus specs carrying their real sha256."""
+    root = tmp_path / "served"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    specs = []
+    for canonical in MNIST_FILES:
+        body = rng.integers(0, 256, size=2048, dtype=np.uint8).tobytes()
+        (root / canonical.name).write_bytes(body)
+        specs.append(MnistFile(canonical.name, hashlib.sha256(body).hexdigest(), len(body)))
+    return root, tuple(specs)
+
+
+@pytest.fixture
+def mirror_factory() -> Iterator[type[MirrorServer]]:
+    """Start mirrors with ``mirror_factory(root)``; all are stopped after the test."""
+    started: list[MirrorServer] = []
+
+    def start(root: Path, prefix: str = "mnist") -> MirrorServer:
+        server = MirrorServer(root, prefix).start()
+        started.append(server)
+        return server
+
+    yield start  # type: ignore[misc]
+    for server in started:
+        server.stop()
