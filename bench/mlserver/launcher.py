@@ -1,0 +1,110 @@
+"""MLServer for the benchmark: its own virtual environment, a model repository, a running process.
+
+Imported by bench/serve.py (from the project's .venv); MLServer itself runs from a separate venv
+so its pinned dependencies never touch ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+MLSERVER_VERSION = "1.7.1"
+# uvloop 0.22 breaks MLServer 1.7's event-loop policy; the others are what the runtime imports.
+_REQUIREMENTS = (f"mlserver=={MLSERVER_VERSION}", "uvloop==0.21.0", "safetensors", "numpy")
+_HERE = Path(__file__).resolve().parent
+# ModelReady(name="digits") and a `ready: true` answer, as raw protobuf bytes: the bench process
+# must not import a second `inference` protobuf module (tritonclient's) next to ours.
+_MODEL_READY = "/inference.GRPCInferenceService/ModelReady"
+_READY_REQUEST = b"\x0a\x06digits"
+_READY_ANSWER = b"\x08\x01"
+
+
+def ensure_venv(venv: Path, log: Path) -> Path:
+    """Create `venv` with MLServer installed unless it already has the pinned version."""
+    python = venv / "bin" / "python"
+    if _installed_version(python) == MLSERVER_VERSION:
+        return python
+    print(f"installing MLServer {MLSERVER_VERSION} into {venv} (log: {log})", file=sys.stderr)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=out)
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+        subprocess.run([*pip, *_REQUIREMENTS], check=True, stdout=out, stderr=out)
+    if _installed_version(python) != MLSERVER_VERSION:
+        raise RuntimeError(f"MLServer {MLSERVER_VERSION} did not install; see {log}")
+    return python
+
+
+def write_repository(run_dir: Path, weights: Path, grpc_port: int, http_port: int) -> Path:
+    """Lay out MLServer's model repository: settings.json + digits/model-settings.json."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    (run_dir / "digits").mkdir(parents=True)
+    settings = json.loads((_HERE / "settings.json").read_text())
+    settings.update(grpc_port=grpc_port, http_port=http_port, host="127.0.0.1")
+    (run_dir / "settings.json").write_text(json.dumps(settings, indent=2))
+    model = json.loads((_HERE / "model-settings.json").read_text())
+    model["parameters"]["uri"] = str(weights.resolve())
+    (run_dir / "digits" / "model-settings.json").write_text(json.dumps(model, indent=2))
+    return run_dir
+
+
+@contextmanager
+def running_mlserver(
+    venv: Path, run_dir: Path, grpc_port: int, env: dict[str, str], timeout_s: float = 120.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `mlserver start run_dir`, wait until model `digits` is ready, stop it on exit."""
+    env = {**os.environ, **env, "PYTHONPATH": str(_HERE)}
+    with (run_dir / "mlserver.log").open("wb") as log:
+        process = subprocess.Popen(
+            [str(venv / "bin" / "mlserver"), "start", str(run_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_ready(process, f"127.0.0.1:{grpc_port}", timeout_s, run_dir / "mlserver.log")
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], target: str, timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        model_ready = channel.unary_unary(_MODEL_READY)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"MLServer exited with {process.returncode}; see {log}")
+            try:
+                if model_ready(_READY_REQUEST, timeout=1.0) == _READY_ANSWER:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.25)
+    raise RuntimeError(f"MLServer not ready after {timeout_s:.0f} s; see {log}")
+
+
+def _installed_version(python: Path) -> str | None:
+    if not python.exists():
+        return None
+    probe = subprocess.run(
+        [str(python), "-c", "import mlserver; print(mlserver.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else None
