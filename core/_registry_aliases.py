@@ -1,0 +1,66 @@
+"""Alias files of the registry: one small JSON file per alias, with the previous targets."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from core._registry_errors import IntegrityError
+from core._registry_files import write_atomic
+
+ALIASES_DIR = "aliases"
+# Enough to roll back many times; bounded so the file stays small.
+MAX_HISTORY = 50
+
+
+def alias_path(model_dir: Path, alias: str) -> Path:
+    return model_dir / ALIASES_DIR / f"{alias}.json"
+
+
+def read_alias(path: Path) -> dict[str, Any] | None:
+    """Return the alias record ``{"version", "history", ...}``, or None when it does not exist."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(data)
+    except ValueError as err:
+        raise IntegrityError(f"{path}: not valid JSON ({err})") from err
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record.get("version"), int)
+        or not isinstance(record.get("history"), list)
+        or not all(isinstance(v, int) for v in record["history"])
+    ):
+        raise IntegrityError(f"{path}: not an alias record (needs 'version' and 'history')")
+    return record
+
+
+def read_all_aliases(model_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every alias record of a model, keyed by alias name."""
+    directory = model_dir / ALIASES_DIR
+    if not directory.is_dir():
+        return {}
+    records = {}
+    for path in sorted(directory.glob("*.json")):
+        if path.name.startswith("."):
+            continue  # a temporary file of an interrupted write
+        record = read_alias(path)
+        if record is not None:
+            records[path.stem] = record
+    return records
+
+
+def write_alias(path: Path, alias: str, version: int, history: list[int]) -> None:
+    """Atomically replace the alias file (callers hold the model lock for read-modify-write)."""
+    record = {
+        "alias": alias,
+        "version": version,
+        "history": history[-MAX_HISTORY:],
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path.parent.mkdir(exist_ok=True)
+    write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())

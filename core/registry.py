@@ -1,0 +1,332 @@
+"""Model registry: numbered, immutable, checksummed model versions with movable aliases.
+
+Layout of ``root``::
+
+    <model>/<N>/weights.safetensors   the parameters (no pickle, no safetensors metadata)
+    <model>/<N>/manifest.json         name, version, created_at, metrics, ..., files' sha256 + size
+    <model>/<N>/manifest.sha256       checksum of manifest.json (``sha256sum -c`` format)
+    <model>/aliases/<alias>.json      {"version": N, "history": [previous targets]}
+    <model>/.lock  .last_version  .staging-*   lock, highest number ever used, publishes in flight
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from numpy.typing import NDArray
+
+from core import _registry_aliases as aliases_file
+from core import _registry_files as files
+from core import _registry_format as fmt
+from core._registry_errors import (
+    LATEST,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+    validate_alias,
+    validate_model_name,
+)
+from core._registry_write import ExtraFiles, collect_garbage, publish_version
+
+__all__ = [
+    "DEFAULT_ALIAS",
+    "DEFAULT_MODEL_NAME",
+    "LATEST",
+    "IntegrityError",
+    "InvalidNameError",
+    "LoadedModel",
+    "ModelVersion",
+    "NotFoundError",
+    "Registry",
+    "RegistryError",
+    "default_root",
+]
+
+DEFAULT_MODEL_NAME = "digits"
+DEFAULT_ALIAS = "production"
+REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
+
+Ref = int | str | None
+
+
+def default_root(environ: Mapping[str, str] | None = None) -> Path:
+    """``$DIGITS_REGISTRY`` when set and non-empty, else ``./models``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get(REGISTRY_ENV_VAR) or "models")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One published version: its directory and its (checksum-verified) manifest."""
+
+    name: str
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified version with its parameters, ready for ``MLP.from_params``."""
+
+    name: str
+    version: int
+    params: dict[str, NDArray[Any]]
+    manifest: dict[str, Any]
+
+
+class Registry:
+    """A directory of models; safe for concurrent publishers (threads and processes)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    # ---- publish -------------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        manifest: Mapping[str, Any],
+        extra_files: ExtraFiles | None = None,
+        *,
+        _before_rename: Callable[[Path], None] | None = None,
+    ) -> ModelVersion:
+        """Publish a new version atomically and return it; its number is never reused.
+
+        ``manifest`` holds the caller's fields (layer_sizes, loss, metrics, ...); the registry adds
+        name, version, created_at, files, tensors and package_version. ``extra_files`` maps a
+        file name to a path or bytes stored beside the weights. ``_before_rename`` is a test hook
+        called with the fully staged directory just before it becomes visible.
+        """
+        version, path, full = publish_version(
+            self._model_dir(name), name, params, manifest, extra_files, _before_rename
+        )
+        return ModelVersion(name, version, path, full)
+
+    # ---- read ----------------------------------------------------------------------------
+
+    def list_models(self) -> list[str]:
+        """Names of the models that have at least one published version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if _is_model_name(entry.name) and entry.is_dir() and fmt.version_numbers(entry)
+        )
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Every published version, oldest first (versions deleted meanwhile are skipped)."""
+        found = []
+        for version in self._existing_versions(name):
+            with contextlib.suppress(NotFoundError):
+                found.append(self.get(name, version))
+        return found
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        """One version with its manifest (checked against manifest.sha256, weights not read)."""
+        model_dir = self._model_dir(name)
+        path = model_dir / str(version)
+        if not isinstance(version, int) or isinstance(version, bool) or not path.is_dir():
+            raise NotFoundError(
+                f"model {name!r} has no version {version!r} in {self.root} "
+                f"(versions: {_describe(self._existing_versions(name))})"
+            )
+        try:
+            manifest = fmt.read_manifest(path)
+        except IntegrityError:
+            if not path.is_dir():  # deleted by gc while we were reading it
+                raise NotFoundError(
+                    f"version {version} of model {name!r} was just deleted"
+                ) from None
+            raise
+        if manifest.get("name") != name or manifest.get("version") != version:
+            raise IntegrityError(
+                f"{path / fmt.MANIFEST_FILE}: describes {manifest.get('name')!r} version "
+                f"{manifest.get('version')!r}, not {name!r} version {version}"
+            )
+        return ModelVersion(name, version, path, manifest)
+
+    def resolve(self, name: str, ref: Ref = None) -> int:
+        """Version number of ``ref``: int, digit string, alias or 'latest'.
+
+        ``None`` means the ``production`` alias when it is set, else the latest version.
+        """
+        model_dir = self._model_dir(name)
+        versions = self._existing_versions(name)
+        if ref is None:
+            ref = (
+                DEFAULT_ALIAS
+                if aliases_file.alias_path(model_dir, DEFAULT_ALIAS).exists()
+                else LATEST
+            )
+        if isinstance(ref, bool) or not isinstance(ref, int | str):
+            raise InvalidNameError(f"version reference must be an int or a string, got {ref!r}")
+        if isinstance(ref, str) and ref.isdigit():
+            ref = int(ref)
+        if ref == LATEST:
+            return versions[-1]
+        if isinstance(ref, int):
+            if ref not in versions:
+                raise NotFoundError(
+                    f"model {name!r} has no version {ref} in {self.root} "
+                    f"(versions: {_describe(versions)})"
+                )
+            return ref
+        record = aliases_file.read_alias(aliases_file.alias_path(model_dir, validate_alias(ref)))
+        if record is None:
+            known = ", ".join(sorted(self.aliases(name))) or "none"
+            raise NotFoundError(f"model {name!r} has no alias {ref!r} (aliases: {known})")
+        if record["version"] not in versions:
+            raise NotFoundError(
+                f"alias {ref!r} of model {name!r} points to version {record['version']}, "
+                "which no longer exists"
+            )
+        return int(record["version"])
+
+    def load(self, name: str, ref: Ref = None) -> LoadedModel:
+        """Resolve ``ref``, verify every file's sha256 and the tensors, then return the weights."""
+        version = self.get(name, self.resolve(name, ref))
+        listed = version.manifest["files"]
+        if fmt.WEIGHTS_FILE not in listed:
+            raise IntegrityError(f"{version.path / fmt.MANIFEST_FILE}: does not list the weights")
+        weights = b""
+        for file_name, entry in sorted(listed.items()):
+            if file_name != Path(file_name).name or file_name.startswith("."):
+                raise IntegrityError(
+                    f"{version.path}: manifest lists a bad file name {file_name!r}"
+                )
+            is_weights = file_name == fmt.WEIGHTS_FILE
+            data = fmt.check_file(version.path / file_name, entry, keep=is_weights)
+            if is_weights:
+                weights = data  # parse the very bytes that were hashed
+        tensors = version.manifest.get("tensors")
+        if not isinstance(tensors, dict):
+            raise IntegrityError(f"{version.path / fmt.MANIFEST_FILE}: no 'tensors' table")
+        params = fmt.decode_weights(weights, tensors, version.path / fmt.WEIGHTS_FILE)
+        return LoadedModel(name, version.version, params, version.manifest)
+
+    def verify(self, name: str, ref: Ref = None) -> ModelVersion:
+        """Run every check of ``load`` and return the version (raises IntegrityError)."""
+        loaded = self.load(name, ref)
+        return self.get(name, loaded.version)
+
+    def state_token(self, name: str) -> str:
+        """A cheap string that changes whenever a version is published or an alias moves.
+
+        Meant for polling (hot reload): it lists one directory and reads the small alias
+        files; it never hashes weights. Missing models give a token too.
+        """
+        model_dir = self._model_dir(name)
+        versions = fmt.version_numbers(model_dir) if model_dir.is_dir() else []
+        parts = [f"latest={versions[-1] if versions else 0}"]
+        try:
+            records = aliases_file.read_all_aliases(model_dir)
+            parts += [f"{alias}={record['version']}" for alias, record in records.items()]
+        except IntegrityError:
+            parts.append("aliases=invalid")
+        return ";".join(parts)
+
+    # ---- aliases -------------------------------------------------------------------------
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Alias name -> version number."""
+        model_dir = self._model_dir(name)
+        self._existing_versions(name)
+        return {a: int(r["version"]) for a, r in aliases_file.read_all_aliases(model_dir).items()}
+
+    def alias_history(self, name: str, alias: str) -> list[int]:
+        """Previous targets of ``alias``, oldest first (the last one is where rollback goes)."""
+        path = aliases_file.alias_path(self._model_dir(name), validate_alias(alias))
+        record = aliases_file.read_alias(path)
+        if record is None:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        return list(record["history"])
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> int | None:
+        """Point ``alias`` at ``version`` (number or any reference); return the previous target."""
+        model_dir = self._model_dir(name)
+        path = aliases_file.alias_path(model_dir, validate_alias(alias))
+        self._existing_versions(name)  # NotFoundError for an unknown model, before locking
+        with files.file_lock(model_dir / fmt.LOCK_FILE):
+            target = self.resolve(name, version)
+            record = aliases_file.read_alias(path)
+            previous = None if record is None else int(record["version"])
+            if previous == target:
+                return previous
+            history = [] if record is None else [*record["history"], previous]
+            aliases_file.write_alias(path, alias, target, history)
+        return previous
+
+    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
+        """Move ``alias`` back to its previous target and return that version."""
+        model_dir = self._model_dir(name)
+        path = aliases_file.alias_path(model_dir, validate_alias(alias))
+        self._existing_versions(name)
+        with files.file_lock(model_dir / fmt.LOCK_FILE):
+            record = aliases_file.read_alias(path)
+            if record is None:
+                raise NotFoundError(f"model {name!r} has no alias {alias!r} to roll back")
+            if not record["history"]:
+                raise NotFoundError(
+                    f"alias {alias!r} of model {name!r} has no previous version to roll back to"
+                )
+            *history, previous = record["history"]
+            if not (model_dir / str(previous)).is_dir():
+                raise NotFoundError(
+                    f"cannot roll back {alias!r} of model {name!r}: previous version {previous} "
+                    "was deleted"
+                )
+            aliases_file.write_alias(path, alias, previous, history)
+        return int(previous)
+
+    # ---- garbage collection ----------------------------------------------------------------
+
+    def gc(self, name: str, keep: int) -> list[int]:
+        """Delete all but the newest ``keep`` versions, never an aliased one; return the deleted.
+
+        The version each alias would roll back to is kept too, and so are version numbers:
+        the next publish continues after the highest number ever used. Leftovers of crashed
+        publishers (staging directories, temporary files) are removed as well.
+        """
+        model_dir = self._model_dir(name)
+        if not model_dir.is_dir():
+            self._existing_versions(name)  # raises NotFoundError naming the known models
+        return collect_garbage(model_dir, keep)
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _model_dir(self, name: str) -> Path:
+        return self.root / validate_model_name(name)
+
+    def _existing_versions(self, name: str) -> list[int]:
+        model_dir = self._model_dir(name)
+        versions = fmt.version_numbers(model_dir) if model_dir.is_dir() else []
+        if not versions:
+            known = ", ".join(self.list_models()) or "none"
+            raise NotFoundError(f"model {name!r} not found in {self.root} (models: {known})")
+        return versions
+
+
+def _is_model_name(text: str) -> bool:
+    try:
+        validate_model_name(text)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def _describe(versions: list[int]) -> str:
+    if not versions:
+        return "none"
+    return ", ".join(map(str, versions)) if len(versions) <= 8 else f"{versions[0]}-{versions[-1]}"
