@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from service.errors import InvalidInput
 from service.generated.inference import grpc_predict_v2_pb2 as pb
+from service.validation import check_pixels, pixels_from_bytes
 
 __all__ = [
     "INPUT_NAME",
@@ -27,12 +30,8 @@ OUTPUT_NAMES = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 
 _PIXELS = 784
 _CLASSES = 10
-_IMAGE_SHAPES = ((_PIXELS,), (28, 28))  # accepted per-image shapes after the batch dimension
-# Wire datatype -> (little-endian dtype of the raw bytes, typed `contents` field that carries it).
-_INPUT_DATATYPES: dict[str, tuple[np.dtype, str]] = {
-    "UINT8": (np.dtype("<u1"), "uint_contents"),
-    "FP32": (np.dtype("<f4"), "fp32_contents"),
-}
+# Wire datatype -> (name in service.validation.DTYPES, typed `contents` field that carries it).
+_INPUT_DATATYPES = {"UINT8": ("uint8", "uint_contents"), "FP32": ("float32", "fp32_contents")}
 _TYPED_FIELDS = (
     "bool_contents",
     "int_contents",
@@ -45,74 +44,57 @@ _TYPED_FIELDS = (
 )
 
 
-def _batch_size(shape: Sequence[int]) -> int:
-    """Return N for a shape [N, 784] or [N, 28, 28]; ValueError naming the shape otherwise."""
-    shape = tuple(shape)
-    if len(shape) < 2 or shape[1:] not in _IMAGE_SHAPES or shape[0] < 1:
-        raise ValueError(
-            f"input '{INPUT_NAME}' must have shape [N, 784] or [N, 28, 28] with N >= 1, "
-            f"got {list(shape)}"
-        )
-    return shape[0]
-
-
 def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> NDArray:
     """Read the typed contents of `tensor`, insisting on the one field its datatype uses."""
     contents = tensor.contents
     others = [name for name in _TYPED_FIELDS if name != field and len(getattr(contents, name))]
     if others:
-        raise ValueError(
+        raise InvalidInput(
             f"input '{INPUT_NAME}' has datatype {tensor.datatype}, whose typed data goes in "
             f"{field}, but {others[0]} was set"
         )
     if field == "uint_contents":
         values = np.asarray(contents.uint_contents, dtype=np.uint32)
         if values.size and int(values.max()) > 255:
-            raise ValueError(f"UINT8 input '{INPUT_NAME}' has a value above 255")
+            raise InvalidInput(f"UINT8 input '{INPUT_NAME}' has a value above 255")
         return values.astype(np.uint8)
     return np.asarray(contents.fp32_contents, dtype=np.float32)
 
 
-def to_images(request: pb.ModelInferRequest) -> NDArray:
-    """Decode the request's `images` tensor into a (N, 784) uint8 or float32 array.
+def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray:
+    """Decode the request's `images` tensor into checked (N, 784) uint8 or float32 pixels.
 
     The data may come from raw_input_contents (row-major little-endian bytes) or from the typed
     contents field of the datatype (uint_contents for UINT8, fp32_contents for FP32), never both.
-    Raises ValueError naming the problem (the servicer maps it to INVALID_ARGUMENT).
+    Shape, size, batch limit and value checks are digits.v1's (service.validation); every
+    problem raises InvalidInput naming it.
     """
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
         names = [tensor.name for tensor in request.inputs]
-        raise ValueError(f"expected exactly one input named '{INPUT_NAME}', got {names}")
+        raise InvalidInput(f"expected exactly one input named '{INPUT_NAME}', got {names}")
     tensor = request.inputs[0]
     if tensor.datatype not in _INPUT_DATATYPES:
-        raise ValueError(
+        raise InvalidInput(
             f"input '{INPUT_NAME}' datatype must be UINT8 or FP32, got {tensor.datatype!r}"
         )
     dtype, field = _INPUT_DATATYPES[tensor.datatype]
-    count = _batch_size(tensor.shape) * _PIXELS
+    shape = [int(d) for d in tensor.shape]
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"raw_input_contents must hold one entry per input (1), "
                 f"got {len(request.raw_input_contents)}"
             )
         if tensor.HasField("contents"):
-            raise ValueError(f"input '{INPUT_NAME}' has both raw and typed contents")
-        raw = request.raw_input_contents[0]
-        if len(raw) != count * dtype.itemsize:
-            raise ValueError(
-                f"input '{INPUT_NAME}' of shape {list(tensor.shape)} and datatype "
-                f"{tensor.datatype} needs {count * dtype.itemsize} bytes, got {len(raw)}"
-            )
-        values = np.frombuffer(raw, dtype=dtype)
-    else:
-        values = _typed_values(tensor, field)
-        if values.size != count:
-            raise ValueError(
-                f"input '{INPUT_NAME}' of shape {list(tensor.shape)} needs {count} values "
-                f"in {field}, got {values.size}"
-            )
-    return values.reshape(-1, _PIXELS)
+            raise InvalidInput(f"input '{INPUT_NAME}' has both raw and typed contents")
+        return pixels_from_bytes(request.raw_input_contents[0], dtype, shape, max_rows=max_rows)
+    values = _typed_values(tensor, field)
+    if min(shape, default=-1) < 0 or values.size != math.prod(shape):
+        raise InvalidInput(
+            f"input '{INPUT_NAME}' of shape {shape} needs {max(math.prod(shape), 0)} values "
+            f"in {field}, got {values.size}"
+        )
+    return check_pixels(values.reshape(shape), max_rows=max_rows)
 
 
 def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
@@ -122,9 +104,9 @@ def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
         return list(OUTPUT_NAMES)
     unknown = [name for name in names if name not in OUTPUT_NAMES]
     if unknown:
-        raise ValueError(f"unknown output {unknown[0]!r}; this model has {list(OUTPUT_NAMES)}")
+        raise InvalidInput(f"unknown output {unknown[0]!r}; this model has {list(OUTPUT_NAMES)}")
     if len(set(names)) != len(names):
-        raise ValueError(f"output requested more than once: {names}")
+        raise InvalidInput(f"output requested more than once: {names}")
     return names
 
 

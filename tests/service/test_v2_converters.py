@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from service.errors import InvalidInput
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.v2_converters import (
     requested_outputs,
@@ -12,6 +13,8 @@ from service.v2_converters import (
     to_images,
     to_infer_response,
 )
+
+MAX_ROWS = 64
 
 
 def _raw_request(array: np.ndarray, datatype: str, shape: list[int] | None = None):
@@ -33,7 +36,7 @@ def _typed_request(array: np.ndarray, datatype: str, field: str):
 def test_raw_contents_round_trip_to_rows_of_784(shape, datatype, dtype) -> None:
     rng = np.random.default_rng(0)
     array = (rng.random(shape) * (255 if dtype == np.uint8 else 1)).astype(dtype)
-    images = to_images(_raw_request(array, datatype))
+    images = to_images(_raw_request(array, datatype), max_rows=MAX_ROWS)
     assert images.dtype == dtype
     np.testing.assert_array_equal(images, array.reshape(shape[0], 784))
 
@@ -45,8 +48,8 @@ def test_raw_contents_round_trip_to_rows_of_784(shape, datatype, dtype) -> None:
 def test_typed_contents_match_raw_contents(datatype, dtype, field) -> None:
     rng = np.random.default_rng(1)
     array = (rng.random((2, 28, 28)) * (255 if dtype == np.uint8 else 1)).astype(dtype)
-    typed = to_images(_typed_request(array, datatype, field))
-    raw = to_images(_raw_request(array, datatype))
+    typed = to_images(_typed_request(array, datatype, field), max_rows=MAX_ROWS)
+    raw = to_images(_raw_request(array, datatype), max_rows=MAX_ROWS)
     assert typed.dtype == dtype
     np.testing.assert_array_equal(typed, raw)
 
@@ -56,7 +59,7 @@ def test_typed_contents_match_raw_contents(datatype, dtype, field) -> None:
     [
         (lambda r: setattr(r.inputs[0], "datatype", "FP64"), "datatype must be UINT8 or FP32"),
         (lambda r: r.inputs[0].ClearField("shape") or r.inputs[0].shape.extend([2, 783]), "shape"),
-        (lambda r: r.inputs[0].ClearField("shape") or r.inputs[0].shape.extend([0, 784]), "N >= 1"),
+        (lambda r: r.inputs[0].ClearField("shape") or r.inputs[0].shape.extend([0, 784]), "empty"),
         (lambda r: r.inputs[0].ClearField("shape") or r.inputs[0].shape.extend([784]), "shape"),
         (lambda r: setattr(r.inputs[0], "name", "pixels"), "named 'images'"),
         (lambda r: r.raw_input_contents.append(b"x"), "one entry per input"),
@@ -67,34 +70,54 @@ def test_typed_contents_match_raw_contents(datatype, dtype, field) -> None:
 def test_malformed_raw_requests_name_the_problem(mutate, message) -> None:
     request = _raw_request(np.zeros((2, 784), np.uint8), "UINT8")
     mutate(request)
-    with pytest.raises(ValueError, match=message):
-        to_images(request)
+    with pytest.raises(InvalidInput, match=message):
+        to_images(request, max_rows=MAX_ROWS)
 
 
 def test_raw_byte_length_mismatch_is_rejected() -> None:
     request = _raw_request(np.zeros((2, 784), np.float32), "FP32")
     request.raw_input_contents[0] = request.raw_input_contents[0][:-1]
-    with pytest.raises(ValueError, match="needs 6272 bytes, got 6271"):
-        to_images(request)
+    with pytest.raises(InvalidInput, match="has 6271 bytes, expected 6272"):
+        to_images(request, max_rows=MAX_ROWS)
 
 
 def test_uint8_data_declared_fp32_is_a_length_mismatch() -> None:
     request = _raw_request(np.zeros((1, 784), np.uint8), "FP32")
-    with pytest.raises(ValueError, match="needs 3136 bytes, got 784"):
-        to_images(request)
+    with pytest.raises(InvalidInput, match="has 784 bytes, expected 3136"):
+        to_images(request, max_rows=MAX_ROWS)
 
 
 def test_typed_contents_in_the_wrong_field_or_count_are_rejected() -> None:
     wrong_field = _typed_request(np.zeros((1, 784), np.float32), "UINT8", "fp32_contents")
-    with pytest.raises(ValueError, match="goes in uint_contents, but fp32_contents was set"):
-        to_images(wrong_field)
+    with pytest.raises(InvalidInput, match="goes in uint_contents, but fp32_contents was set"):
+        to_images(wrong_field, max_rows=MAX_ROWS)
     short = _typed_request(np.zeros((1, 783), np.float32), "FP32", "fp32_contents")
     short.inputs[0].shape[:] = [1, 784]
-    with pytest.raises(ValueError, match="needs 784 values in fp32_contents, got 783"):
-        to_images(short)
+    with pytest.raises(InvalidInput, match="needs 784 values in fp32_contents, got 783"):
+        to_images(short, max_rows=MAX_ROWS)
     too_big = _typed_request(np.full((1, 784), 256, np.uint32), "UINT8", "uint_contents")
-    with pytest.raises(ValueError, match="above 255"):
-        to_images(too_big)
+    with pytest.raises(InvalidInput, match="above 255"):
+        to_images(too_big, max_rows=MAX_ROWS)
+
+
+def test_digits_v1_limits_apply_to_raw_and_typed_contents() -> None:
+    over_limit = _raw_request(np.zeros((MAX_ROWS + 1, 784), np.uint8), "UINT8")
+    with pytest.raises(InvalidInput, match="over the limit of 64"):
+        to_images(over_limit, max_rows=MAX_ROWS)
+    pixels = np.zeros((1, 784), np.float32)
+    pixels[0, 5] = np.nan
+    with pytest.raises(InvalidInput, match="NaN"):
+        to_images(_typed_request(pixels, "FP32", "fp32_contents"), max_rows=MAX_ROWS)
+    pixels[0, 5] = 1.5
+    with pytest.raises(InvalidInput, match=r"in \[0, 1\]"):
+        to_images(_raw_request(pixels, "FP32"), max_rows=MAX_ROWS)
+
+
+def test_typed_contents_with_a_negative_shape_are_rejected() -> None:
+    request = _typed_request(np.zeros((1, 784), np.uint8), "UINT8", "uint_contents")
+    request.inputs[0].shape[:] = [-1, 784]
+    with pytest.raises(InvalidInput, match="needs 0 values in uint_contents, got 784"):
+        to_images(request, max_rows=MAX_ROWS)
 
 
 def test_requested_outputs_default_order_and_validation() -> None:
@@ -103,12 +126,12 @@ def test_requested_outputs_default_order_and_validation() -> None:
     request.outputs.add(name="label")
     assert requested_outputs(request) == ["label"]
     request.outputs.add(name="logits")
-    with pytest.raises(ValueError, match="unknown output 'logits'"):
+    with pytest.raises(InvalidInput, match="unknown output 'logits'"):
         requested_outputs(request)
     duplicated = pb.ModelInferRequest()
     duplicated.outputs.add(name="label")
     duplicated.outputs.add(name="label")
-    with pytest.raises(ValueError, match="more than once"):
+    with pytest.raises(InvalidInput, match="more than once"):
         requested_outputs(duplicated)
 
 
