@@ -1,0 +1,152 @@
+"""Prediction errors and their one mapping to gRPC status codes at the edge of the service."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+logger = logging.getLogger("service.rpc")
+
+__all__ = [
+    "STATUS_CODES",
+    "DeadlineExceeded",
+    "InvalidInput",
+    "ModelNotReady",
+    "ModelUnusable",
+    "NotFound",
+    "Overloaded",
+    "PredictError",
+    "handle_errors",
+    "request_id_of",
+    "status_of",
+]
+
+
+class PredictError(Exception):
+    """A failure the caller should hear about, with a message safe to send over the wire."""
+
+
+class InvalidInput(PredictError):
+    """The request itself is wrong (shape, dtype, byte length, values, limits)."""
+
+
+class ModelNotReady(PredictError):
+    """No model is loaded yet, or the server is shutting down."""
+
+
+class NotFound(PredictError):
+    """The requested model version or alias does not exist."""
+
+
+class ModelUnusable(PredictError):
+    """The requested version exists but failed verification or could not be loaded."""
+
+
+class Overloaded(PredictError):
+    """The server refuses work it cannot queue."""
+
+
+class DeadlineExceeded(PredictError):
+    """The caller's deadline passed before the answer was ready."""
+
+
+STATUS_CODES: dict[type[PredictError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotReady: grpc.StatusCode.UNAVAILABLE,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    ModelUnusable: grpc.StatusCode.FAILED_PRECONDITION,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def status_of(err: PredictError) -> grpc.StatusCode:
+    """Status code of a PredictError (subclasses inherit their parent's code)."""
+    for cls in type(err).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]  # type: ignore[index]
+    return grpc.StatusCode.INTERNAL
+
+
+def request_id_of(context: grpc.ServicerContext) -> str:
+    """The caller's x-request-id metadata, or a short generated id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and value:
+            return str(value)[:128]
+    return f"{time.time_ns() & 0xFFFFFFFFFFFF:012x}"
+
+
+class _Observer(Protocol):
+    def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None: ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(method: str) -> Callable[[F], F]:
+    """Decorate a servicer method: map errors to status codes, log once, count and time it.
+
+    The servicer must expose `.observer` (with observe_request). PredictError details go to the
+    client; any other exception is logged with its traceback and answered INTERNAL, generically.
+    Works for unary methods and for response-streaming generator methods.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            start = time.perf_counter()
+            request_id = request_id_of(context)
+            code = grpc.StatusCode.OK
+            try:
+                return fn(self, request, context)
+            except Exception as err:
+                code = _code_for(err, context)
+                _abort(method, request_id, err, context)
+            finally:
+                self.observer.observe_request(method, code, time.perf_counter() - start)
+
+        @functools.wraps(fn)
+        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            start = time.perf_counter()
+            request_id = request_id_of(context)
+            code = grpc.StatusCode.OK
+            try:
+                yield from fn(self, request, context)
+            except Exception as err:
+                code = _code_for(err, context)
+                _abort(method, request_id, err, context)
+            finally:
+                self.observer.observe_request(method, code, time.perf_counter() - start)
+
+        return streaming if inspect.isgeneratorfunction(fn) else unary  # type: ignore[return-value]
+
+    return decorate
+
+
+def _code_for(err: Exception, context: grpc.ServicerContext) -> grpc.StatusCode:
+    if isinstance(err, PredictError):
+        return status_of(err)
+    # An inactive context means the client cancelled or its deadline passed: nobody listens.
+    return grpc.StatusCode.INTERNAL if context.is_active() else grpc.StatusCode.CANCELLED
+
+
+def _abort(method: str, request_id: str, err: Exception, context: grpc.ServicerContext) -> None:
+    """Log err once and abort the RPC (context.abort raises, ending the handler)."""
+    extra = {"method": method, "request_id": request_id}
+    code = _code_for(err, context)
+    if isinstance(err, PredictError):
+        details = str(err)
+        logger.info("request failed: %s %s", code.name, details, extra=extra)
+    elif code == grpc.StatusCode.CANCELLED:
+        details = "request cancelled"
+        logger.info("request abandoned by the client", extra=extra)
+    else:
+        details = f"internal error (request id {request_id}); details are in the server log"
+        logger.exception("unexpected error", extra=extra)
+    context.abort(code, details)

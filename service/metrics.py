@@ -1,0 +1,92 @@
+"""Prometheus metrics of one server, in its own registry, with a stoppable HTTP endpoint."""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.exposition import generate_latest
+
+__all__ = ["ServiceMetrics"]
+
+_LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+_BATCH_BUCKETS = tuple(float(2**i) for i in range(14))  # 1 .. 8192 rows
+
+
+class ServiceMetrics:
+    """Counters and histograms of one server; a private CollectorRegistry so servers can coexist."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "digits_requests", "RPCs handled, by method and status code", ["method", "code"],
+            registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "digits_request_latency_seconds", "RPC handling time, by method", ["method"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_rows = Histogram(
+            "digits_batch_rows", "Rows per forward pass (after dynamic batching)",
+            buckets=_BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_requests = Histogram(
+            "digits_batch_requests", "Requests coalesced into one forward pass",
+            buckets=_BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_delay = Histogram(
+            "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.model_info = Gauge(
+            "digits_model_info", "1 for the model version served by default", ["name", "version"],
+            registry=r,
+        )  # fmt: skip
+        self.model_version = Gauge(
+            "digits_model_version", "Registry version served by default (0 = none)", registry=r
+        )
+        self.reloads = Counter("digits_model_reloads", "Successful model swaps", registry=r)
+        self.reload_failures = Counter(
+            "digits_model_reload_failures", "New versions refused (verification or load failed)",
+            registry=r,
+        )  # fmt: skip
+        self._lock = threading.Lock()
+        self._served: tuple[str, str] | None = None
+        self._http: WSGIServer | None = None
+
+    def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.requests.labels(method, code.name).inc()
+        self.latency.labels(method).observe(seconds)
+
+    def observe_batch(self, rows: int, requests: int) -> None:
+        self.batch_rows.observe(rows)
+        self.batch_requests.observe(requests)
+
+    def set_served(self, name: str, version: int) -> None:
+        """Point the model-info gauge at the newly served version."""
+        with self._lock:
+            if self._served is not None:
+                self.model_info.remove(*self._served)
+            self._served = (name, str(version))
+            self.model_info.labels(*self._served).set(1)
+            self.model_version.set(version)
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus text format (what the HTTP endpoint serves)."""
+        return generate_latest(self.registry)
+
+    def start_http(self, host: str, port: int) -> int:
+        """Serve /metrics on host:port (0 = pick a free port); returns the bound port."""
+        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._http.server_port)
+
+    def stop_http(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
