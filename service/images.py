@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -97,9 +96,7 @@ def _decode_idx(path: Path, data: bytes) -> NDArray[np.uint8]:
     from core.idx import decode_images  # core is numpy-only; imported late like the CLI
 
     try:
-        if data.startswith(_GZIP_MAGIC):
-            data = gzip.decompress(data)
-        return decode_images(data)
+        return decode_images(data)  # also inflates gzip, with core's size guard
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a valid IDX image file ({err})") from err
 

@@ -1,0 +1,145 @@
+"""`digits predict`: classify PNG/JPEG/IDX files with a running server and print the answers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+_DEFAULT_TARGET = "127.0.0.1:50051"
+_SERVICE_ERROR_EXIT = 3  # the server answered with an error or could not be reached
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify digit images with a running server",
+        description="Classify PNG/JPEG images (fitted to 28x28 the MNIST way) or IDX image files "
+        "with a running `digits serve`, and print labels and probabilities.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG or IDX image file")
+    parser.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=_DEFAULT_TARGET,
+        help="server HOST:PORT (%(default)s)",
+    )
+    parser.add_argument(
+        "--invert",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="treat pictures as dark ink on light paper (--invert) or not (--no-invert); "
+        "default: decide per picture from its border",
+    )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--version", type=int, metavar="N", help="registry version to ask (default: production)"
+    )
+    model.add_argument(
+        "--alias", metavar="NAME", help="registry alias to ask (default: production)"
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        choices=range(1, 11),
+        metavar="K",
+        help="show only the K most probable classes (1-10)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", default=10.0, help="seconds per request (10)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, metavar="N", default=256, help="images per request (256)"
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, metavar="PEM", help="PEM file of the CA that signed the server"
+    )
+    parser.add_argument(
+        "--tls-cert", type=Path, metavar="PEM", help="client certificate PEM (mutual TLS)"
+    )
+    parser.add_argument(
+        "--tls-key", type=Path, metavar="PEM", help="client private key PEM (mutual TLS)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.main import CommandError
+    from service.client import DigitsClient, ServiceError, tls_credentials
+    from service.images import load_files
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CommandError("--tls-cert and --tls-key must be given together", exit_code=2)
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1", exit_code=2)
+    names, images = load_files(args.files, invert=args.invert)
+    credentials = None
+    if args.tls_ca or args.tls_cert:
+        pems = (_read_pem(path) for path in (args.tls_ca, args.tls_cert, args.tls_key))
+        credentials = tls_credentials(*pems)
+    rows: list[dict[str, Any]] = []
+    with DigitsClient(args.target, timeout=args.timeout, credentials=credentials) as client:
+        try:
+            for start in range(0, len(images), args.batch_size):
+                answer = client.predict(
+                    images[start : start + args.batch_size],
+                    version=args.version,
+                    alias=args.alias,
+                    top_k=args.top_k,
+                )
+                rows.extend(_rows(names[start:], answer))
+        except ServiceError as err:
+            reason = err.details.strip().splitlines()[0] if err.details.strip() else "no details"
+            raise CommandError(
+                f"{args.target}: {err.code.name}: {reason}", exit_code=_SERVICE_ERROR_EXIT
+            ) from err
+    if args.json:
+        json.dump({"target": args.target, "predictions": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(_table(rows))
+    return 0
+
+
+def _read_pem(path: Path | None) -> bytes | None:
+    return None if path is None else path.read_bytes()
+
+
+def _rows(names: list[str], answer: Any) -> list[dict[str, Any]]:
+    """One dict per image: file, label, its probability, and all (or the top-k) probabilities."""
+    rows = []
+    for index, label in enumerate(answer.labels.tolist()):
+        probs = answer.probabilities[index].tolist()
+        row: dict[str, Any] = {"file": names[index], "label": label}
+        row.update(model=answer.model, version=answer.version)
+        if answer.classes is None:
+            row.update(probability=probs[label], probabilities=probs)
+        else:
+            classes = answer.classes[index].tolist()
+            row["probability"] = probs[0]
+            pairs = zip(classes, probs, strict=True)
+            row["top_k"] = [{"class": c, "probability": p} for c, p in pairs]
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    width = max(len("file"), *(len(row["file"]) for row in rows))
+    if "top_k" in rows[0]:
+        extra = [f"top{i + 1}".rjust(8) for i in range(len(rows[0]["top_k"]))]
+    else:
+        extra = [f"p{digit}".rjust(6) for digit in range(10)]
+    lines = [f"{'file':<{width}}  label  prob    version  {' '.join(extra)}"]
+    for row in rows:
+        if "top_k" in row:
+            cells = [f"{t['class']}:{t['probability']:.4f}"[:8].rjust(8) for t in row["top_k"]]
+        else:
+            cells = [f"{p:6.4f}" for p in row["probabilities"]]
+        lines.append(
+            f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:6.4f}  "
+            f"{row['version']:>7}  {' '.join(cells)}"
+        )
+    return "\n".join(lines) + "\n"
