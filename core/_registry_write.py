@@ -138,6 +138,7 @@ def _caller_fields(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> di
     fields = dict(manifest)
     if "layer_sizes" not in fields:
         fields["layer_sizes"] = _infer_layer_sizes(params)
+    fmt.encode_manifest(fields)  # fail on NaN or non-JSON values before touching the disk
     return fields
 
 
