@@ -1,0 +1,52 @@
+"""Losses over softmax outputs: each gives its value and its gradient w.r.t. the output logits.
+
+Both are averaged over the m rows of the batch, so every gradient that follows carries the
+1/m factor (the seed applies it to the bias gradient only; see docs/math.md).
+
+- ``cross_entropy``: J = -(1/m) sum_i sum_k Y_ik log A_ik. Its logit gradient is (A - Y)/m,
+  which is exactly the seed's output delta ``A - Y``: the delta the seed writes belongs to this
+  loss, not to the MSE it names.
+- ``mse``: the seed's cost J = (1/m) sum_i sum_k (Y_ik - A_ik)^2 (squared error summed over the
+  classes of a sample, averaged over samples), with its true gradient through the softmax
+  Jacobian: dZ = A * (G - sum_k G_k A_k), G = 2 (A - Y) / m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.activations import log_softmax
+
+Array = NDArray[np.floating]
+
+
+def cross_entropy(logits: Array, probs: Array, targets: Array) -> float:
+    """Mean cross-entropy of one-hot (or soft) targets; uses log-softmax so log(0) never occurs."""
+    del probs  # the value is computed from the logits for stability
+    return float(-(targets * log_softmax(logits)).sum() / logits.shape[0])
+
+
+def cross_entropy_delta(probs: Array, targets: Array) -> Array:
+    """dJ/dZ for softmax + cross-entropy: (A - Y) / m."""
+    delta = probs - targets
+    delta *= 1.0 / probs.shape[0]
+    return delta
+
+
+def mse(logits: Array, probs: Array, targets: Array) -> float:
+    """The seed's cost J: squared error summed over classes, averaged over the m samples."""
+    del logits
+    diff = probs - targets
+    return float(np.einsum("ij,ij->", diff, diff) / probs.shape[0])
+
+
+def mse_delta(probs: Array, targets: Array) -> Array:
+    """dJ/dZ for softmax + MSE: the softmax Jacobian applied to G = 2 (A - Y) / m."""
+    grad_probs = (probs - targets) * (2.0 / probs.shape[0])
+    inner = (grad_probs * probs).sum(axis=1, keepdims=True)
+    return probs * (grad_probs - inner)
+
+
+LOSS_FUNCTIONS = {"cross_entropy": cross_entropy, "mse": mse}
+LOSS_DELTAS = {"cross_entropy": cross_entropy_delta, "mse": mse_delta}

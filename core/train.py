@@ -1,0 +1,134 @@
+"""The training loop: shuffled mini-batches, Adam, a schedule, validation and divergence checks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.augment import random_shift
+from core.config import TrainConfig
+from core.metrics import evaluate, one_hot
+from core.mlp import MLP
+from core.optim import Adam
+from core.schedule import learning_rate
+
+EpochCallback = Callable[[dict[str, float]], None]
+_VALIDATION_METRICS = ("accuracy", "cost_mse", "rmse", "r2", "cross_entropy")
+
+
+class DivergenceError(ValueError):
+    """The loss became NaN or infinite: training stopped and the model must not be used."""
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` measured: one history record per epoch, and the optimiser to resume from."""
+
+    history: list[dict[str, float]]
+    seconds: float
+    steps: int
+    optimizer: Adam = field(repr=False)
+    validation_size: int = 0
+
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def split_validation(
+    x: NDArray[np.floating], y: NDArray[np.integer], fraction: float, seed: int
+) -> tuple[NDArray[np.floating], NDArray[np.integer], NDArray[np.floating], NDArray[np.integer]]:
+    """Hold out ``fraction`` of the rows, chosen by a generator seeded with ``seed``."""
+    n_val = int(round(len(x) * fraction))
+    if fraction > 0 and not 0 < n_val < len(x):
+        raise ValueError(f"validation_split {fraction} leaves no rows on one side of {len(x)}")
+    order = np.random.default_rng([seed, 2]).permutation(len(x))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def fit(
+    model: MLP,
+    x_train: NDArray[np.floating],
+    y_train: NDArray[np.integer],
+    config: TrainConfig | None = None,
+    x_val: NDArray[np.floating] | None = None,
+    y_val: NDArray[np.integer] | None = None,
+    on_epoch: EpochCallback | None = None,
+    optimizer: Adam | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on rows ``x_train`` (n, features) with integer labels (n,).
+
+    Validation uses ``x_val``/``y_val`` when given, else ``config.validation_split`` of the
+    training rows. Same seed, data and BLAS thread count give bit-identical weights.
+    ``optimizer`` continues a previous run (its step count drives bias correction).
+    """
+    config = config or TrainConfig()
+    x_train = np.asarray(x_train)
+    y_train = np.asarray(y_train)
+    if x_train.ndim != 2 or len(x_train) != len(y_train):
+        raise ValueError(f"expected X (n, k) and labels (n,), got {x_train.shape}, {y_train.shape}")
+    if x_val is None and config.validation_split > 0:
+        x_train, y_train, x_val, y_val = split_validation(
+            x_train, y_train, config.validation_split, config.seed
+        )
+    x_train = np.ascontiguousarray(x_train, dtype=model.dtype)
+    n_classes = model.layer_sizes[-1]
+    one_hot(y_train, n_classes)  # validates the label range once, up front
+    rng = np.random.default_rng([config.seed, 1])
+    optimizer = optimizer or Adam(config.lr, config.beta1, config.beta2, config.eps)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    params, grads = {"flat": model.flat_params}, {"flat": model.flat_grads}
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        order = rng.permutation(len(x_train))
+        x_epoch = random_shift(x_train[order], config.shift_pixels, rng)
+        y_epoch = y_train[order]
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(x_epoch), config.batch_size):
+            xb, yb = x_epoch[start : start + config.batch_size], y_epoch[start : start + config.batch_size]
+            loss, logits = model.forward_backward(xb, one_hot(yb, n_classes, model.dtype.type))
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"loss became {loss} at epoch {epoch}, step {step + 1}: "
+                    f"training diverged (learning rate {config.lr} may be too high)"
+                )
+            rate = learning_rate(step, total_steps, config)
+            optimizer.step(params, grads, lr=rate)
+            loss_sum += loss * len(xb)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            step += 1
+        record: dict[str, float] = {
+            "epoch": epoch,
+            "lr": rate,
+            "loss": loss_sum / len(x_epoch),
+            "accuracy": correct / len(x_epoch),
+            "seconds": time.perf_counter() - epoch_start,
+        }
+        if x_val is not None and y_val is not None and len(x_val):
+            metrics = evaluate(model.predict_proba(np.asarray(x_val, model.dtype)), np.asarray(y_val))
+            record.update({f"val_{name}": float(metrics[name]) for name in _VALIDATION_METRICS})
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(dict(record))
+    return TrainResult(
+        history=history,
+        seconds=time.perf_counter() - started,
+        steps=step,
+        optimizer=optimizer,
+        validation_size=0 if x_val is None else len(x_val),
+    )
+
+
+def summary(result: TrainResult) -> dict[str, Any]:
+    """JSON-ready digest of a run: steps, seconds and the last epoch's record."""
+    return {"steps": result.steps, "seconds": result.seconds, **result.final()}
