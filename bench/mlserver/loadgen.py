@@ -1,0 +1,224 @@
+"""Closed-loop gRPC load generator (grpc.aio) for digits.v1 and V2 servers: latency and throughput.
+
+Runs in its own process (bench/serve.py submits `run` to a spawned worker). Requests are
+serialised once and responses are taken as raw bytes, so the figures measure the server, not
+this client's protobuf work; the first response of every point is parsed and checked.
+It imports tritonclient's V2 messages, never the server's own, because protobuf refuses two
+definitions of `inference.*` in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+import grpc
+import numpy as np
+
+_METHODS = {
+    ("digits", False): "/digits.v1.DigitClassifier/Predict",
+    ("digits", True): "/digits.v1.DigitClassifier/PredictStream",
+    ("v2", False): "/inference.GRPCInferenceService/ModelInfer",
+}
+_MODEL = "digits"
+_OPTIONS = [
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.max_receive_message_length", 64 << 20),
+]
+_MAX_ERRORS = 50  # stop a point early instead of spinning on a broken server
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One measurement point."""
+
+    protocol: str  # "digits" (digits.v1) or "v2" (Open Inference Protocol ModelInfer)
+    target: str  # HOST:PORT
+    batch: int  # images per request
+    dtype: str  # "uint8" or "float32"
+    concurrency: int  # requests in flight (per stream when streams > 0)
+    duration: float  # seconds measured, after a short warm-up
+    streams: int = 0  # > 0: that many bidirectional PredictStream calls instead of unary
+
+
+def images(rng: np.random.Generator, batch: int, dtype: str) -> np.ndarray:
+    """Random pixel rows (batch, 784): uint8 0..255 or float32 in [0, 1]."""
+    pixels = rng.integers(0, 256, size=(batch, 784), dtype=np.uint8)
+    return pixels if dtype == "uint8" else pixels.astype(np.float32) / np.float32(255.0)
+
+
+def warm_up() -> None:
+    """Import the message modules once so the first point does not pay for it."""
+    _request_bytes(Spec("digits", "", 1, "uint8", 1, 0.0))
+    _request_bytes(Spec("v2", "", 1, "uint8", 1, 0.0))
+
+
+def run(spec: Spec) -> dict[str, Any]:
+    """Measure one point; returns requests/s, samples/s, latency percentiles (ms) and errors."""
+    return asyncio.run(_run(spec))
+
+
+def v2_ready(target: str) -> bool:
+    """True when `target` answers V2 ModelReady(digits) with ready."""
+    from tritonclient.grpc import service_pb2 as v2
+
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelReady",
+            request_serializer=v2.ModelReadyRequest.SerializeToString,
+            response_deserializer=v2.ModelReadyResponse.FromString,
+        )
+        try:
+            return bool(call(v2.ModelReadyRequest(name=_MODEL), timeout=5.0).ready)
+        except grpc.RpcError:
+            return False
+
+
+def wait_serving(process: Popen[bytes], target: str, timeout_s: float, log: Path) -> None:
+    """Block until grpc.health.v1 reports SERVING; fail early if the server process exits."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {target} not SERVING after {timeout_s:.0f} s; see {log}")
+
+
+async def _run(spec: Spec) -> dict[str, Any]:
+    request = _request_bytes(spec)
+    async with grpc.aio.insecure_channel(spec.target, options=_OPTIONS) as channel:
+        check = channel.unary_unary(_METHODS[(spec.protocol, False)])
+        _check_response(spec, await check(request, timeout=30.0))
+        await _phase(channel, spec, request, seconds=min(0.5, spec.duration / 4))  # warm-up
+        latencies, errors, elapsed = await _phase(channel, spec, request, spec.duration)
+    done = len(latencies)
+    ms = np.asarray(latencies) * 1e3 if done else np.zeros(1)
+    return {
+        "protocol": spec.protocol,
+        "mode": f"stream x{spec.streams}" if spec.streams else "unary",
+        "batch": spec.batch,
+        "dtype": spec.dtype,
+        "in_flight": spec.concurrency * max(spec.streams, 1),
+        "requests": done,
+        "requests_per_s": round(done / elapsed, 1),
+        "samples_per_s": round(done * spec.batch / elapsed),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p90_ms": round(float(np.percentile(ms, 90)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "errors": len(errors),
+        **({"first_error": errors[0]} if errors else {}),
+    }
+
+
+async def _phase(
+    channel: grpc.aio.Channel, spec: Spec, request: bytes, seconds: float
+) -> tuple[list[float], list[str], float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.perf_counter()
+    stop_at = start + seconds
+    if spec.streams:
+        method = channel.stream_stream(_METHODS[(spec.protocol, True)])
+        workers = [
+            _stream(method, request, spec.concurrency, stop_at, latencies, errors)
+            for _ in range(spec.streams)
+        ]
+    else:
+        method = channel.unary_unary(_METHODS[(spec.protocol, False)])
+        workers = [
+            _unary(method, request, stop_at, latencies, errors) for _ in range(spec.concurrency)
+        ]
+    await asyncio.gather(*workers)
+    return latencies, errors, time.perf_counter() - start
+
+
+async def _unary(
+    method: Any, request: bytes, stop_at: float, latencies: list[float], errors: list[str]
+) -> None:
+    while (sent := time.perf_counter()) < stop_at and len(errors) < _MAX_ERRORS:
+        try:
+            await method(request, timeout=30.0)
+        except grpc.aio.AioRpcError as err:
+            errors.append(f"{err.code().name}: {err.details()}")
+            continue
+        latencies.append(time.perf_counter() - sent)
+
+
+async def _stream(
+    method: Any,
+    request: bytes,
+    window: int,
+    stop_at: float,
+    latencies: list[float],
+    errors: list[str],
+) -> None:
+    """One bidi stream with `window` messages in flight; answers come back in request order."""
+    call = method(timeout=max(60.0, stop_at - time.perf_counter() + 30.0))
+    sent: deque[float] = deque()
+    slots = asyncio.Semaphore(window)
+
+    async def write() -> None:
+        while time.perf_counter() < stop_at:
+            await slots.acquire()
+            sent.append(time.perf_counter())
+            await call.write(request)
+        await call.done_writing()
+
+    async def read() -> None:
+        async for _answer in call:
+            latencies.append(time.perf_counter() - sent.popleft())
+            slots.release()
+
+    try:
+        await asyncio.gather(write(), read())
+    except grpc.aio.AioRpcError as err:
+        errors.append(f"{err.code().name}: {err.details()}")
+
+
+def _request_bytes(spec: Spec) -> bytes:
+    x = images(np.random.default_rng(spec.batch), spec.batch, spec.dtype)
+    if spec.protocol == "digits":
+        from service.generated.digits.v1 import digits_pb2 as pb
+
+        dtype = pb.DTYPE_UINT8 if spec.dtype == "uint8" else pb.DTYPE_FLOAT32
+        tensor = pb.Tensor(data=x.tobytes(), dtype=dtype, shape=x.shape)
+        return pb.PredictRequest(images=tensor).SerializeToString()
+    from tritonclient.grpc import service_pb2 as v2
+
+    datatype = "UINT8" if spec.dtype == "uint8" else "FP32"
+    tensor = v2.ModelInferRequest.InferInputTensor(name="images", datatype=datatype, shape=x.shape)
+    infer = v2.ModelInferRequest(
+        model_name=_MODEL, inputs=[tensor], raw_input_contents=[x.tobytes()]
+    )
+    return infer.SerializeToString()
+
+
+def _check_response(spec: Spec, answer: bytes) -> None:
+    """Refuse to time a server whose answer is not (batch, 10) probabilities."""
+    if spec.protocol == "digits":
+        from service.generated.digits.v1 import digits_pb2 as pb
+
+        reply = pb.PredictResponse.FromString(answer)
+        shape = list(reply.probabilities.shape)
+    else:
+        from tritonclient.grpc import service_pb2 as v2
+
+        outputs = v2.ModelInferResponse.FromString(answer).outputs
+        shape = next((list(o.shape) for o in outputs if o.name == "probabilities"), [])
+    if shape != [spec.batch, 10]:
+        raise RuntimeError(f"{spec.target} answered probabilities of shape {shape}")

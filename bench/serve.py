@@ -1,0 +1,307 @@
+"""Serving benchmark: digits.v1 (unary, stream), V2 and MLServer 1.7.1 side by side, JSON out.
+
+    .venv/bin/python bench/serve.py [--quick] [--duration 4] [--out bench/results/serve.json]
+
+Servers run in their own processes on 127.0.0.1; the load generator runs in another process
+(multiprocessing, spawn), so neither competes with the other's interpreter lock. Every figure
+has a reference measured in the same run: MLServer serving the same weights with the same NumPy
+forward pass, and the in-process `Predictor.predict_proba` throughput as the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "mlserver")]
+
+import launcher  # noqa: E402  (bench/mlserver/launcher.py)
+import loadgen  # noqa: E402  (bench/mlserver/loadgen.py)
+
+RESULTS = ROOT / "bench" / "results"
+MODEL = "digits"
+BATCH1_CONCURRENCY = (1, 8, 32)
+BIG_BATCHES = (64, 1024)
+BIG_BATCH_CONCURRENCY = 4  # enough in flight to keep the server busy while the client packs
+STREAM_SHAPES = ((1, 32), (4, 8))  # (streams, messages in flight per stream): 32 in flight each
+DTYPES = ("uint8", "float32")
+TARGETS = {
+    "unary_batch1_c32_vs_mlserver": 1.5,
+    "p99_ms_max": 20.0,
+    "stream_vs_mlserver": 3.0,
+    "batch1024_uint8_vs_ceiling": 0.4,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    duration = 1.0 if args.quick else args.duration
+    blas_env = {name: str(args.blas_threads) for name in _BLAS_VARS}
+    os.environ.update(blas_env)  # before numpy's BLAS spins up threads in this process
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="serve-", dir=RESULTS))
+    registry, params = _model(args.registry, work)
+    weights = _safetensors(params, work / "weights.safetensors")
+    report: dict[str, Any] = {
+        "benchmark": "serve",
+        "quick": args.quick,
+        "seconds_per_point": duration,
+        "machine": _machine(args.blas_threads),
+        "ceiling_in_process": _ceiling(params, duration, args.blas_threads),
+    }
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client:
+        client.submit(loadgen.warm_up).result()  # import grpc/protobuf once, outside the timings
+        for batching in (True, False):
+            key = "digits" if batching else "digits_batching_off"
+            with _digits_server(registry, blas_env, batching=batching, log=work) as target:
+                report[key] = _measure_digits(client, target, duration, full=batching)
+        if args.skip_mlserver:
+            report["mlserver"] = {"skipped": "--skip-mlserver"}
+        else:
+            report["mlserver"] = _measure_mlserver(client, weights, blas_env, duration, work)
+    report["targets"] = _targets(report)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 s per point: a smoke run")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per point (4)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per server (1)")
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        help="serve this registry's production model "
+        "(default: a fresh untrained 784-128-40-10 model; speed is the same)",
+    )
+    parser.add_argument("--skip-mlserver", action="store_true", help="no MLServer reference")
+    parser.add_argument("--out", default=str(RESULTS / "serve.json"), help="JSON file to write")
+    return parser.parse_args(argv)
+
+
+def _model(registry: Path | None, work: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """The registry to serve and its production weights (a fresh seeded model by default)."""
+    from core import MLP
+    from core.registry import Registry
+
+    if registry is not None:
+        return registry, dict(Registry(registry).load(MODEL).params)
+    params = {k: np.ascontiguousarray(v) for k, v in MLP((784, 128, 40, 10), seed=0).params.items()}
+    fresh = Registry(work / "registry")
+    version = fresh.publish(
+        MODEL, params, {"layer_sizes": [784, 128, 40, 10], "loss": "cross_entropy", "metrics": {}}
+    ).version
+    fresh.set_alias(MODEL, "production", version)
+    return fresh.root, params
+
+
+def _safetensors(params: dict[str, np.ndarray], path: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}, str(path))
+    return path
+
+
+def _machine(blas_threads: int) -> dict[str, Any]:
+    from threadpoolctl import threadpool_info
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas_threads_per_server": blas_threads,
+        "blas": [
+            {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
+            for i in threadpool_info()
+        ],
+        "load_generator": "1 separate process, grpc.aio, pre-serialised requests",
+    }
+
+
+def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> dict[str, Any]:
+    """In-process Predictor.predict_proba samples/s: what a server could reach with free I/O."""
+    from threadpoolctl import threadpool_limits
+
+    from service.model import Predictor
+
+    predictor = Predictor(params)
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"blas_threads": threads}
+    with threadpool_limits(limits=threads):
+        for dtype in DTYPES:
+            for batch in (1, *BIG_BATCHES, 512):
+                x = loadgen.images(rng, batch, dtype)
+                calls, start = 0, time.perf_counter()
+                while (elapsed := time.perf_counter() - start) < min(duration, 2.0):
+                    predictor.predict_proba(x)
+                    calls += 1
+                out[f"batch{batch}_{dtype}_samples_per_s"] = round(calls * batch / elapsed)
+    return out
+
+
+def _measure_digits(
+    client: ProcessPoolExecutor, target: str, duration: float, full: bool
+) -> dict[str, Any]:
+    points: dict[str, Any] = {}
+    dtypes = DTYPES if full else ("uint8",)
+    for dtype in dtypes:
+        for concurrency in BATCH1_CONCURRENCY:
+            spec = loadgen.Spec("digits", target, 1, dtype, concurrency, duration)
+            points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
+                loadgen.run, spec
+            ).result()
+    for streams, window in STREAM_SHAPES:
+        spec = loadgen.Spec("digits", target, 1, "uint8", window, duration, streams=streams)
+        points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
+            loadgen.run, spec
+        ).result()
+    if not full:
+        return points
+    for dtype in dtypes:
+        for batch in BIG_BATCHES:
+            spec = loadgen.Spec("digits", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration)
+            points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
+    points["v2"] = _measure_v2(client, target, duration, dtypes=("uint8",))
+    return points
+
+
+def _measure_v2(
+    client: ProcessPoolExecutor, target: str, duration: float, dtypes: tuple[str, ...]
+) -> dict[str, Any]:
+    if not client.submit(loadgen.v2_ready, target).result():
+        return {"skipped": f"no ready V2 model {MODEL!r} at {target} (ModelReady failed)"}
+    points: dict[str, Any] = {}
+    for dtype in dtypes:
+        for concurrency in BATCH1_CONCURRENCY:
+            spec = loadgen.Spec("v2", target, 1, dtype, concurrency, duration)
+            points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
+                loadgen.run, spec
+            ).result()
+        for batch in BIG_BATCHES:
+            spec = loadgen.Spec("v2", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration)
+            points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
+    return points
+
+
+def _measure_mlserver(
+    client: ProcessPoolExecutor,
+    weights: Path,
+    blas_env: dict[str, str],
+    duration: float,
+    work: Path,
+) -> dict[str, Any]:
+    venv = RESULTS / ".venv-mlserver"
+    launcher.ensure_venv(venv, RESULTS / "mlserver-install.log")
+    grpc_port, http_port = _free_port(), _free_port()
+    repository = launcher.write_repository(work / "mlserver", weights, grpc_port, http_port)
+    with launcher.running_mlserver(venv, repository, grpc_port, blas_env):
+        points = _measure_v2(client, f"127.0.0.1:{grpc_port}", duration, dtypes=DTYPES)
+    points["version"] = launcher.MLSERVER_VERSION
+    points["settings"] = "parallel_workers 0, metrics endpoint off, same NumPy forward pass"
+    return points
+
+
+@contextmanager
+def _digits_server(
+    registry: Path, blas_env: dict[str, str], batching: bool, log: Path
+) -> Iterator[str]:
+    """Run `digits serve` on a free loopback port until the health service says SERVING."""
+    port, metrics_port = _free_port(), _free_port()
+    env = {**os.environ, **blas_env, "DIGITS_BATCHING": "true" if batching else "false"}
+    command = [
+        sys.executable,
+        "-m",
+        "cli",
+        "serve",
+        "--registry",
+        str(registry),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+    ]
+    log_path = log / f"digits-serve-batching-{'on' if batching else 'off'}.log"
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            loadgen.wait_serving(process, f"127.0.0.1:{port}", timeout_s=60.0, log=log_path)
+            yield f"127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _targets(report: dict[str, Any]) -> dict[str, Any]:
+    """Ratios against MLServer and the ceiling, and whether each issue target is met."""
+    ours, ml = report["digits"], report["mlserver"]
+    ceiling = report["ceiling_in_process"]["batch1024_uint8_samples_per_s"]
+    out: dict[str, Any] = {"thresholds": TARGETS}
+    ours_c32 = ours["unary_batch1_c32_uint8"]
+    big = ours["unary_batch1024_uint8"]["samples_per_s"]
+    out["batch1024_uint8_vs_ceiling"] = round(big / ceiling, 3)
+    out["batch1024_uint8_met"] = big / ceiling >= TARGETS["batch1024_uint8_vs_ceiling"]
+    out["unary_batch1_c32_p99_ms"] = ours_c32["p99_ms"]
+    ml_c32 = ml.get("unary_batch1_c32_uint8", {}).get("requests_per_s")
+    if not ml_c32:
+        out["mlserver_targets"] = "not evaluated: no MLServer figures"
+        return out
+    stream = max(v["requests_per_s"] for k, v in ours.items() if k.startswith("stream_"))
+    out["unary_batch1_c32_vs_mlserver"] = round(ours_c32["requests_per_s"] / ml_c32, 3)
+    out["unary_batch1_c32_met"] = bool(
+        ours_c32["requests_per_s"] / ml_c32 >= TARGETS["unary_batch1_c32_vs_mlserver"]
+        and ours_c32["p99_ms"] <= TARGETS["p99_ms_max"]
+    )
+    out["stream_vs_mlserver_unary_c32"] = round(stream / ml_c32, 3)
+    out["stream_met"] = stream / ml_c32 >= TARGETS["stream_vs_mlserver"]
+    for batch in BIG_BATCHES:
+        for dtype in DTYPES:
+            key = f"unary_batch{batch}_{dtype}"
+            if key in ml and key in ours:
+                ratio = ours[key]["samples_per_s"] / ml[key]["samples_per_s"]
+                out[f"{key}_vs_mlserver"] = round(ratio, 3)
+    v2 = ours.get("v2", {})
+    if "unary_batch1_c32_uint8" in v2:
+        out["v2_unary_batch1_c32_vs_mlserver"] = round(
+            v2["unary_batch1_c32_uint8"]["requests_per_s"] / ml_c32, 3
+        )
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
