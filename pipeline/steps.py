@@ -1,0 +1,153 @@
+"""Training steps: plain typed functions from dataset files to a published model version."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.config import TrainConfig
+from core.features import to_features
+from core.idx import decode_images, decode_labels
+from core.metrics import evaluate as evaluate_probabilities
+from core.mlp import MLP
+from core.registry import DEFAULT_ALIAS, ModelVersion, Registry
+from core.train import fit
+from pipeline.gate import GateDecision
+from pipeline.settings import TrainSettings
+
+__all__ = ["Dataset", "Trained", "build_manifest", "evaluate", "load_dataset", "publish", "train"]
+
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+HEADLINE_METRICS = ("accuracy", "cost_mse", "rmse", "r2", "cross_entropy")
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Network-ready MNIST: float32 rows in [0, 1] and int64 labels, plus file checksums."""
+
+    x_train: NDArray[np.float32]  # (n_train, 784)
+    y_train: NDArray[np.int64]  # (n_train,)
+    x_test: NDArray[np.float32]  # (n_test, 784)
+    y_test: NDArray[np.int64]  # (n_test,)
+    sha256: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted network with its per-epoch history and the time spent in ``fit``."""
+
+    model: MLP
+    history: list[dict[str, float]]
+    seconds: float
+
+
+def _read(paths: Mapping[str, Path], name: str) -> tuple[bytes, str]:
+    if name not in paths:
+        raise ValueError(f"dataset file {name} is missing (have {sorted(paths)})")
+    data = Path(paths[name]).read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def load_dataset(paths: Mapping[str, Path], train_limit: int | None = None) -> Dataset:
+    """Decode and validate the four IDX files; ValueError names the file and the problem."""
+    arrays: dict[str, NDArray[Any]] = {}
+    digests: dict[str, str] = {}
+    for name in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS):
+        data, digests[name] = _read(paths, name)
+        decode = decode_images if "images" in name else decode_labels
+        try:
+            arrays[name] = decode(data)
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        if len(arrays[images]) != len(arrays[labels]):
+            raise ValueError(
+                f"{images} has {len(arrays[images])} images but {labels} has "
+                f"{len(arrays[labels])} labels"
+            )
+    limit = slice(None, train_limit)
+    return Dataset(
+        x_train=to_features(arrays[TRAIN_IMAGES][limit]),
+        y_train=arrays[TRAIN_LABELS][limit].astype(np.int64),
+        x_test=to_features(arrays[TEST_IMAGES]),
+        y_test=arrays[TEST_LABELS].astype(np.int64),
+        sha256=digests,
+    )
+
+
+def train(
+    dataset: Dataset, settings: TrainSettings, on_epoch: EpochCallback | None = None
+) -> Trained:
+    """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up."""
+    model = MLP(settings.layer_sizes, seed=settings.seed, loss=settings.loss)
+    config = TrainConfig(
+        lr=settings.lr,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        validation_split=settings.validation_split,
+    )
+    result = fit(model, dataset.x_train, dataset.y_train, config=config, on_epoch=on_epoch)
+    return Trained(model, [dict(epoch) for epoch in result.history], float(result.seconds))
+
+
+def evaluate(model: MLP, x: NDArray[np.floating], y: NDArray[np.integer]) -> dict[str, Any]:
+    """Test metrics: accuracy, cost J, RMSE, R^2, cross-entropy, per-class accuracy, confusion."""
+    return evaluate_probabilities(model.predict_proba(x), y)
+
+
+def build_manifest(
+    settings: TrainSettings,
+    trained: Trained,
+    metrics: Mapping[str, Any],
+    dataset: Dataset,
+    decision: GateDecision,
+) -> dict[str, Any]:
+    """The caller's part of the registry manifest: what was trained, on what, and how well."""
+    return {
+        "layer_sizes": list(settings.layer_sizes),
+        "loss": settings.loss,
+        "metrics": dict(metrics),
+        "train_metrics": trained.history[-1] if trained.history else {},
+        "history": trained.history,
+        "train_seconds": trained.seconds,
+        "training": settings.model_dump(
+            mode="json",
+            include={"epochs", "batch_size", "lr", "seed", "validation_split", "train_limit"},
+        ),
+        "dataset": {
+            "train_samples": len(dataset.y_train),
+            "test_samples": len(dataset.y_test),
+            "sha256": dataset.sha256,
+        },
+        "gate": {
+            "promote": decision.promote,
+            "reason": decision.reason,
+            "champion_version": decision.champion_version,
+            "champion_accuracy": decision.champion_accuracy,
+        },
+    }
+
+
+def publish(
+    settings: TrainSettings,
+    model: MLP,
+    manifest: Mapping[str, Any],
+    extra_files: Mapping[str, Path],
+    decision: GateDecision,
+) -> ModelVersion:
+    """Publish a new version; point ``production`` at it when the gate says promote."""
+    registry = Registry(settings.registry_dir)
+    version = registry.publish(settings.model_name, dict(model.params), manifest, extra_files)
+    if decision.promote:
+        registry.set_alias(settings.model_name, DEFAULT_ALIAS, version.version)
+    return version
