@@ -1,0 +1,86 @@
+# syntax=docker/dockerfile:1
+# Two images from one file (docs/deploy.md):
+#   serve (default, last stage): `digits serve`, runtime dependencies only, no Prefect.
+#   train: `digits train` / `digits schedule` / `prefect server start`, with the `pipeline` extra.
+# BASE must be a Debian-like image with python3 + venv at the Python version the wheels target;
+# CI passes a debootstrapped bookworm instead of pulling one (scripts/container_ci.sh).
+ARG BASE=python:3.11-slim-bookworm
+
+# An optional local wheelhouse for builds without an index. By default it is this empty stage
+# and pip uses its index; `--build-context wheels=DIR` (docker buildx and buildah) replaces it,
+# and then pip installs from DIR only (--no-index), so the build needs no network.
+FROM scratch AS wheels
+
+# ---------------------------------------------------------------------------------------------
+# Builders: /app/.venv with dependencies first (cached until pyproject.toml changes), then the
+# project itself with --no-deps.
+FROM ${BASE} AS deps-serve
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+COPY pyproject.toml deploy/docker/pyproject_requirements.py deploy/docker/pip_install.sh /build/
+RUN python3 -m venv /app/.venv \
+    && python3 /build/pyproject_requirements.py /build/pyproject.toml > /build/requirements.txt
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    sh /build/pip_install.sh -r /build/requirements.txt
+
+FROM deps-serve AS deps-train
+RUN python3 /build/pyproject_requirements.py /build/pyproject.toml --extra pipeline \
+        > /build/requirements-train.txt
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    sh /build/pip_install.sh -r /build/requirements-train.txt
+
+# The serve image gets no pipeline/ package at all: it could not import without Prefect anyway.
+FROM deps-serve AS build-serve
+COPY pyproject.toml README.md* /src/
+COPY core /src/core
+COPY service /src/service
+COPY cli /src/cli
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    sh /build/pip_install.sh --no-deps /src
+
+FROM deps-train AS build-train
+COPY pyproject.toml README.md* /src/
+COPY core /src/core
+COPY service /src/service
+COPY cli /src/cli
+COPY pipeline /src/pipeline
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    sh /build/pip_install.sh --no-deps /src
+
+# ---------------------------------------------------------------------------------------------
+# Runtime: same BASE (so the venv's python symlink resolves), a fixed non-root uid so that
+# Kubernetes' runAsNonRoot can verify it, and the registry as a mounted volume.
+FROM ${BASE} AS runtime
+RUN groupadd --gid 10001 digits \
+    && useradd --no-log-init --uid 10001 --gid digits --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin digits \
+    && mkdir -p /models /app \
+    && chown 10001:10001 /models
+ENV PATH=/app/.venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    DIGITS_REGISTRY=/models
+WORKDIR /app
+VOLUME ["/models"]
+
+FROM runtime AS train
+ENV PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    PREFECT_HOME=/tmp/prefect \
+    DIGITS_DATA_DIR=/tmp/digits-data
+COPY --from=build-train --chown=digits:digits /app/.venv /app/.venv
+USER 10001:10001
+EXPOSE 4200
+ENTRYPOINT ["digits"]
+CMD ["train", "--help"]
+
+FROM runtime AS serve
+COPY --from=build-serve --chown=digits:digits /app/.venv /app/.venv
+USER 10001:10001
+# gRPC (DIGITS_PORT) and Prometheus metrics (DIGITS_METRICS_PORT).
+EXPOSE 50051 9100
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "service.healthcheck", "--target", "127.0.0.1:50051"]
+ENTRYPOINT ["digits"]
+CMD ["serve"]
