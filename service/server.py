@@ -1,0 +1,168 @@
+"""The gRPC server: digits.v1, health, reflection (and V2) over one ServingCore; clean shutdown."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service import servicer
+from service.generated.digits.v1 import digits_pb2 as pb
+from service.logs import configure_logging
+from service.repository import ServedModel
+from service.serving import ServingCore
+from service.settings import ServiceSettings
+
+__all__ = ["DigitsServer", "Registration", "create_server", "serve"]
+
+logger = logging.getLogger("service.server")
+
+DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
+# Adds servicers to the server and returns the full names of the services it added.
+Registration = Callable[[grpc.Server, ServingCore], Iterable[str] | None]
+
+
+class DigitsServer:
+    """A gRPC server with its ServingCore, health service and Prometheus endpoint."""
+
+    def __init__(
+        self,
+        grpc_server: grpc.Server,
+        core: ServingCore,
+        health_servicer: health.HealthServicer,
+        services: Sequence[str],
+        settings: ServiceSettings,
+    ) -> None:
+        self.grpc_server = grpc_server
+        self.core = core
+        self.health = health_servicer
+        self.services = tuple(services)
+        self.settings = settings
+        self.metrics_port: int | None = None
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start serving; health turns SERVING as soon as a default model is loaded."""
+        self.core.repository.on_swap.append(self._on_model)
+        self.core.start()  # loads the model now when the registry has one
+        if self.settings.metrics_port >= 0:
+            host = self.settings.metrics_host or self.settings.host
+            self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
+        self.grpc_server.start()
+        if self.core.ready:
+            self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("digits server started", extra={"services": list(self.services)})
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new RPCs, let in-flight ones finish within `grace` s."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            self.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+            logger.info("draining", extra={"grace_s": grace})
+            self.grpc_server.stop(grace).wait()
+            self.core.stop()
+            self.core.metrics.stop_http()
+            self._stopped.set()
+            logger.info("digits server stopped")
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Block until stop() has finished (or timeout); True when stopped."""
+        return self._stopped.wait(timeout)
+
+    def _on_model(self, model: ServedModel) -> None:
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", *self.services):
+            self.health.set(name, status)
+
+
+def create_server(
+    settings: ServiceSettings,
+    core: ServingCore | None = None,
+    *,
+    registrations: Sequence[Registration] = (),
+) -> tuple[DigitsServer, int]:
+    """Build (not start) the server and bind its port; returns it and the bound port.
+
+    `registrations` add more servicers over the same core. When settings.enable_v2 is set and
+    `service.v2_servicer` exists, its `register_v2(server, core)` is called as well.
+    """
+    core = core or ServingCore.from_settings(settings)
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+    ]
+    grpc_server = grpc.server(
+        ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
+        options=options,
+    )
+    servicer.register(grpc_server, core)
+    services = [DIGITS_SERVICE]
+    for register in (*registrations, *_optional_v2(settings)):
+        services += list(register(grpc_server, core) or ())
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    for name in ("", *services):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if settings.reflection:
+        names = (*services, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, grpc_server)
+    port = _bind(grpc_server, settings)
+    return DigitsServer(grpc_server, core, health_servicer, services, settings), port
+
+
+def _optional_v2(settings: ServiceSettings) -> list[Registration]:
+    """The Open Inference Protocol adapter's hook, when enabled and installed."""
+    if not settings.enable_v2 or importlib.util.find_spec("service.v2_servicer") is None:
+        return []
+    module = importlib.import_module("service.v2_servicer")
+    return [module.register_v2]
+
+
+def _bind(grpc_server: grpc.Server, settings: ServiceSettings) -> int:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    address = f"{host}:{settings.port}"
+    if settings.tls_cert is None or settings.tls_key is None:
+        return grpc_server.add_insecure_port(address)
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return grpc_server.add_secure_port(address, credentials)
+
+
+def serve(settings: ServiceSettings) -> int:
+    """Run until SIGTERM/SIGINT, then drain within settings.grace_s; returns an exit code."""
+    configure_logging(settings.log_format, settings.log_level)
+    server, port = create_server(settings)
+    server.start()
+    logger.info(
+        "listening",
+        extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
+               "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
+               "model": server.core.repository.name, "registry": str(settings.registry)},
+    )  # fmt: skip
+
+    def on_signal(signum: int, frame: object) -> None:
+        logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        # stop() blocks for up to grace_s: run it off the signal handler.
+        threading.Thread(target=server.stop, args=(settings.grace_s,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not server.wait_for_termination(timeout=0.5):
+        pass  # short waits keep the main thread responsive to signals
+    return 0

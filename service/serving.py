@@ -1,0 +1,114 @@
+"""ServingCore: the transport-free model-serving core shared by every wire adapter.
+
+digits.v1 (service/servicer.py) and the Open Inference Protocol adapter (service/v2_servicer.py)
+both turn their messages into pixel arrays, call `ServingCore.predict`, and turn the `Answer`
+back into messages. Validation limits, model resolution, hot reload, batching and metrics live
+here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.registry import Registry
+from service.batching import DynamicBatcher
+from service.metrics import ServiceMetrics
+from service.repository import ModelRepository, ServedModel
+from service.settings import ServiceSettings
+from service.validation import check_pixels, pixels_from_bytes
+
+__all__ = ["Answer", "ServingCore"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Probabilities (n, 10) float32 and labels (n,) int64, with the model that computed them."""
+
+    model: ServedModel
+    probabilities: NDArray[np.float32]
+    labels: NDArray[np.int64]
+
+
+class ServingCore:
+    """Owns the model repository, the batcher and the metrics of one server."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        batcher: DynamicBatcher,
+        metrics: ServiceMetrics,
+        *,
+        max_images: int = 8192,
+    ) -> None:
+        self.repository = repository
+        self.batcher = batcher
+        self.metrics = metrics
+        self.max_images = max_images
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServiceSettings, metrics: ServiceMetrics | None = None
+    ) -> ServingCore:
+        metrics = metrics or ServiceMetrics()
+        repository = ModelRepository(
+            Registry(settings.registry),
+            settings.model_name,
+            alias=settings.alias,
+            poll_interval_s=settings.poll_interval_s,
+            cache_size=settings.cache_size,
+            metrics=metrics,
+        )
+        batcher = DynamicBatcher(
+            max_batch_rows=settings.max_batch,
+            max_delay_us=settings.max_delay_us,
+            enabled=settings.batching,
+            observe_batch=metrics.observe_batch,
+            observe_queue_delay=metrics.queue_delay.observe,
+        )
+        return cls(repository, batcher, metrics, max_images=settings.max_images)
+
+    @property
+    def ready(self) -> bool:
+        """True once a default model is loaded."""
+        return self.repository.current is not None
+
+    def start(self) -> None:
+        """Start the batcher, load the default model (if any) and begin polling the registry."""
+        self.batcher.start()
+        self.repository.start()
+
+    def stop(self) -> None:
+        self.repository.stop()
+        self.batcher.close()
+
+    def decode(
+        self, data: bytes, dtype: str, shape: Sequence[int]
+    ) -> NDArray[np.uint8] | NDArray[np.float32]:
+        """Packed bytes -> checked pixels (n, 784); InvalidInput on any problem."""
+        return pixels_from_bytes(data, dtype, shape, max_rows=self.max_images)
+
+    def check(self, array: NDArray[Any]) -> NDArray[Any]:
+        """An already-built array -> checked pixels (n, 784); InvalidInput on any problem."""
+        return check_pixels(array, max_rows=self.max_images)
+
+    def model(self, version: int | None = None, alias: str | None = None) -> ServedModel:
+        """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
+        return self.repository.get(version, alias)
+
+    def predict(
+        self,
+        pixels: NDArray[Any],
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Probabilities and labels of checked pixels, computed by the requested model version."""
+        served = self.repository.get(version, alias)
+        probabilities = self.batcher.run(served.predictor.predict_proba, pixels, timeout)
+        return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))

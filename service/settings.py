@@ -1,0 +1,95 @@
+"""ServiceSettings: every runtime setting of the model server, read from DIGITS_* env vars."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """Server settings; the environment (DIGITS_PORT=...) fills what the caller does not pass."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGITS_", extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
+
+    host: str = "127.0.0.1"
+    """Address the gRPC server binds (0.0.0.0 / [::] for all interfaces)."""
+    port: int = Field(50051, ge=0, le=65535)
+    """gRPC port; 0 picks a free port (create_server returns it)."""
+    metrics_host: str | None = None
+    """Address of the Prometheus endpoint; default: same as host."""
+    metrics_port: int = Field(9100, ge=-1, le=65535)
+    """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
+    registry: Path = Path("models")
+    """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
+    model_name: str = "digits"
+    """Registry model name to serve."""
+    alias: str = "production"
+    """Alias served by default; "production" falls back to the latest version when unset."""
+    poll_interval_s: float = Field(2.0, ge=0)
+    """Seconds between registry polls for hot reload; 0 disables reloading."""
+    cache_size: int = Field(4, ge=1)
+    """Model versions kept in memory for requests that pin a version."""
+    batching: bool = True
+    """Dynamic batching of concurrent requests into one forward pass."""
+    max_batch: int = Field(1024, ge=1)
+    """Most rows the batcher coalesces into one forward pass."""
+    max_delay_us: int = Field(0, ge=0)
+    """How long a batch may wait for more requests; 0 = only what is already queued."""
+    max_images: int = Field(8192, ge=1)
+    """Most images in one request (INVALID_ARGUMENT beyond)."""
+    max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
+    workers: int = Field(32, ge=1)
+    """gRPC handler threads; each open PredictStream holds one."""
+    grace_s: float = Field(10.0, ge=0)
+    """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
+    tls_cert: Path | None = None
+    """PEM server certificate chain; enables TLS together with tls_key."""
+    tls_key: Path | None = None
+    """PEM private key of tls_cert."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
+    plaintext: bool = False
+    """Allow plaintext on a non-loopback host (loopback is always allowed without TLS)."""
+    reflection: bool = True
+    """gRPC server reflection (grpcurl, grpcui)."""
+    enable_v2: bool = True
+    """Also serve the Open Inference Protocol (KServe V2) when service.v2_servicer is present."""
+    log_format: Literal["json", "text"] = "json"
+    """Log line format on stderr."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+
+    @model_validator(mode="after")
+    def _check_transport_security(self) -> ServiceSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
+            raise ValueError(
+                f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
+                "give tls_cert/tls_key or set plaintext=true (DIGITS_PLAINTEXT=true)"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

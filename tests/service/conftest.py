@@ -1,0 +1,70 @@
+"""Fixtures of the service tests: a registry with toy models and real servers on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from core.registry import Registry
+from service.client import DigitsClient
+from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
+from service.server import DigitsServer, create_server
+from service.settings import ServiceSettings
+from tests.service.toy_models import publish
+
+
+class Running:
+    """A started in-process server and what tests talk to it with."""
+
+    def __init__(self, server: DigitsServer, port: int) -> None:
+        self.server = server
+        self.port = port
+        self.target = f"127.0.0.1:{port}"
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = pb_grpc.DigitClassifierStub(self.channel)
+        self.client = DigitsClient(self.target, timeout=10)
+
+    def close(self) -> None:
+        self.client.close()
+        self.channel.close()
+        self.server.stop(grace=None)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    """A registry holding version 1 (seed 1) as production."""
+    reg = Registry(tmp_path / "models")
+    publish(reg, seed=1)
+    return reg
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Running]]:
+    """Factory: start a server with settings overrides; every server is stopped at teardown."""
+    started: list[Running] = []
+
+    def start(registry: Registry, **overrides: Any) -> Running:
+        values: dict[str, Any] = {
+            "host": "127.0.0.1", "port": 0, "metrics_port": -1, "registry": registry.root,
+            "poll_interval_s": 0.1, "enable_v2": False, "log_format": "text",
+        }  # fmt: skip
+        values.update(overrides)
+        server, port = create_server(ServiceSettings(**values))
+        server.start()
+        running = Running(server, port)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.close()
+
+
+@pytest.fixture
+def served(registry: Registry, start_server: Callable[..., Running]) -> Running:
+    """A server on the `registry` fixture with default settings."""
+    return start_server(registry)
