@@ -8,12 +8,13 @@ from numpy.typing import NDArray
 
 def relu(z: NDArray[np.floating]) -> NDArray[np.floating]:
     """max(0, z), element-wise, as a new array."""
-    return np.maximum(z, 0)
+    result: NDArray[np.floating] = np.maximum(z, 0)
+    return result
 
 
 def softmax(logits: NDArray[np.floating]) -> NDArray[np.floating]:
     """Row-wise softmax of (m, k) logits; shifting by the row max keeps exp() from overflowing."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    shifted: NDArray[np.floating] = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
@@ -22,4 +23,5 @@ def softmax(logits: NDArray[np.floating]) -> NDArray[np.floating]:
 def log_softmax(logits: NDArray[np.floating]) -> NDArray[np.floating]:
     """Row-wise log(softmax(logits)) computed without forming softmax (no log(0))."""
     shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    result: NDArray[np.floating] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result

@@ -12,11 +12,12 @@ import gzip
 import io
 import math
 import struct
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-_DTYPES = {
+_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -48,7 +49,9 @@ def decode_idx(data: bytes, max_bytes: int = MAX_BYTES) -> NDArray[np.generic]:
     if len(data) < 4:
         raise ValueError(f"IDX data too short for a header: {len(data)} bytes")
     if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"bad IDX magic number: first two bytes are {data[:2].hex()}, expected 0000")
+        raise ValueError(
+            f"bad IDX magic number: first two bytes are {data[:2].hex()}, expected 0000"
+        )
     code, ndim = data[2], data[3]
     if code not in _DTYPES:
         raise ValueError(f"unknown IDX dtype code 0x{code:02x}")
@@ -56,7 +59,9 @@ def decode_idx(data: bytes, max_bytes: int = MAX_BYTES) -> NDArray[np.generic]:
         raise ValueError("IDX header declares zero dimensions")
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise ValueError(f"IDX header truncated: {ndim} dimensions need {header_len} bytes, got {len(data)}")
+        raise ValueError(
+            f"IDX header truncated: {ndim} dimensions need {header_len} bytes, got {len(data)}"
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = _DTYPES[code]
     expected = math.prod(shape) * dtype.itemsize
@@ -65,9 +70,12 @@ def decode_idx(data: bytes, max_bytes: int = MAX_BYTES) -> NDArray[np.generic]:
     actual = len(data) - header_len
     if actual != expected:
         problem = "truncated" if actual < expected else "has trailing bytes"
-        raise ValueError(f"IDX payload {problem}: shape {shape} needs {expected} bytes, got {actual}")
+        raise ValueError(
+            f"IDX payload {problem}: shape {shape} needs {expected} bytes, got {actual}"
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
-    return array.astype(dtype.newbyteorder("="))
+    native: NDArray[np.generic] = array.astype(dtype.newbyteorder("="))
+    return native
 
 
 def decode_images(data: bytes, rows: int = 28, cols: int = 28) -> NDArray[np.uint8]:
@@ -77,7 +85,7 @@ def decode_images(data: bytes, rows: int = 28, cols: int = 28) -> NDArray[np.uin
         raise ValueError(
             f"expected uint8 images of shape (n, {rows}, {cols}), got {images.dtype} {images.shape}"
         )
-    return images
+    return images.view(np.uint8)
 
 
 def decode_labels(data: bytes, n_classes: int = 10) -> NDArray[np.uint8]:
@@ -87,7 +95,7 @@ def decode_labels(data: bytes, n_classes: int = 10) -> NDArray[np.uint8]:
         raise ValueError(f"expected 1-D uint8 labels, got {labels.dtype} {labels.shape}")
     if labels.size and int(labels.max()) >= n_classes:
         raise ValueError(f"label {int(labels.max())} is outside [0, {n_classes})")
-    return labels
+    return labels.view(np.uint8)
 
 
 def encode_idx(array: NDArray[np.generic], compress: bool = False) -> bytes:

@@ -45,7 +45,8 @@ def mse_delta(probs: Array, targets: Array) -> Array:
     """dJ/dZ for softmax + MSE: the softmax Jacobian applied to G = 2 (A - Y) / m."""
     grad_probs = (probs - targets) * (2.0 / probs.shape[0])
     inner = (grad_probs * probs).sum(axis=1, keepdims=True)
-    return probs * (grad_probs - inner)
+    delta: Array = probs * (grad_probs - inner)
+    return delta
 
 
 LOSS_FUNCTIONS = {"cross_entropy": cross_entropy, "mse": mse}

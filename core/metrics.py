@@ -34,7 +34,9 @@ def _check(probs: Array, labels: Labels) -> tuple[Array, Labels]:
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     if probs.ndim != 2 or labels.shape != (probs.shape[0],):
-        raise ValueError(f"expected probabilities (m, k) and labels (m,), got {probs.shape}, {labels.shape}")
+        raise ValueError(
+            f"expected probabilities (m, k) and labels (m,), got {probs.shape}, {labels.shape}"
+        )
     if probs.shape[0] == 0:
         raise ValueError("cannot compute metrics of an empty set")
     return probs, labels

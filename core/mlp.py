@@ -12,6 +12,7 @@ operations instead of a loop of small ones. Update parameters in place
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
@@ -29,7 +30,7 @@ _PREDICT_CHUNK = 8192  # rows per forward pass in predict_proba: bounds peak mem
 def param_shapes(layer_sizes: tuple[int, ...]) -> dict[str, tuple[int, int]]:
     """Names and shapes of the parameters, in order: W1 (n1, n0), b1 (n1, 1), W2, b2, ..."""
     shapes: dict[str, tuple[int, int]] = {}
-    for layer, (n_in, n_out) in enumerate(zip(layer_sizes[:-1], layer_sizes[1:], strict=True), 1):
+    for layer, (n_in, n_out) in enumerate(itertools.pairwise(layer_sizes), 1):
         shapes[f"W{layer}"] = (n_out, n_in)
         shapes[f"b{layer}"] = (n_out, 1)
     return shapes
@@ -53,7 +54,7 @@ def _check_dtype(dtype: DTypeLike) -> np.dtype[np.floating]:
     resolved = np.dtype(dtype)
     if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {resolved}")
-    return resolved
+    return resolved  # type: ignore[return-value]  # narrowed by the check above
 
 
 class MLP:
@@ -158,7 +159,8 @@ class MLP:
 
     def predict(self, x: NDArray[np.generic]) -> NDArray[np.int64]:
         """Most probable class of each row, shape (m,)."""
-        return self.predict_proba(x).argmax(axis=1).astype(np.int64)
+        labels: NDArray[np.int64] = self.predict_proba(x).argmax(axis=1).astype(np.int64)
+        return labels
 
     def loss_and_grads(
         self, x: NDArray[np.generic], y_onehot: NDArray[np.generic]
@@ -187,7 +189,7 @@ class MLP:
         return loss_value, logits
 
     def _backward(self, activations: list[Array], delta: Array) -> None:
-        """dW_l = delta_l^T A_{l-1}; db_l = sum_rows delta_l; delta_{l-1} = (delta_l W_l) * [A_{l-1} > 0]."""
+        """dW = delta^T A_prev; db = sum of delta rows; delta_prev = (delta W) * [A_prev > 0]."""
         for layer in range(len(activations), 0, -1):
             inputs = activations[layer - 1]
             np.matmul(delta.T, inputs, out=self._grads[f"W{layer}"])  # (n_out, n_in)

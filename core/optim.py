@@ -33,7 +33,12 @@ class Adam:
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps}")
         # Python floats: a NumPy float64 scalar would promote float32 arrays to float64.
-        self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
+        self.lr, self.beta1, self.beta2, self.eps = (
+            float(lr),
+            float(beta1),
+            float(beta2),
+            float(eps),
+        )
         self.t = 0
         self.m: dict[str, Array] = {}
         self.v: dict[str, Array] = {}

@@ -8,7 +8,7 @@ from core.config import TrainConfig
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Rate for 0-based ``step`` of ``total_steps``: linear warm-up, then constant or cosine decay."""
+    """Rate at 0-based ``step`` of ``total_steps``: linear warm-up, then constant or cosine."""
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.schedule == "constant":

@@ -44,7 +44,7 @@ def split_validation(
     x: NDArray[np.floating], y: NDArray[np.integer], fraction: float, seed: int
 ) -> tuple[NDArray[np.floating], NDArray[np.integer], NDArray[np.floating], NDArray[np.integer]]:
     """Hold out ``fraction`` of the rows, chosen by a generator seeded with ``seed``."""
-    n_val = int(round(len(x) * fraction))
+    n_val = round(len(x) * fraction)
     if fraction > 0 and not 0 < n_val < len(x):
         raise ValueError(f"validation_split {fraction} leaves no rows on one side of {len(x)}")
     order = np.random.default_rng([seed, 2]).permutation(len(x))
@@ -88,14 +88,18 @@ def fit(
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     step = 0
+    batch_rows = np.empty((config.batch_size, x_train.shape[1]), dtype=model.dtype)
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         order = rng.permutation(len(x_train))
-        x_epoch = random_shift(x_train[order], config.shift_pixels, rng)
-        y_epoch = y_train[order]
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(x_epoch), config.batch_size):
-            xb, yb = x_epoch[start : start + config.batch_size], y_epoch[start : start + config.batch_size]
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            # Gathering each batch into one reused buffer beats copying a shuffled epoch:
+            # the rows stay in cache and no 188 MB array is allocated and faulted in per epoch.
+            xb = np.take(x_train, rows, axis=0, out=batch_rows[: len(rows)])
+            xb = random_shift(xb, config.shift_pixels, rng)
+            yb = y_train[rows]
             loss, logits = model.forward_backward(xb, one_hot(yb, n_classes, model.dtype.type))
             if not math.isfinite(loss):
                 raise DivergenceError(
@@ -104,18 +108,20 @@ def fit(
                 )
             rate = learning_rate(step, total_steps, config)
             optimizer.step(params, grads, lr=rate)
-            loss_sum += loss * len(xb)
+            loss_sum += loss * len(rows)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
             step += 1
         record: dict[str, float] = {
             "epoch": epoch,
             "lr": rate,
-            "loss": loss_sum / len(x_epoch),
-            "accuracy": correct / len(x_epoch),
+            "loss": loss_sum / len(order),
+            "accuracy": correct / len(order),
             "seconds": time.perf_counter() - epoch_start,
         }
         if x_val is not None and y_val is not None and len(x_val):
-            metrics = evaluate(model.predict_proba(np.asarray(x_val, model.dtype)), np.asarray(y_val))
+            metrics = evaluate(
+                model.predict_proba(np.asarray(x_val, model.dtype)), np.asarray(y_val)
+            )
             record.update({f"val_{name}": float(metrics[name]) for name in _VALIDATION_METRICS})
         history.append(record)
         if on_epoch is not None:

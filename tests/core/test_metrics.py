@@ -47,7 +47,9 @@ def test_evaluate_bundles_every_metric() -> None:
 def test_losses_known_values_and_deltas() -> None:
     logits = np.log(PROBS)  # softmax(log p) == p since rows sum to 1
     targets = one_hot(LABELS, 3, np.float64)
-    assert cross_entropy(logits, PROBS, targets) == pytest.approx(-np.mean(np.log([0.7, 0.8, 0.3, 0.6])))
+    assert cross_entropy(logits, PROBS, targets) == pytest.approx(
+        -np.mean(np.log([0.7, 0.8, 0.3, 0.6]))
+    )
     assert mse(logits, PROBS, targets) == pytest.approx(1.30 / 4)
     np.testing.assert_allclose(cross_entropy_delta(PROBS, targets), (PROBS - targets) / 4)
     # MSE's logit gradient is the full softmax Jacobian (diag(a) - a a^T) applied to 2 (a - y) / m.

@@ -23,7 +23,7 @@ def test_parameter_shapes_follow_the_seed_table() -> None:
 
 
 def test_parameter_count_is_106050_not_the_seeds_105898() -> None:
-    # 128*784 + 128 + 40*128 + 40 + 10*40 + 10: the seed's table totals 105,898 by an arithmetic slip.
+    # The seed's table totals 105,898: an arithmetic slip in the same sum.
     assert 128 * 784 + 128 + 40 * 128 + 40 + 10 * 40 + 10 == 106_050
     assert count_params((784, 128, 40, 10)) == 106_050
     assert MLP().n_params == 106_050
@@ -32,7 +32,11 @@ def test_parameter_count_is_106050_not_the_seeds_105898() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_same_seed_gives_bit_identical_weights(dtype: type) -> None:
-    first, second, other = MLP(seed=7, dtype=dtype), MLP(seed=7, dtype=dtype), MLP(seed=8, dtype=dtype)
+    first, second, other = (
+        MLP(seed=7, dtype=dtype),
+        MLP(seed=7, dtype=dtype),
+        MLP(seed=8, dtype=dtype),
+    )
     for name in first.params:
         assert first.params[name].dtype == dtype
         assert first.params[name].tobytes() == second.params[name].tobytes()
@@ -121,7 +125,9 @@ def test_params_mapping_cannot_be_rebound_but_updates_in_place() -> None:
     assert param_shapes((4, 3, 2))["W1"] == (3, 4)
 
 
-def _numeric_gradient(model: MLP, x: np.ndarray, y: np.ndarray, name: str, eps: float) -> np.ndarray:
+def _numeric_gradient(
+    model: MLP, x: np.ndarray, y: np.ndarray, name: str, eps: float
+) -> np.ndarray:
     param = model.params[name]
     numeric = np.zeros_like(param)
     for index in np.ndindex(param.shape):

@@ -10,7 +10,9 @@ import pytest
 from core import Adam
 
 
-def _seed_adam(theta: float, grads: list[float], lr: float, b1: float, b2: float, eps: float) -> float:
+def _seed_adam(
+    theta: float, grads: list[float], lr: float, b1: float, b2: float, eps: float
+) -> float:
     """The seed document's formulas, written out literally for one scalar."""
     m = v = 0.0
     for t, g in enumerate(grads, start=1):
@@ -27,7 +29,13 @@ def test_first_step_moves_each_parameter_by_lr_times_the_gradient_sign() -> None
     params = {"w": np.array([1.0, -2.0, 0.5])}
     grads = {"w": np.array([0.3, -4.0, 1e-3])}
     Adam(lr=0.1).step(params, grads)
-    expected = np.array([1.0 - 0.1 * 0.3 / (0.3 + 1e-8), -2.0 + 0.1 * 4.0 / (4.0 + 1e-8), 0.5 - 0.1 * 1e-3 / (1e-3 + 1e-8)])
+    expected = np.array(
+        [
+            1.0 - 0.1 * 0.3 / (0.3 + 1e-8),
+            -2.0 + 0.1 * 4.0 / (4.0 + 1e-8),
+            0.5 - 0.1 * 1e-3 / (1e-3 + 1e-8),
+        ]
+    )
     np.testing.assert_allclose(params["w"], expected, rtol=1e-12)
 
 
@@ -47,7 +55,12 @@ def test_three_steps_match_the_seed_formulas(dtype: type) -> None:
 
 def test_defaults_are_the_seeds_hyper_parameters() -> None:
     optimizer = Adam()
-    assert (optimizer.lr, optimizer.beta1, optimizer.beta2, optimizer.eps) == (1e-3, 0.9, 0.99, 1e-8)
+    assert (optimizer.lr, optimizer.beta1, optimizer.beta2, optimizer.eps) == (
+        1e-3,
+        0.9,
+        0.99,
+        1e-8,
+    )
 
 
 def test_state_survives_save_and_restore() -> None:
