@@ -19,7 +19,9 @@ def _save(figure: Figure, path: Path) -> Path:
 
 def plot_training_curves(history: Sequence[Mapping[str, float]], path: Path) -> Path:
     """Loss (left) and accuracy (right) per epoch, with validation curves when present."""
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
+    # Fixed margins: matplotlib's constrained layout doubles the drawing time.
+    figure = Figure(figsize=(9, 3.5))
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.22)
     loss_axes, acc_axes = figure.subplots(1, 2)
     epochs = list(range(1, len(history) + 1))
     for axes, metric in ((loss_axes, "loss"), (acc_axes, "accuracy")):
@@ -37,7 +39,8 @@ def plot_training_curves(history: Sequence[Mapping[str, float]], path: Path) -> 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], path: Path) -> Path:
     """Counts as a heat map: row = true digit, column = predicted digit."""
-    figure = Figure(figsize=(5.5, 5), layout="constrained")
+    figure = Figure(figsize=(5.5, 5))
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.1, top=0.93)
     axes = figure.subplots()
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, shrink=0.8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from pipeline.download import MNIST_FILES, MnistFile
 from tests.pipeline.mirror import MirrorServer
+from tests.pipeline.synthetic import write_synthetic_mnist
 
 
 @pytest.fixture
@@ -40,3 +42,20 @@ def mirror_factory() -> Iterator[type[MirrorServer]]:
     yield start  # type: ignore[misc]
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect server (SQLite) for every flow test of the session (~10 s)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Generated learnable MNIST look-alikes (600 train, 200 test) and their sha256."""
+    directory = tmp_path_factory.mktemp("synthetic-mnist")
+    return directory, write_synthetic_mnist(directory)

@@ -1,0 +1,123 @@
+"""train_flow under a real (temporary) Prefect server: gating, promotion, failures, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.registry import NotFoundError, Registry
+from core.train import DivergenceError
+from pipeline.download import DownloadError
+from pipeline.flows import train_flow
+from pipeline.gate import GateRejected
+from pipeline.settings import TrainSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+
+WEAK = {"epochs": 1, "lr": 1e-5}  # barely moves from the random initialisation
+STRONG = {"epochs": 3, "lr": 5e-3, "batch_size": 32}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, synthetic_mnist: tuple[Path, dict[str, str]]):
+    data_dir, digests = synthetic_mnist
+
+    def make(**fields: Any) -> TrainSettings:
+        base: dict[str, Any] = {
+            "data_dir": data_dir,
+            "offline": True,
+            "file_sha256": digests,
+            "mirrors": (),
+            "registry_dir": tmp_path / "registry",
+            "model_name": "digits",
+            "min_accuracy": 0.0,
+        }
+        return TrainSettings(**{**base, **fields})
+
+    return make
+
+
+def _versions(settings: TrainSettings) -> list[int]:
+    try:
+        return [v.version for v in Registry(settings.registry_dir).list_versions("digits")]
+    except NotFoundError:
+        return []
+
+
+def test_better_challenger_is_promoted_and_worse_one_only_published(make_settings):
+    first = train_flow(make_settings(**WEAK))
+    assert (first["version"], first["promoted"]) == (1, True)
+    assert "no production version" in first["reason"]
+
+    better = train_flow(make_settings(**STRONG))
+    assert (better["version"], better["promoted"]) == (2, True)
+    assert better["metrics"]["accuracy"] > 0.9 > first["metrics"]["accuracy"]
+    assert better["champion_version"] == 1
+
+    settings = make_settings(**WEAK)
+    worse = train_flow(settings)
+    assert (worse["version"], worse["promoted"]) == (3, False)
+    assert "is worse: production v2 scores" in worse["reason"]
+    registry = Registry(settings.registry_dir)
+    assert registry.aliases("digits") == {"production": 2}
+    manifest = registry.get("digits", 3).manifest
+    assert manifest["gate"] == {
+        "promote": False,
+        "reason": worse["reason"],
+        "champion_version": 2,
+        "champion_accuracy": better["metrics"]["accuracy"],
+    }
+    assert {"training_curves.png", "confusion_matrix.png"} <= set(manifest["files"])
+
+
+def test_below_minimum_accuracy_fails_and_publishes_nothing(make_settings):
+    settings = make_settings(**WEAK, min_accuracy=0.99)
+    state = train_flow(settings, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(GateRejected, match=r"below the minimum 0\.99"):
+        state.result()
+    assert _versions(settings) == []
+
+
+def test_divergence_fails_and_publishes_nothing(make_settings):
+    settings = make_settings(epochs=1, lr=1e15)
+    with pytest.raises(DivergenceError, match="diverged"), np.errstate(all="ignore"):
+        train_flow(settings)
+    assert _versions(settings) == []
+
+
+def test_all_mirrors_down_fails_with_every_url(make_settings, mirror_factory, tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    server = mirror_factory(empty)
+    settings = make_settings(data_dir=tmp_path / "cache", offline=False, mirrors=(server.url,))
+    with pytest.raises(DownloadError, match="HTTP 404") as err:
+        train_flow(settings)
+    assert server.url + "train-images-idx3-ubyte.gz" in str(err.value)
+    assert sum(server.requests.values()) == 1  # a 404 is neither retried nor task-retried
+    assert _versions(settings) == []
+
+
+def test_two_flows_at_once_publish_distinct_versions(make_settings):
+    settings = make_settings(**WEAK)
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(train_flow(settings))
+        except BaseException as err:  # surfaced below; a thread cannot fail the test itself
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sorted(r["version"] for r in results) == [1, 2] == _versions(settings)
+    assert Registry(settings.registry_dir).aliases("digits")["production"] in (1, 2)
