@@ -10,8 +10,8 @@ from typing import Any
 _FIELDS = (
     "registry", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
-    "max_message_bytes", "workers", "grace_s", "tls_cert", "tls_key", "tls_client_ca",
-    "plaintext", "reflection", "enable_v2", "log_format", "log_level",
+    "max_message_bytes", "workers", "grace_s", "drain_delay_s", "tls_cert", "tls_key",
+    "tls_client_ca", "plaintext", "reflection", "enable_v2", "log_format", "log_level",
 )  # fmt: skip
 
 
@@ -43,6 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--workers", type=int, metavar="N", help="gRPC handler threads (32)")
     add("--grace", dest="grace_s", type=float, metavar="S",
         help="seconds in-flight requests get on SIGTERM/SIGINT (10)")  # fmt: skip
+    add("--drain-delay", dest="drain_delay_s", type=float, metavar="S",
+        help="on SIGTERM: seconds of NOT_SERVING health before the port closes (0)")  # fmt: skip
     add("--tls-cert", type=Path, metavar="PEM", help="server certificate chain (enables TLS)")
     add("--tls-key", type=Path, metavar="PEM", help="private key of --tls-cert")
     add("--tls-client-ca", type=Path, metavar="PEM", help="require client certs signed by this CA")
@@ -57,21 +59,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.server import serve
+
+    return serve(settings_from_args(args))
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """ServiceSettings from the flags given (env vars and defaults fill the rest)."""
     from pydantic import ValidationError
 
     from cli.main import CommandError
-    from service.server import serve
     from service.settings import ServiceSettings
 
-    overrides: dict[str, Any] = {
+    overrides = {
         field: getattr(args, field) for field in _FIELDS if getattr(args, field) is not None
     }
     try:
-        settings = ServiceSettings(**overrides)
+        return ServiceSettings(**overrides)
     except ValidationError as err:
         reasons = "; ".join(_reason(error) for error in err.errors())
         raise CommandError(reasons, exit_code=2) from None
-    return serve(settings)
 
 
 def _reason(error: Any) -> str:

@@ -198,6 +198,10 @@ class ModelRepository:
     def _load(self, version: int) -> ServedModel:
         loaded = self.registry.load(self.name, version)
         predictor = Predictor.from_loaded(loaded)
+        if (predictor.n_features, predictor.n_classes) != (784, 10):
+            raise ValueError(
+                f"layer sizes {predictor.layer_sizes} do not map 784 pixels to 10 digits"
+            )
         return ServedModel(
             self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)
         )

@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,6 +68,10 @@ class DigitsServer:
             if self._stopped.is_set():
                 return
             self.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+            if self.settings.drain_delay_s > 0:
+                logger.info("health NOT_SERVING; still accepting requests",
+                            extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
+                time.sleep(self.settings.drain_delay_s)
             logger.info("draining", extra={"grace_s": grace})
             self.grpc_server.stop(grace).wait()
             self.core.stop()

@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     """gRPC handler threads; each open PredictStream holds one."""
     grace_s: float = Field(10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
+    drain_delay_s: float = Field(0.0, ge=0)
+    """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
+    so load balancers stop routing here before the port closes (0 = close at once)."""
     tls_cert: Path | None = None
     """PEM server certificate chain; enables TLS together with tls_key."""
     tls_key: Path | None = None
