@@ -112,14 +112,16 @@ def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
 
 def to_infer_response(
     probabilities: NDArray[np.float32],
+    labels: NDArray[np.int64],
     outputs: Sequence[str],
+    *,
     model_name: str,
     model_version: str,
     request_id: str = "",
 ) -> pb.ModelInferResponse:
     """Build the response with `outputs` as raw little-endian tensors (what tritonclient reads).
 
-    `probabilities` is (N, 10); `label` is its row-wise argmax as INT64 [N].
+    `probabilities` is (N, 10) and becomes FP32 [N, 10]; `labels` (N,) becomes INT64 [N].
     """
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=model_version, id=request_id
@@ -129,7 +131,7 @@ def to_infer_response(
             data = np.ascontiguousarray(probabilities, dtype="<f4")
             datatype = "FP32"
         else:
-            data = np.argmax(probabilities, axis=1).astype("<i8")
+            data = np.ascontiguousarray(labels, dtype="<i8")
             datatype = "INT64"
         response.outputs.add(name=name, datatype=datatype, shape=data.shape)
         response.raw_output_contents.append(data.tobytes())

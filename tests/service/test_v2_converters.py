@@ -138,7 +138,15 @@ def test_requested_outputs_default_order_and_validation() -> None:
 def test_response_carries_raw_little_endian_outputs_in_requested_order() -> None:
     probabilities = np.array([[0.1] * 10, [0.0] * 9 + [1.0]], dtype=np.float32)
     probabilities[0, 3] = 0.5
-    response = to_infer_response(probabilities, ["label", "probabilities"], "digits", "4", "r1")
+    labels = probabilities.argmax(axis=1)
+    response = to_infer_response(
+        probabilities,
+        labels,
+        ["label", "probabilities"],
+        model_name="digits",
+        model_version="4",
+        request_id="r1",
+    )
     assert (response.model_name, response.model_version, response.id) == ("digits", "4", "r1")
     label, probs = response.outputs
     assert (label.name, label.datatype, list(label.shape)) == ("label", "INT64", [2])

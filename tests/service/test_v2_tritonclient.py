@@ -2,7 +2,7 @@
 
 tritonclient ships its own `inference.*` protobuf symbols and protobuf refuses a second definition
 of them in one process, while other service tests load the server (and so our V2 stubs) in the
-pytest process. So both sides run in child processes: the server (`python -m cli serve`) and a
+pytest process. So both sides run in child processes: the server (`python -m service`) and a
 tritonclient driver (this file run as a script, which imports only tritonclient and NumPy). The
 pytest process itself talks digits.v1 only, through `service.client`, to get the reference answer.
 """
@@ -115,26 +115,29 @@ def _free_port() -> int:
 
 def _publish_two_versions(root: Path) -> None:
     """Version 1 is production, version 2 is newer: the default and a pinned version differ."""
-    from core import MLP
     from core.registry import Registry
+    from tests.service.toy_models import publish
 
     registry = Registry(root)
-    for seed in (1, 2):
-        model = MLP(seed=seed)
-        manifest = {"layer_sizes": [784, 128, 40, 10], "loss": "cross_entropy", "metrics": {}}
-        registry.publish("digits", model.params, manifest)
-    registry.set_alias("digits", "production", 1)
+    publish(registry, seed=1)
+    publish(registry, seed=2, production=False)
 
 
-def _server_command(registry: Path, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "cli", "serve",
-        "--registry", str(registry), "--port", str(port), "--metrics-port", "0",
-    ]  # fmt: skip
+def _server_env(registry: Path, port: int) -> dict[str, str]:
+    """Environment of `python -m service` (the container's command): settings via DIGITS_*."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DIGITS_REGISTRY": str(registry),
+        "DIGITS_PORT": str(port),
+        "DIGITS_METRICS_PORT": "-1",
+        "DIGITS_LOG_FORMAT": "text",
+        "DIGITS_ENABLE_V2": "true",
+    }
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def v2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`digits serve` in a child process on a free loopback port; yields its target."""
     from service.client import DigitsClient
 
@@ -142,9 +145,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _publish_two_versions(root)
     port = _free_port()
     log = (root / "server.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
-        _server_command(root, port), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "service"],
+        cwd=REPO,
+        env=_server_env(root, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     target = f"127.0.0.1:{port}"
     try:
@@ -171,23 +177,23 @@ def images() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def triton(served: str, images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def triton(v2_server: str, images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Outcomes of every tritonclient scenario, run once in a child process."""
     images_file = tmp_path_factory.mktemp("images") / "images.npy"
     np.save(images_file, images)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    driver = [sys.executable, "-m", "tests.service.test_v2_tritonclient", served, str(images_file)]
+    driver = [sys.executable, "-m", __name__, v2_server, str(images_file)]
     done = subprocess.run(driver, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
-def reference(served: str, images: np.ndarray) -> dict[int, np.ndarray]:
+def reference(v2_server: str, images: np.ndarray) -> dict[int, np.ndarray]:
     """digits.v1 probabilities for the same images from versions 1 and 2."""
     from service.client import DigitsClient
 
-    with DigitsClient(served) as client:
+    with DigitsClient(v2_server) as client:
         return {v: client.predict(images, version=v).probabilities for v in (1, 2)}
 
 

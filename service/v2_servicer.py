@@ -1,0 +1,137 @@
+"""Open Inference Protocol (KServe V2) adapter: V2 messages in, ServingCore call, V2 out."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import grpc
+
+from core.registry import NotFoundError, RegistryError
+from service.errors import ModelUnusable, NotFound, PredictError, handle_errors
+from service.generated.inference import grpc_predict_v2_pb2 as pb
+from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from service.serving import ServingCore
+from service.v2_converters import requested_outputs, tensor_metadata, to_images, to_infer_response
+
+__all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
+
+V2_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+_SERVER_NAME = "digits"
+_PLATFORM = "numpy"
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """`inference.GRPCInferenceService` over the shared core; handle_errors maps the errors."""
+
+    def __init__(self, core: ServingCore) -> None:
+        self.core = core
+        self.observer = core.metrics
+
+    @handle_errors("ServerLive")
+    def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    @handle_errors("ServerReady")
+    def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.core.ready)
+
+    @handle_errors("ModelReady")
+    def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        # A probe asks a yes/no question: unknown models and versions are "not ready", not errors.
+        try:
+            self._check_name(request.name)
+            self.core.model(*_model_ref(request.version))  # loads a pinned version on demand
+        except PredictError:
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=True)
+
+    @handle_errors("ServerMetadata")
+    def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
+
+    @handle_errors("ModelMetadata")
+    def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        self._check_name(request.name)
+        repository = self.core.repository
+        try:
+            listed = repository.registry.list_versions(repository.name)
+        except NotFoundError as err:
+            raise NotFound(str(err)) from None
+        except RegistryError as err:
+            raise ModelUnusable(str(err)) from None
+        versions = [str(mv.version) for mv in listed]
+        version, alias = _model_ref(request.version)
+        if alias is not None:
+            version = repository.resolve_alias(alias)
+        if version is not None and str(version) not in versions:
+            raise NotFound(f"model {repository.name!r} has no version {version}")
+        inputs, outputs = tensor_metadata()
+        return pb.ModelMetadataResponse(
+            name=repository.name,
+            versions=versions,
+            platform=_PLATFORM,
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    @handle_errors("ModelInfer")
+    def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.ServicerContext
+    ) -> pb.ModelInferResponse:
+        self._check_name(request.model_name)
+        outputs = requested_outputs(request)
+        pixels = to_images(request, max_rows=self.core.max_images)
+        version, alias = _model_ref(request.model_version)
+        answer = self.core.predict(pixels, version=version, alias=alias, timeout=_timeout(context))
+        return to_infer_response(
+            answer.probabilities,
+            answer.labels,
+            outputs,
+            model_name=answer.model.name,
+            model_version=str(answer.model.version),
+            request_id=request.id,
+        )
+
+    def _check_name(self, name: str) -> None:
+        if name != self.core.repository.name:
+            raise NotFound(
+                f"unknown model {name!r}; this server serves {self.core.repository.name!r}"
+            )
+
+
+def _model_ref(version: str) -> tuple[int | None, str | None]:
+    """(version, alias) from a V2 version string: "" = default, "3" = version 3, else an alias."""
+    if not version:
+        return None, None
+    if version.isdecimal():
+        return int(version), None
+    return None, version
+
+
+def _timeout(context: grpc.ServicerContext) -> float | None:
+    """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("digits")
+    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
+
+
+def register_v2(server: grpc.Server, core: ServingCore) -> list[str]:
+    """Add the Open Inference Protocol servicer to `server`; returns its full service name."""
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(core), server)
+    return [V2_SERVICE]
