@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core._registry_errors import IntegrityError
+from core._registry_errors import IntegrityError, NotFoundError
 from core._registry_files import write_atomic
 
 ALIASES_DIR = "aliases"
@@ -64,3 +64,33 @@ def write_alias(path: Path, alias: str, version: int, history: list[int]) -> Non
     }
     path.parent.mkdir(exist_ok=True)
     write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def point_alias(path: Path, alias: str, target: int) -> int | None:
+    """Move the alias to ``target``, pushing the old target on its history; return the old one."""
+    record = read_alias(path)
+    previous = None if record is None else int(record["version"])
+    if previous == target:
+        return previous  # no-op: keep the history free of repeats
+    history = [] if record is None else [*record["history"], previous]
+    write_alias(path, alias, target, history)
+    return previous
+
+
+def step_back(path: Path, alias: str, model: str) -> int:
+    """Move the alias to the last entry of its history and return that version."""
+    record = read_alias(path)
+    if record is None:
+        raise NotFoundError(f"model {model!r} has no alias {alias!r} to roll back")
+    if not record["history"]:
+        raise NotFoundError(
+            f"alias {alias!r} of model {model!r} has no previous version to roll back to"
+        )
+    *history, previous = record["history"]
+    if not (path.parent.parent / str(previous)).is_dir():
+        raise NotFoundError(
+            f"cannot roll back {alias!r} of model {model!r}: previous version {previous} "
+            "was deleted"
+        )
+    write_alias(path, alias, previous, history)
+    return int(previous)

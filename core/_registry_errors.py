@@ -61,3 +61,18 @@ def validate_file_name(file_name: str) -> str:
             "starting with a letter or digit, no directories"
         )
     return file_name
+
+
+def is_valid_model_name(text: str) -> bool:
+    try:
+        validate_model_name(text)
+    except InvalidNameError:
+        return False
+    return True
+
+
+def describe_versions(versions: list[int]) -> str:
+    """'1, 2, 3' or '1-42' for error messages."""
+    if not versions:
+        return "none"
+    return ", ".join(map(str, versions)) if len(versions) <= 8 else f"{versions[0]}-{versions[-1]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ _SUPPORTED_DTYPES = frozenset(
     | {f"{kind}int{bits}" for kind in ("", "u") for bits in (8, 16, 32, 64)}
 )
 _CHUNK = 1 << 20
+# "__metadata__" is the safetensors header's own key.
+_TENSOR_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 def encode_weights(params: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str, Any]]]:
@@ -46,8 +49,8 @@ def encode_weights(params: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str
         raise ValueError("params is empty: nothing to publish")
     arrays: dict[str, NDArray[Any]] = {}
     for key, value in params.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"parameter names must be non-empty strings, got {key!r}")
+        if not isinstance(key, str) or not _TENSOR_NAME.fullmatch(key) or key == "__metadata__":
+            raise ValueError(f"invalid parameter name {key!r}: use A-Z a-z 0-9 . _ - (1-128)")
         array = np.asarray(value)
         if array.dtype.name not in _SUPPORTED_DTYPES:
             raise ValueError(f"parameter {key!r} has unsupported dtype {array.dtype}")

@@ -29,6 +29,8 @@ from core._registry_errors import (
     InvalidNameError,
     NotFoundError,
     RegistryError,
+    describe_versions,
+    is_valid_model_name,
     validate_alias,
     validate_model_name,
 )
@@ -122,7 +124,7 @@ class Registry:
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if _is_model_name(entry.name) and entry.is_dir() and fmt.version_numbers(entry)
+            if is_valid_model_name(entry.name) and entry.is_dir() and fmt.version_numbers(entry)
         )
 
     def list_versions(self, name: str) -> list[ModelVersion]:
@@ -140,7 +142,7 @@ class Registry:
         if not isinstance(version, int) or isinstance(version, bool) or not path.is_dir():
             raise NotFoundError(
                 f"model {name!r} has no version {version!r} in {self.root} "
-                f"(versions: {_describe(self._existing_versions(name))})"
+                f"(versions: {describe_versions(self._existing_versions(name))})"
             )
         try:
             manifest = fmt.read_manifest(path)
@@ -180,7 +182,7 @@ class Registry:
             if ref not in versions:
                 raise NotFoundError(
                     f"model {name!r} has no version {ref} in {self.root} "
-                    f"(versions: {_describe(versions)})"
+                    f"(versions: {describe_versions(versions)})"
                 )
             return ref
         record = aliases_file.read_alias(aliases_file.alias_path(model_dir, validate_alias(ref)))
@@ -259,14 +261,7 @@ class Registry:
         path = aliases_file.alias_path(model_dir, validate_alias(alias))
         self._existing_versions(name)  # NotFoundError for an unknown model, before locking
         with files.file_lock(model_dir / fmt.LOCK_FILE):
-            target = self.resolve(name, version)
-            record = aliases_file.read_alias(path)
-            previous = None if record is None else int(record["version"])
-            if previous == target:
-                return previous
-            history = [] if record is None else [*record["history"], previous]
-            aliases_file.write_alias(path, alias, target, history)
-        return previous
+            return aliases_file.point_alias(path, alias, self.resolve(name, version))
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
         """Move ``alias`` back to its previous target and return that version."""
@@ -274,21 +269,7 @@ class Registry:
         path = aliases_file.alias_path(model_dir, validate_alias(alias))
         self._existing_versions(name)
         with files.file_lock(model_dir / fmt.LOCK_FILE):
-            record = aliases_file.read_alias(path)
-            if record is None:
-                raise NotFoundError(f"model {name!r} has no alias {alias!r} to roll back")
-            if not record["history"]:
-                raise NotFoundError(
-                    f"alias {alias!r} of model {name!r} has no previous version to roll back to"
-                )
-            *history, previous = record["history"]
-            if not (model_dir / str(previous)).is_dir():
-                raise NotFoundError(
-                    f"cannot roll back {alias!r} of model {name!r}: previous version {previous} "
-                    "was deleted"
-                )
-            aliases_file.write_alias(path, alias, previous, history)
-        return int(previous)
+            return aliases_file.step_back(path, alias, name)
 
     # ---- garbage collection ----------------------------------------------------------------
 
@@ -316,17 +297,3 @@ class Registry:
             known = ", ".join(self.list_models()) or "none"
             raise NotFoundError(f"model {name!r} not found in {self.root} (models: {known})")
         return versions
-
-
-def _is_model_name(text: str) -> bool:
-    try:
-        validate_model_name(text)
-    except InvalidNameError:
-        return False
-    return True
-
-
-def _describe(versions: list[int]) -> str:
-    if not versions:
-        return "none"
-    return ", ".join(map(str, versions)) if len(versions) <= 8 else f"{versions[0]}-{versions[-1]}"

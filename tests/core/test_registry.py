@@ -146,10 +146,17 @@ def test_bad_manifest_is_rejected_before_anything_is_written(
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"W1": np.array(["a", "b"], dtype=object)}, {"W1": np.zeros(2, dtype=np.complex128)}],
+    [
+        {},
+        {"W1": np.array(["a", "b"], dtype=object)},
+        {"W1": np.zeros(2, dtype=np.complex128)},
+        {"__metadata__": np.zeros(2)},
+        {"../W1": np.zeros(2)},
+        {"": np.zeros(2)},
+    ],
 )
 def test_bad_params_are_rejected(registry: Registry, params: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"params is empty|unsupported dtype"):
+    with pytest.raises(ValueError, match=r"params is empty|unsupported dtype|parameter name"):
         registry.publish("digits", params, {})
 
 
