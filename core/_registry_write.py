@@ -78,7 +78,9 @@ def publish_version(
             target = model_dir / str(version)
             os.rename(staging, target)
             files.fsync_dir(model_dir)
-            files.write_atomic(model_dir / fmt.COUNTER_FILE, f"{version}\n".encode())
+            # The version is published now; the counter is a hint that max(directories) backs up.
+            with contextlib.suppress(OSError):
+                files.write_atomic(model_dir / fmt.COUNTER_FILE, f"{version}\n".encode())
     except BaseException:
         with contextlib.suppress(OSError):
             files.remove_tree(staging)

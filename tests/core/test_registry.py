@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from core.registry import (
     IntegrityError,
@@ -18,6 +22,7 @@ from core.registry import (
     NotFoundError,
     Registry,
     RegistryError,
+    default_root,
 )
 
 SHAPES = {"W1": (128, 784), "b1": (128, 1), "W2": (40, 128), "b2": (40, 1), "W3": (10, 40)}
@@ -80,6 +85,33 @@ def test_round_trip_is_bit_exact_for_non_contiguous_arrays(registry: Registry, d
         restored = loaded.params[key]
         assert restored.dtype == dtype and restored.shape == original.shape
         assert restored.tobytes() == np.ascontiguousarray(original).tobytes(), key
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    array=hnp.arrays(
+        dtype=st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.float16]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=6),
+    ),
+    transpose=st.booleans(),
+    step=st.integers(1, 3),
+)
+def test_any_array_layout_round_trips_bit_exact(
+    array: np.ndarray, transpose: bool, step: int
+) -> None:
+    view = (array.T if transpose else array)[..., ::step]
+    with tempfile.TemporaryDirectory() as root:
+        registry = Registry(root)
+        registry.publish("prop", {"x": view}, {})
+        restored = registry.load("prop").params["x"]
+    assert restored.dtype == view.dtype and restored.shape == view.shape
+    assert restored.tobytes() == np.ascontiguousarray(view).tobytes()
+
+
+def test_default_root_comes_from_the_environment() -> None:
+    assert default_root({}) == Path("models")
+    assert default_root({"DIGITS_REGISTRY": ""}) == Path("models")
+    assert default_root({"DIGITS_REGISTRY": "/srv/models"}) == Path("/srv/models")
 
 
 def test_same_params_give_identical_weight_files(registry: Registry) -> None:
