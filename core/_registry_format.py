@@ -78,7 +78,10 @@ def decode_weights(
             f"{path}: tensors {sorted(arrays)} do not match the manifest's {sorted(expected)}"
         )
     for key, array in arrays.items():
-        want_shape, want_dtype = list(expected[key]["shape"]), expected[key]["dtype"]
+        spec = expected[key]
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("shape"), list):
+            raise IntegrityError(f"{path}: the manifest's entry of tensor {key!r} is malformed")
+        want_shape, want_dtype = spec["shape"], spec.get("dtype")
         if list(array.shape) != want_shape or array.dtype.name != want_dtype:
             raise IntegrityError(
                 f"{path}: tensor {key!r} is {array.dtype.name}{list(array.shape)}, "
@@ -149,6 +152,8 @@ def file_entry_of(path: Path) -> dict[str, Any]:
 
 def check_file(path: Path, expected: Mapping[str, Any], *, keep: bool = False) -> bytes:
     """Check a file's size and sha256 against its manifest entry; return its bytes if ``keep``."""
+    if not isinstance(expected, Mapping):
+        raise IntegrityError(f"{path}: the manifest's entry for this file is malformed")
     try:
         if keep:
             data = path.read_bytes()

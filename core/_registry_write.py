@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -87,7 +88,8 @@ def publish_version(
         raise
     finally:
         os.close(staging_fd)
-    return version, target, full
+    # Hand back what a later get() returns (JSON types: lists, not tuples or NumPy scalars).
+    return version, target, json.loads(manifest_bytes)
 
 
 def collect_garbage(model_dir: Path, keep: int) -> list[int]:

@@ -129,7 +129,12 @@ def test_manifest_records_caller_fields_files_and_tensors(registry: Registry) ->
     published = registry.publish(
         "digits",
         toy_params(),
-        {**toy_manifest(seed=7), "metrics": {"accuracy": np.float32(0.5), "n": np.int64(3)}},
+        {
+            **toy_manifest(seed=7),
+            "metrics": {"accuracy": np.float32(0.5), "n": np.int64(3)},
+            "per_class": np.array([0.25, 0.5]),
+            "sizes": (1, 2),
+        },
         extra_files={"curves.png": curves, "notes.txt": b"trained on a laptop"},
     )
     manifest = json.loads((published.path / "manifest.json").read_text())
@@ -138,6 +143,7 @@ def test_manifest_records_caller_fields_files_and_tensors(registry: Registry) ->
     assert (manifest["name"], manifest["version"], manifest["seed"]) == ("digits", 1, 7)
     assert manifest["layer_sizes"] == [784, 128, 40, 10]  # inferred from W1..W3
     assert manifest["metrics"] == {"accuracy": 0.5, "n": 3}
+    assert manifest["per_class"] == [0.25, 0.5] and manifest["sizes"] == [1, 2]
     assert manifest["git_revision"] == "0123abc" and manifest["parent_version"] is None
     assert manifest["package_version"]
     created = datetime.fromisoformat(manifest["created_at"])
