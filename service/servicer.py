@@ -10,7 +10,7 @@ import grpc
 
 from core.registry import NotFoundError, RegistryError
 from service.converters import model_ref, to_model_info, to_pixels, to_response, top_k_of
-from service.errors import ModelUnusable, NotFound, handle_errors, request_id_of
+from service.errors import InvalidInput, ModelUnusable, NotFound, handle_errors, request_id_of
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.serving import ServingCore
@@ -66,6 +66,8 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     def _predict(
         self, request: pb.PredictRequest, context: grpc.ServicerContext, request_id: str
     ) -> pb.PredictResponse:
+        if not request.HasField("images"):
+            raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
         version, alias = model_ref(request)
         top_k = top_k_of(request, n_classes=10)

@@ -42,24 +42,28 @@ def registry(tmp_path: Path) -> Registry:
     return reg
 
 
+def start(registry: Registry, registrations: Any = (), **overrides: Any) -> Running:
+    """A started server on 127.0.0.1:0 for `registry`; V2 off, as tritonclient may share the process."""
+    values: dict[str, Any] = {
+        "host": "127.0.0.1", "port": 0, "metrics_port": -1, "registry": registry.root,
+        "poll_interval_s": 0.1, "enable_v2": False, "log_format": "text",
+    }  # fmt: skip
+    values.update(overrides)
+    server, port = create_server(ServiceSettings(**values), registrations=registrations)
+    server.start()
+    return Running(server, port)
+
+
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., Running]]:
-    """Factory: start a server with settings overrides; every server is stopped at teardown."""
+    """Factory: start(registry, **settings overrides); every server is stopped at teardown."""
     started: list[Running] = []
 
-    def start(registry: Registry, **overrides: Any) -> Running:
-        values: dict[str, Any] = {
-            "host": "127.0.0.1", "port": 0, "metrics_port": -1, "registry": registry.root,
-            "poll_interval_s": 0.1, "enable_v2": False, "log_format": "text",
-        }  # fmt: skip
-        values.update(overrides)
-        server, port = create_server(ServiceSettings(**values))
-        server.start()
-        running = Running(server, port)
-        started.append(running)
-        return running
+    def start_and_track(registry: Registry, **kwargs: Any) -> Running:
+        started.append(start(registry, **kwargs))
+        return started[-1]
 
-    yield start
+    yield start_and_track
     for running in started:
         running.close()
 
