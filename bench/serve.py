@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             report["mlserver"] = {"skipped": "--skip-mlserver"}
         else:
             report["mlserver"] = _measure_mlserver(client, weights, blas_env, duration, work)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["targets"] = _targets(report)
     text = json.dumps(report, indent=2)
     print(text)
@@ -139,6 +140,7 @@ def _machine(blas_threads: int) -> dict[str, Any]:
             for i in threadpool_info()
         ],
         "load_generator": "1 separate process, grpc.aio, pre-serialised requests",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -155,11 +157,14 @@ def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> di
         for dtype in DTYPES:
             for batch in (1, *BIG_BATCHES, 512):
                 x = loadgen.images(rng, batch, dtype)
-                calls, start = 0, time.perf_counter()
-                while (elapsed := time.perf_counter() - start) < min(duration, 2.0):
-                    predictor.predict_proba(x)
-                    calls += 1
-                out[f"batch{batch}_{dtype}_samples_per_s"] = round(calls * batch / elapsed)
+                best = 0.0
+                for _ in range(3):  # best of 3, as timeit does: noise only ever slows a run
+                    calls, start = 0, time.perf_counter()
+                    while (elapsed := time.perf_counter() - start) < min(duration, 2.0) / 3:
+                        predictor.predict_proba(x)
+                        calls += 1
+                    best = max(best, calls * batch / elapsed)
+                out[f"batch{batch}_{dtype}_samples_per_s"] = round(best)
     return out
 
 
@@ -218,8 +223,14 @@ def _measure_mlserver(
     launcher.ensure_venv(venv, RESULTS / "mlserver-install.log")
     grpc_port, http_port = _free_port(), _free_port()
     repository = launcher.write_repository(work / "mlserver", weights, grpc_port, http_port)
+    target = f"127.0.0.1:{grpc_port}"
     with launcher.running_mlserver(venv, repository, grpc_port, blas_env):
-        points = _measure_v2(client, f"127.0.0.1:{grpc_port}", duration, dtypes=DTYPES)
+        points = _measure_v2(client, target, duration, dtypes=DTYPES)
+        for streams, window in STREAM_SHAPES:  # ModelStreamInfer, one answer per request
+            spec = loadgen.Spec("v2", target, 1, "uint8", window, duration, streams=streams)
+            points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
+                loadgen.run, spec
+            ).result()
     points["version"] = launcher.MLSERVER_VERSION
     points["settings"] = "parallel_workers 0, metrics endpoint off, same NumPy forward pass"
     return points
@@ -231,20 +242,11 @@ def _digits_server(
 ) -> Iterator[str]:
     """Run `digits serve` on a free loopback port until the health service says SERVING."""
     port, metrics_port = _free_port(), _free_port()
-    env = {**os.environ, **blas_env, "DIGITS_BATCHING": "true" if batching else "false"}
+    env = {**os.environ, **blas_env}
     command = [
-        sys.executable,
-        "-m",
-        "cli",
-        "serve",
-        "--registry",
-        str(registry),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--metrics-port",
-        str(metrics_port),
+        *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
+        *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
+        "--batching" if batching else "--no-batching",
     ]
     log_path = log / f"digits-serve-batching-{'on' if batching else 'off'}.log"
     with log_path.open("wb") as out:
@@ -267,11 +269,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+_DEFINITIONS = {
+    "unary_batch1_c32": "digits.v1 Predict, 1 uint8 image, 32 in flight, vs MLServer ModelInfer",
+    "stream": "best digits.v1 PredictStream point (32 in flight) vs MLServer unary batch 1 x 32",
+    "batch1024_uint8_vs_ceiling": "server samples/s at batch 1024 uint8 / in-process predict_proba",
+}
+
+
 def _targets(report: dict[str, Any]) -> dict[str, Any]:
     """Ratios against MLServer and the ceiling, and whether each issue target is met."""
     ours, ml = report["digits"], report["mlserver"]
     ceiling = report["ceiling_in_process"]["batch1024_uint8_samples_per_s"]
-    out: dict[str, Any] = {"thresholds": TARGETS}
+    out: dict[str, Any] = {"thresholds": TARGETS, "definitions": _DEFINITIONS}
     ours_c32 = ours["unary_batch1_c32_uint8"]
     big = ours["unary_batch1024_uint8"]["samples_per_s"]
     out["batch1024_uint8_vs_ceiling"] = round(big / ceiling, 3)
@@ -289,6 +298,9 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
     )
     out["stream_vs_mlserver_unary_c32"] = round(stream / ml_c32, 3)
     out["stream_met"] = stream / ml_c32 >= TARGETS["stream_vs_mlserver"]
+    ml_stream = [v["requests_per_s"] for k, v in ml.items() if k.startswith("stream_")]
+    if ml_stream:
+        out["stream_vs_mlserver_stream"] = round(stream / max(ml_stream), 3)
     for batch in BIG_BATCHES:
         for dtype in DTYPES:
             key = f"unary_batch{batch}_{dtype}"

@@ -24,6 +24,7 @@ _METHODS = {
     ("digits", False): "/digits.v1.DigitClassifier/Predict",
     ("digits", True): "/digits.v1.DigitClassifier/PredictStream",
     ("v2", False): "/inference.GRPCInferenceService/ModelInfer",
+    ("v2", True): "/inference.GRPCInferenceService/ModelStreamInfer",
 }
 _MODEL = "digits"
 _OPTIONS = [
@@ -43,7 +44,7 @@ class Spec:
     dtype: str  # "uint8" or "float32"
     concurrency: int  # requests in flight (per stream when streams > 0)
     duration: float  # seconds measured, after a short warm-up
-    streams: int = 0  # > 0: that many bidirectional PredictStream calls instead of unary
+    streams: int = 0  # > 0: that many bidi streams (PredictStream / ModelStreamInfer), not unary
 
 
 def images(rng: np.random.Generator, batch: int, dtype: str) -> np.ndarray:

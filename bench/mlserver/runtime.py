@@ -6,6 +6,8 @@ only mlserver, numpy and safetensors — never the digits packages.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import numpy as np
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
@@ -41,6 +43,13 @@ class DigitsRuntime(MLModel):
                 NumpyCodec.encode_output("label", probabilities.argmax(axis=1)),
             ],
         )
+
+    async def predict_stream(
+        self, payloads: AsyncIterator[InferenceRequest]
+    ) -> AsyncIterator[InferenceResponse]:
+        """One answer per streamed request (MLModel's default answers only the first one)."""
+        async for payload in payloads:
+            yield await self.predict(payload)
 
 
 def _forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
