@@ -182,7 +182,8 @@ def triton(v2_server: str, images: np.ndarray, tmp_path_factory: pytest.TempPath
     images_file = tmp_path_factory.mktemp("images") / "images.npy"
     np.save(images_file, images)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    driver = [sys.executable, "-m", __name__, v2_server, str(images_file)]
+    module = "tests.service.test_v2_tritonclient"  # this file, as the driver script
+    driver = [sys.executable, "-m", module, v2_server, str(images_file)]
     done = subprocess.run(driver, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
