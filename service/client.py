@@ -150,6 +150,8 @@ class DigitsClient:
             request = health_pb2.HealthCheckRequest(service=service)
             reply = stub.Check(request, timeout=self._timeout)
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:  # Check's answer for an unknown service
+                return "SERVICE_UNKNOWN"
             raise ServiceError.from_rpc(err) from err
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 

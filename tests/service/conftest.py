@@ -43,7 +43,7 @@ def registry(tmp_path: Path) -> Registry:
 
 
 def start(registry: Registry, registrations: Any = (), **overrides: Any) -> Running:
-    """A started server on 127.0.0.1:0 for `registry`; V2 off, as tritonclient may share the process."""
+    """A started server on 127.0.0.1:0 for `registry` (V2 off: tritonclient may share pytest)."""
     values: dict[str, Any] = {
         "host": "127.0.0.1", "port": 0, "metrics_port": -1, "registry": registry.root,
         "poll_interval_s": 0.1, "enable_v2": False, "log_format": "text",
