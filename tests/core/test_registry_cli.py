@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,9 +20,10 @@ Run = tuple[int, str, str]
 Digits = Callable[..., Run]
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    registry = Registry(tmp_path / "models")
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three published versions, built once (publishing fsyncs) and copied for each test."""
+    registry = Registry(tmp_path_factory.mktemp("template") / "models")
     for seed in range(3):
         manifest = {
             "seed": seed,
@@ -30,7 +32,13 @@ def registry(tmp_path: Path) -> Registry:
             "metrics": {"accuracy": 0.9 + seed / 100, "confusion_matrix": [[5, 1], [0, 6]]},
         }
         registry.publish("digits", toy_params(seed), manifest)
-    return registry
+    return registry.root
+
+
+@pytest.fixture
+def registry(template: Path, tmp_path: Path) -> Registry:
+    shutil.copytree(template, tmp_path / "models")
+    return Registry(tmp_path / "models")
 
 
 @pytest.fixture
