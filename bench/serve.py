@@ -15,14 +15,10 @@ import json
 import multiprocessing
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         client.submit(loadgen.warm_up).result()  # import grpc/protobuf once, outside the timings
         for batching in (True, False):
             key = "digits" if batching else "digits_batching_off"
-            with _digits_server(registry, blas_env, batching=batching, log=work) as target:
+            with launcher.running_digits(
+                registry, blas_env, batching=batching, log_dir=work
+            ) as target:
                 report[key] = _measure_digits(client, target, duration, full=batching)
         if args.skip_mlserver:
             report["mlserver"] = {"skipped": "--skip-mlserver"}
@@ -221,7 +219,7 @@ def _measure_mlserver(
 ) -> dict[str, Any]:
     venv = RESULTS / ".venv-mlserver"
     launcher.ensure_venv(venv, RESULTS / "mlserver-install.log")
-    grpc_port, http_port = _free_port(), _free_port()
+    grpc_port, http_port = launcher.free_port(), launcher.free_port()
     repository = launcher.write_repository(work / "mlserver", weights, grpc_port, http_port)
     target = f"127.0.0.1:{grpc_port}"
     with launcher.running_mlserver(venv, repository, grpc_port, blas_env):
@@ -234,39 +232,6 @@ def _measure_mlserver(
     points["version"] = launcher.MLSERVER_VERSION
     points["settings"] = "parallel_workers 0, metrics endpoint off, same NumPy forward pass"
     return points
-
-
-@contextmanager
-def _digits_server(
-    registry: Path, blas_env: dict[str, str], batching: bool, log: Path
-) -> Iterator[str]:
-    """Run `digits serve` on a free loopback port until the health service says SERVING."""
-    port, metrics_port = _free_port(), _free_port()
-    env = {**os.environ, **blas_env}
-    command = [
-        *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
-        *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
-        "--batching" if batching else "--no-batching",
-    ]
-    log_path = log / f"digits-serve-batching-{'on' if batching else 'off'}.log"
-    with log_path.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            loadgen.wait_serving(process, f"127.0.0.1:{port}", timeout_s=60.0, log=log_path)
-            yield f"127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 _DEFINITIONS = {

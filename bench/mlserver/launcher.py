@@ -1,7 +1,7 @@
-"""MLServer for the benchmark: its own virtual environment, a model repository, a running process.
+"""Server processes of the serving benchmark: `digits serve`, and MLServer in its own venv.
 
 Imported by bench/serve.py (from the project's .venv); MLServer itself runs from a separate venv
-so its pinned dependencies never touch ours.
+so its pinned dependencies never touch ours. Both listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ MLSERVER_VERSION = "1.7.1"
 # uvloop 0.22 breaks MLServer 1.7's event-loop policy; the others are what the runtime imports.
 _REQUIREMENTS = (f"mlserver=={MLSERVER_VERSION}", "uvloop==0.21.0", "safetensors", "numpy")
 _HERE = Path(__file__).resolve().parent
+_ROOT = _HERE.parents[1]
 # ModelReady(name="digits") and a `ready: true` answer, as raw protobuf bytes: the bench process
 # must not import a second `inference` protobuf module (tritonclient's) next to ours.
 _MODEL_READY = "/inference.GRPCInferenceService/ModelReady"
@@ -75,12 +77,46 @@ def running_mlserver(
             _wait_ready(process, f"127.0.0.1:{grpc_port}", timeout_s, run_dir / "mlserver.log")
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+@contextmanager
+def running_digits(
+    registry: Path, env: dict[str, str], batching: bool, log_dir: Path
+) -> Iterator[str]:
+    """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING."""
+    port, metrics_port = free_port(), free_port()
+    command = [
+        *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
+        *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
+        "--batching" if batching else "--no-batching",
+    ]
+    log = log_dir / f"digits-serve-batching-{'on' if batching else 'off'}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=_ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_serving(process, f"127.0.0.1:{port}", timeout_s=60.0, log=log)
+            yield f"127.0.0.1:{port}"
+        finally:
+            _stop(process)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()  # SIGTERM: both servers drain and exit
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_ready(process: subprocess.Popen[bytes], target: str, timeout_s: float, log: Path) -> None:
@@ -97,6 +133,28 @@ def _wait_ready(process: subprocess.Popen[bytes], target: str, timeout_s: float,
                 pass
             time.sleep(0.25)
     raise RuntimeError(f"MLServer not ready after {timeout_s:.0f} s; see {log}")
+
+
+def _wait_serving(
+    process: subprocess.Popen[bytes], target: str, timeout_s: float, log: Path
+) -> None:
+    """Block until grpc.health.v1 reports SERVING; fail early if the server process exits."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}; see {log}")
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {target} not SERVING after {timeout_s:.0f} s; see {log}")
 
 
 def _installed_version(python: Path) -> str | None:

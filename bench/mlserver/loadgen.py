@@ -13,8 +13,6 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 import grpc
@@ -78,26 +76,6 @@ def v2_ready(target: str) -> bool:
             return bool(call(v2.ModelReadyRequest(name=_MODEL), timeout=5.0).ready)
         except grpc.RpcError:
             return False
-
-
-def wait_serving(process: Popen[bytes], target: str, timeout_s: float, log: Path) -> None:
-    """Block until grpc.health.v1 reports SERVING; fail early if the server process exits."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}; see {log}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"server at {target} not SERVING after {timeout_s:.0f} s; see {log}")
 
 
 async def _run(spec: Spec) -> dict[str, Any]:
