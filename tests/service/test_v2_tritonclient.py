@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -65,6 +66,13 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(client._channel)
         return _result_json(tc.InferResult(stub.ModelInfer(request, timeout=10)))
 
+    def async_infer(array, datatype):
+        tensor = tc.InferInput("images", list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        done: queue.Queue = queue.Queue()
+        client.async_infer("digits", [tensor], callback=lambda result, error: done.put(result))
+        return _result_json(done.get(timeout=10))
+
     flat = images.reshape(len(images), 784)
     return {
         "live": _attempt(client.is_server_live),
@@ -81,6 +89,7 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
         "raw_fp32": _attempt(lambda: infer(floats, "FP32")),
         "typed_uint8": _attempt(lambda: typed_infer(images, "UINT8", "uint_contents")),
         "typed_fp32": _attempt(lambda: typed_infer(floats, "FP32", "fp32_contents")),
+        "async_uint8": _attempt(lambda: async_infer(flat, "UINT8")),
         "pinned_v2": _attempt(lambda: infer(flat, "UINT8", version="2")),
         "label_only": _attempt(lambda: infer(flat, "UINT8", outputs=["label"])),
         "unknown_model": _attempt(lambda: infer(flat, "UINT8", model="cats")),
@@ -89,6 +98,7 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
         "wrong_shape": _attempt(lambda: infer(flat[:, :783], "UINT8")),
         "byte_length": _attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
         "unknown_output": _attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
+        "model_config": _attempt(lambda: client.get_model_config("digits")),
         "live_after_errors": _attempt(client.is_server_live),
     }
 
@@ -232,7 +242,8 @@ def test_model_metadata_describes_tensors_with_a_variable_batch(triton: dict) ->
 
 
 @pytest.mark.parametrize(
-    "scenario", ["raw_uint8_flat", "raw_uint8_square", "raw_fp32", "typed_uint8", "typed_fp32"]
+    "scenario",
+    ["raw_uint8_flat", "raw_uint8_square", "raw_fp32", "typed_uint8", "typed_fp32", "async_uint8"],
 )
 def test_infer_equals_the_digits_v1_answer(triton: dict, reference: dict, scenario: str) -> None:
     outcome = triton[scenario]
@@ -269,6 +280,7 @@ def test_requested_outputs_are_honoured(triton: dict, reference: dict) -> None:
         ("wrong_shape", "INVALID_ARGUMENT", "783"),
         ("byte_length", "INVALID_ARGUMENT", "bytes"),
         ("unknown_output", "INVALID_ARGUMENT", "logits"),
+        ("model_config", "UNIMPLEMENTED", ""),  # Triton-only RPC, not in the protocol
     ],
 )
 def test_bad_requests_surface_their_status(triton: dict, scenario, status, mentions) -> None:
