@@ -70,7 +70,8 @@ def file_lock(path: Path, *, shared: bool = False) -> Iterator[None]:
     Every call opens its own file description, so two threads of one process exclude each
     other just like two processes do; the kernel drops the lock when a holder dies.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # Read-only is enough for flock, so users who may not write the lock file can still lock.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
