@@ -1,0 +1,80 @@
+"""The Prometheus endpoint exposes the request, batch and model metrics; the healthcheck module."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from core.registry import Registry
+from service.generated.digits.v1 import digits_pb2 as pb
+from service.healthcheck import main as healthcheck
+from tests.service.conftest import Running
+from tests.service.toy_models import random_images
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sample(text: str, metric: str, **labels: str) -> float:
+    """Value of one sample in Prometheus text format (labels in any order)."""
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{metric}(?:\{{(.*)\}})? (\S+)", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+            if found == labels:
+                return float(match.group(2))
+    raise AssertionError(f"no sample {metric}{labels} in:\n{text}")
+
+
+def test_metrics_endpoint_counts_requests(
+    registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    running = start_server(registry, metrics_port=0)
+    for _ in range(3):
+        running.client.predict(random_images(2))
+    with pytest.raises(grpc.RpcError):
+        running.stub.Predict(pb.PredictRequest(images=pb.Tensor(data=b"x")), timeout=5)
+    url = f"http://127.0.0.1:{running.server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    assert _sample(text, "digits_requests_total", method="Predict", code="OK") == 3
+    assert _sample(text, "digits_requests_total", method="Predict", code="INVALID_ARGUMENT") == 1
+    assert _sample(text, "digits_request_latency_seconds_count", method="Predict") == 4
+    assert _sample(text, "digits_batch_rows_sum") == 6
+    assert _sample(text, "digits_queue_delay_seconds_count") == 3
+    assert _sample(text, "digits_model_info", name="digits", version="1") == 1
+    assert _sample(text, "digits_model_version") == 1
+    assert _sample(text, "digits_model_reloads_total") == 0
+    assert _sample(text, "digits_model_reload_failures_total") == 0
+
+
+def test_two_servers_keep_separate_metrics(
+    registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    first, second = start_server(registry), start_server(registry)
+    first.client.predict(random_images(1))
+    assert b'code="OK",method="Predict"} 1.0' in first.server.core.metrics.exposition()
+    assert b'method="Predict"' not in second.server.core.metrics.exposition()
+
+
+def test_healthcheck_module_exit_codes(
+    tmp_path: Path, registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    serving = start_server(registry)
+    empty = start_server(Registry(tmp_path / "empty"))
+    command = [sys.executable, "-m", "service.healthcheck", "--target", serving.target]
+    assert subprocess.run(command, cwd=REPO, capture_output=True, timeout=30).returncode == 0
+    # The rest call the same entry point in-process (a subprocess each would cost ~1 s).
+    assert healthcheck(["--target", serving.target, "--service", "digits.v1.DigitClassifier"]) == 0
+    assert healthcheck(["--target", serving.target, "--service", "no.such.Service"]) == 1
+    assert healthcheck(["--target", empty.target]) == 1
+    port = empty.port
+    empty.server.stop(grace=None)
+    assert healthcheck(["--target", f"127.0.0.1:{port}", "--timeout", "1"]) == 1
