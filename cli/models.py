@@ -134,7 +134,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         ("version", str(mv.version)),
         ("aliases", ", ".join(tags) or "-"),
         ("path", str(mv.path)),
-        ("integrity", f"ok ({len(manifest['files'])} files verified)"),
+        ("integrity", f"ok ({_plural(len(manifest['files']), 'file')} verified)"),
     ]
     skip = {"name", "version", "files", "tensors"}
     lines += [(key, _brief(manifest[key])) for key in sorted(manifest) if key not in skip]
@@ -180,21 +180,28 @@ def _gc(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
 _ACTIONS = {"list": _list, "show": _show, "promote": _promote, "rollback": _rollback, "gc": _gc}
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _sizes(value: Any) -> str:
     if isinstance(value, list) and value:
         return "-".join(map(str, value))
     return "-"
 
 
-def _brief(value: Any) -> str:
+def _brief(value: Any, nested: bool = False) -> str:
     """One line per manifest value; big tables (confusion matrix) are left to --json."""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, dict):
-        return " ".join(f"{k}={_brief(v)}" for k, v in sorted(value.items())) or "-"
+        text = " ".join(f"{k}={_brief(v, nested=True)}" for k, v in sorted(value.items()))
+        return f"{{{text}}}" if nested else text or "-"
     if isinstance(value, list):
         if value and all(isinstance(v, list) for v in value):
             return f"({len(value)}x{len(value[0])} table, see --json)"
+        if len(value) > 12 or any(isinstance(v, dict) for v in value):
+            return f"({len(value)} entries, see --json)"
         return "[" + ", ".join(_brief(v) for v in value) + "]"
     return "-" if value is None else str(value)
 
