@@ -15,6 +15,8 @@ import grpc
 import numpy as np
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from core.registry import Registry
 from service.generated.inference import grpc_predict_v2_pb2 as pb
@@ -177,3 +179,41 @@ def test_server_metadata_names_the_server(v2: Running) -> None:
     assert metadata.name == "digits"
     assert metadata.version
     assert list(metadata.extensions) == []
+
+
+_DATATYPES = st.sampled_from(["UINT8", "FP32", "INT32", "FP64", "BYTES", "", "uint8"])
+_SHAPES = st.lists(st.integers(-2, 800), max_size=4)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    datatype=_DATATYPES,
+    shape=_SHAPES,
+    raw=st.one_of(st.none(), st.binary(max_size=4000)),
+    typed=st.lists(st.integers(0, 300), max_size=1600),
+    name=st.sampled_from(["images", "input", ""]),
+    outputs=st.lists(st.sampled_from(["label", "probabilities", "logits"]), max_size=3),
+)
+@example(datatype="UINT8", shape=[1, 784], raw=bytes(784), typed=[], name="images", outputs=[])
+@example(datatype="FP32", shape=[2, 28, 28], raw=None, typed=[1] * 1568, name="images", outputs=[])
+def test_fuzzed_requests_get_ok_or_invalid_argument_never_internal(
+    v2: Running, datatype, shape, raw, typed, name, outputs
+) -> None:
+    request = pb.ModelInferRequest(model_name="digits")
+    tensor = request.inputs.add(name=name, datatype=datatype, shape=shape)
+    if raw is not None:
+        request.raw_input_contents.append(raw)
+    elif datatype == "FP32":
+        tensor.contents.fp32_contents.extend(value / 300 for value in typed)
+    else:
+        tensor.contents.uint_contents.extend(typed)
+    for output in outputs:
+        request.outputs.add(name=output)
+    try:
+        response = _stub(v2).ModelInfer(request, timeout=5)
+    except grpc.RpcError as err:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    else:
+        assert len(response.outputs) == len(response.raw_output_contents) >= 1
