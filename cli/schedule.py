@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from cli.train import add_training_options, settings_from_args
+from cli.train import add_training_options, prefer_quiet_prefect_defaults, settings_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
 
     settings = settings_from_args(args)
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # before Prefect loads
+    prefer_quiet_prefect_defaults()
     from pipeline.schedule import api_url, build_deployment, serve_deployment
 
     deployment = build_deployment(settings, args.cron, args.name, args.timezone)

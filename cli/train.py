@@ -119,6 +119,15 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
 
 
+def prefer_quiet_prefect_defaults() -> None:
+    """Before Prefect loads: no analytics, and time for the ephemeral server on a busy machine.
+
+    Only defaults: a value the user set in the environment wins.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -160,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             else f"skipped: {message} (--if-empty)"
         )
         return 0
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # before Prefect loads
+    prefer_quiet_prefect_defaults()
     from core.train import DivergenceError
     from pipeline.download import DownloadError
     from pipeline.flows import train_flow

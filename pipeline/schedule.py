@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.settings import get_current_settings
+from pydantic import ValidationError
 
 from pipeline.flows import train_flow
 from pipeline.settings import TrainSettings
@@ -27,9 +28,9 @@ def build_deployment(
     """A RunnerDeployment of train_flow on ``cron``; ValueError for a bad cron or timezone."""
     try:
         schedule = CronSchedule(cron=cron, timezone=timezone)
-    except ValueError as err:  # pydantic's ValidationError is a ValueError with many lines
-        first = str(err).splitlines()[-1].strip() if str(err) else "invalid"
-        raise ValueError(f"invalid schedule {cron!r} ({timezone}): {first}") from None
+    except ValidationError as err:  # many lines; keep the first message only
+        detail = err.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(f"invalid schedule {cron!r} ({timezone}): {detail}") from None
     return train_flow.to_deployment(
         name=name,
         schedule=schedule,
