@@ -58,8 +58,16 @@ def warm_up() -> None:
 
 
 def run(spec: Spec) -> dict[str, Any]:
-    """Measure one point; returns requests/s, samples/s, latency percentiles (ms) and errors."""
-    return asyncio.run(_run(spec))
+    """Measure one point: requests/s, samples/s, latency percentiles (ms), errors.
+
+    A point that cannot run (server down, wrong answer) is reported as `failed`, so one broken
+    point does not cost the rest of the benchmark.
+    """
+    try:
+        return asyncio.run(_run(spec))
+    except (grpc.RpcError, RuntimeError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return {"protocol": spec.protocol, "batch": spec.batch, "failed": reason}
 
 
 def v2_ready(target: str) -> bool:
