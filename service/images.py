@@ -33,7 +33,7 @@ def load_files(
             batches.append(images)
         else:
             names.append(str(path))
-            batches.append(to_mnist(_decode_picture(path, data), invert=invert)[np.newaxis])
+            batches.append(_picture_digit(path, data, invert)[np.newaxis])
     if not batches:
         raise ValueError("no input files given")
     return names, np.concatenate(batches)
@@ -42,7 +42,7 @@ def load_files(
 def load_image(path: str | Path, invert: bool | None = None) -> NDArray[np.uint8]:
     """Load one PNG/JPEG file as an MNIST-style uint8 (28, 28) digit."""
     path = Path(path)
-    return to_mnist(_decode_picture(path, _read(path)), invert=invert)
+    return _picture_digit(path, _read(path), invert)
 
 
 def to_mnist(gray: NDArray[np.generic], invert: bool | None = None) -> NDArray[np.uint8]:
@@ -69,6 +69,16 @@ def to_mnist(gray: NDArray[np.generic], invert: bool | None = None) -> NDArray[n
     return _centre_by_mass(_fit_box(_crop_to_ink(ink)))
 
 
+def _picture_digit(path: Path, data: bytes, invert: bool | None) -> NDArray[np.uint8]:
+    try:
+        return to_mnist(_decode_picture(path, data), invert=invert)
+    except ValueError as err:
+        message = str(err)
+        raise ValueError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from err
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -88,7 +98,7 @@ def _decode_picture(path: Path, data: bytes) -> NDArray[np.uint8]:
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 picture = Image.alpha_composite(paper, rgba)
             return np.asarray(picture.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise ValueError(f"{path}: not a readable PNG/JPEG/IDX image ({err})") from err
 
 

@@ -126,9 +126,12 @@ def test_bad_idx_file_raises_value_error(tmp_path: Path) -> None:
         load_files([tmp_path / "short.idx"])
 
 
-def test_blank_picture_is_refused() -> None:
+def test_blank_picture_is_refused_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="blank"):
         to_mnist(np.full((50, 40), 250, dtype=np.uint8))
+    Image.new("L", (50, 40), 250).save(tmp_path / "empty.png")
+    with pytest.raises(ValueError, match=r"empty\.png: no digit found: the image is blank"):
+        load_files([tmp_path / "empty.png"])
 
 
 def test_wrong_array_shape_is_refused() -> None:
