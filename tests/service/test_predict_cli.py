@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,8 @@ from core.registry import Registry
 from service.images import load_image
 from service.server import create_server
 from service.settings import ServiceSettings
+from tests.service.certs import make_pki
+from tests.service.conftest import Running
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ LAYERS = (784, 128, 40, 10)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MLP]]:
+def predict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MLP]]:
     """A registry holding one seeded model (version 1 = production) and a server over it."""
     root = tmp_path_factory.mktemp("registry")
     model = MLP(LAYERS, seed=3)
@@ -37,7 +39,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MLP]
     manifest = {"layer_sizes": list(LAYERS), "loss": "cross_entropy", "metrics": {}}
     version = registry.publish("digits", model.params, manifest).version
     registry.set_alias("digits", "production", version)
-    settings = ServiceSettings(registry=root, port=0, metrics_port=-1, poll_interval_s=0)
+    settings = ServiceSettings(  # V2 off: tritonclient may share this pytest process
+        registry=root, port=0, metrics_port=-1, poll_interval_s=0, enable_v2=False
+    )
     server, port = create_server(settings)
     server.start()
     try:
@@ -64,8 +68,8 @@ def _expected(model: MLP, picture: Path) -> np.ndarray:
     return model.predict_proba(pixels)[0]
 
 
-def test_json_output_matches_the_model(served, drawings, capsys) -> None:
-    target, model = served
+def test_json_output_matches_the_model(predict_server, drawings, capsys) -> None:
+    target, model = predict_server
     assert main(["predict", "--target", target, "--json", *map(str, drawings)]) == 0
     rows = json.loads(capsys.readouterr().out)["predictions"]
     assert [row["file"] for row in rows] == [str(p) for p in drawings]
@@ -77,8 +81,8 @@ def test_json_output_matches_the_model(served, drawings, capsys) -> None:
         assert (row["model"], row["version"]) == ("digits", 1)
 
 
-def test_top_k_table_lists_the_best_classes(served, drawings, capsys) -> None:
-    target, model = served
+def test_top_k_table_lists_the_best_classes(predict_server, drawings, capsys) -> None:
+    target, model = predict_server
     ring = drawings[0]
     assert main(["predict", "--target", target, "--top-k", "3", "--version", "1", str(ring)]) == 0
     header, line = capsys.readouterr().out.strip().splitlines()
@@ -88,8 +92,8 @@ def test_top_k_table_lists_the_best_classes(served, drawings, capsys) -> None:
     assert [int(cell.split(":")[0]) for cell in line.split()[4:]] == best.tolist()
 
 
-def test_unknown_version_is_one_line_not_found(served, drawings, capsys) -> None:
-    target, _ = served
+def test_unknown_version_is_one_line_not_found(predict_server, drawings, capsys) -> None:
+    target, _ = predict_server
     assert main(["predict", "--target", target, "--version", "99", str(drawings[0])]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NOT_FOUND" in err
@@ -107,16 +111,16 @@ def test_unreachable_server_is_one_line_unavailable(drawings, capsys) -> None:
     assert "UNAVAILABLE" in err
 
 
-def test_bad_file_is_one_line_error(served, tmp_path, capsys) -> None:
-    target, _ = served
+def test_bad_file_is_one_line_error(predict_server, tmp_path, capsys) -> None:
+    target, _ = predict_server
     (tmp_path / "notes.png").write_text("not a picture")
     assert main(["predict", "--target", target, str(tmp_path / "notes.png")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "notes.png: not a readable PNG/JPEG/IDX image" in err
 
 
-def test_console_script_reads_pictures_and_idx(served, drawings, tmp_path) -> None:
-    target, model = served
+def test_console_script_reads_pictures_and_idx(predict_server, drawings, tmp_path) -> None:
+    target, model = predict_server
     archive = np.stack([load_image(drawings[0]), load_image(drawings[1])])
     (tmp_path / "two.idx").write_bytes(encode_idx(archive))
     command = [
@@ -150,3 +154,21 @@ def test_console_script_reads_pictures_and_idx(served, drawings, tmp_path) -> No
     ]
     for row, probabilities in zip(rows, expected, strict=True):
         np.testing.assert_allclose(row["probabilities"], probabilities, atol=1e-5)
+
+
+def test_mutual_tls_options(
+    registry: Registry, start_server: Callable[..., Running], drawings, tmp_path: Path, capsys
+) -> None:
+    ca, server, client = make_pki(tmp_path)
+    running = start_server(
+        registry, tls_cert=server.cert, tls_key=server.key, tls_client_ca=ca.cert
+    )
+    base = ["predict", "--target", running.target, "--tls-ca", str(ca.cert), str(drawings[0])]
+    assert (
+        main([*base, "--tls-cert", str(client.cert), "--tls-key", str(client.key), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["version"] == 1
+    assert main(base) == 3  # no client certificate: the handshake is refused
+    assert "UNAVAILABLE" in capsys.readouterr().err
+    assert main([*base, "--tls-cert", str(client.cert)]) == 2
+    assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err
