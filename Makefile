@@ -10,10 +10,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: install test lint typecheck unit run proto bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[pipeline,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[pipeline,dev]'
 	touch $@
 
 install: $(VENV)/.installed
