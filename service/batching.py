@@ -1,9 +1,11 @@
 """Dynamic batcher: coalesces concurrent requests into one forward pass per model, like Triton's.
 
-One worker thread takes whatever is already queued (up to `max_batch_rows`), runs one forward
-pass per (model, dtype) group and hands each caller its slice through a Future. With
-`max_delay_us=0` (the default) it never waits for more work, so an idle server answers a lone
-request at once; a positive delay lets a small batch wait that long for company.
+One batch runs at a time. The request that finds the batcher idle runs it in its own thread
+(no hand-off to a worker, so a lone request on an idle server costs the same as no batching);
+requests arriving meanwhile queue up. When a batch ends, the oldest queued request's thread is
+woken to run the next one: it takes whatever is queued (up to `max_batch_rows`), runs one
+forward pass per (model, dtype) and hands each caller its slice. With `max_delay_us=0` (the
+default) nothing ever waits for company; a positive delay lets a batch wait that long to fill.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,16 +26,24 @@ __all__ = ["DynamicBatcher"]
 Forward = Callable[[NDArray[Any]], NDArray[np.float32]]
 
 
-@dataclass
 class _Item:
-    forward: Forward
-    x: NDArray[Any]
-    future: Future[NDArray[np.float32]] = field(default_factory=Future)
-    enqueued: float = field(default_factory=time.perf_counter)
+    """One caller's rows; `ready` (made only for callers that wait) is set when the result is
+    in or when the caller must run the next batch."""
+
+    __slots__ = ("enqueued", "error", "forward", "lead", "ready", "result", "x")
+
+    def __init__(self, forward: Forward, x: NDArray[Any]) -> None:
+        self.forward = forward
+        self.x = x
+        self.enqueued = time.perf_counter()
+        self.ready: threading.Event | None = None
+        self.lead = False  # set (under the lock) when this caller must run the next batch
+        self.result: NDArray[Any] | None = None
+        self.error: BaseException | None = None
 
 
 class DynamicBatcher:
-    """Queue + single worker thread; `run(forward, x)` blocks until x's probabilities are ready."""
+    """`run(forward, x)` returns forward(x), computed together with concurrent callers' rows."""
 
     def __init__(
         self,
@@ -54,21 +61,16 @@ class DynamicBatcher:
         self._observe_delay = observe_queue_delay or (lambda seconds: None)
         self._pending: deque[_Item] = deque()
         self._cond = threading.Condition()
+        self._busy = False  # a batch is being taken or run
         self._closed = False
-        self._worker: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.enabled and self._worker is None:
-            self._worker = threading.Thread(target=self._loop, name="batcher", daemon=True)
-            self._worker.start()
+        """Nothing to start (no worker thread); kept so every component has start/close."""
 
-    def close(self, timeout: float | None = 5.0) -> None:
-        """Stop accepting work, finish what is queued, stop the worker."""
+    def close(self) -> None:
+        """Refuse new work; queued requests are still answered."""
         with self._cond:
             self._closed = True
-            self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout)
 
     def run(self, forward: Forward, x: NDArray[Any], timeout: float | None = None) -> NDArray[Any]:
         """Probabilities of x computed by `forward`, batched with other callers' rows if enabled."""
@@ -80,29 +82,54 @@ class DynamicBatcher:
             if self._closed:
                 raise ModelNotReady("server is shutting down")
             self._pending.append(item)
-            self._cond.notify()
-        try:
-            return item.future.result(timeout)
-        except FutureTimeout:
-            item.future.cancel()  # the worker skips it if it has not started yet
-            raise DeadlineExceeded("deadline passed while the request was queued") from None
-        except CancelledError:
-            raise DeadlineExceeded("request cancelled while queued") from None
-
-    def _loop(self) -> None:
+            if self._busy:
+                item.ready = threading.Event()
+                self._cond.notify()  # a batch waiting for company (max_delay) may take us
+            else:
+                self._busy = item.lead = True  # idle: this thread runs the batch, no hand-off
+        deadline = None if timeout is None else time.perf_counter() + timeout
         while True:
-            batch = self._take()
-            if batch is None:
-                return
-            self._execute(batch)
+            if item.lead:
+                item.lead = False
+                self._run_batch()
+            if item.result is not None or item.error is not None:
+                break
+            # A leader's own item is always first in its batch, so only followers get here.
+            assert item.ready is not None
+            remaining = None if deadline is None else max(deadline - time.perf_counter(), 0.0)
+            if not item.ready.wait(remaining):
+                if self._abandon(item):
+                    raise DeadlineExceeded("deadline passed while the request was queued")
+                deadline = None  # it is being computed or about to lead: wait for the answer
+            item.ready.clear()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[return-value]
 
-    def _take(self) -> list[_Item] | None:
-        """Block for work, then take what is queued (waiting up to max_delay for company)."""
+    def _abandon(self, item: _Item) -> bool:
+        """Drop a timed-out item if it is still queued and not due to run the next batch."""
         with self._cond:
-            while not self._pending:
-                if self._closed:
-                    return None
-                self._cond.wait()
+            if item.lead or item not in self._pending:
+                return False  # already running or finished: its answer is moments away
+            self._pending.remove(item)
+            return True
+
+    def _run_batch(self) -> None:
+        batch = self._take()
+        try:
+            self._execute(batch)
+        finally:
+            with self._cond:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.lead = True  # its thread runs the next batch
+                    _wake(successor)
+                else:
+                    self._busy = False
+
+    def _take(self) -> list[_Item]:
+        """What is queued, up to max_batch_rows (waiting up to max_delay for company)."""
+        with self._cond:
             batch = [self._pending.popleft()]
             rows = len(batch[0].x)
             deadline = batch[0].enqueued + self.max_delay_s
@@ -120,9 +147,18 @@ class DynamicBatcher:
 
     def _execute(self, batch: list[_Item]) -> None:
         now = time.perf_counter()
-        live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+        if len(batch) == 1:  # the common case on a lightly loaded server: no grouping, no copies
+            item = batch[0]
+            self._observe_delay(now - item.enqueued)
+            try:
+                item.result = item.forward(item.x)
+                self._observe_batch(len(item.x), 1)
+            except Exception as err:
+                item.error = err
+            _wake(item)
+            return
         groups: dict[tuple[Forward, str], list[_Item]] = {}
-        for item in live:
+        for item in batch:
             self._observe_delay(now - item.enqueued)
             groups.setdefault((item.forward, item.x.dtype.str), []).append(item)
         for items in groups.values():
@@ -134,9 +170,16 @@ class DynamicBatcher:
                     bounds = np.cumsum([len(item.x) for item in items])[:-1]
                     results = np.split(probs, bounds)
                 self._observe_batch(sum(len(item.x) for item in items), len(items))
-            except Exception as err:  # handed to every caller of the group; the worker lives on
+            except Exception as err:  # handed to every caller of the group
                 for item in items:
-                    item.future.set_exception(err)
+                    item.error = err
+                    _wake(item)
                 continue
             for item, result in zip(items, results, strict=True):
-                item.future.set_result(result)
+                item.result = result
+                _wake(item)
+
+
+def _wake(item: _Item) -> None:
+    if item.ready is not None:  # None: the caller is the running thread itself
+        item.ready.set()

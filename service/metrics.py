@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -58,10 +59,15 @@ class ServiceMetrics:
         self._lock = threading.Lock()
         self._served: tuple[str, str] | None = None
         self._http: WSGIServer | None = None
+        self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
 
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        self.requests.labels(method, code.name).inc()
-        self.latency.labels(method).observe(seconds)
+        children = self._children.get((method, code))
+        if children is None:  # labels() takes a lock and builds a key: do it once per label set
+            children = self.requests.labels(method, code.name), self.latency.labels(method)
+            self._children[(method, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, rows: int, requests: int) -> None:
         self.batch_rows.observe(rows)

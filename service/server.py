@@ -152,6 +152,7 @@ def _bind(grpc_server: grpc.Server, settings: ServiceSettings) -> int:
 def serve(settings: ServiceSettings) -> int:
     """Run until SIGTERM/SIGINT, then drain within settings.grace_s; returns an exit code."""
     configure_logging(settings.log_format, settings.log_level)
+    _limit_blas_threads(settings.blas_threads)
     server, port = create_server(settings)
     server.start()
     logger.info(
@@ -171,3 +172,17 @@ def serve(settings: ServiceSettings) -> int:
     while not server.wait_for_termination(timeout=0.5):
         pass  # short waits keep the main thread responsive to signals
     return 0
+
+
+def _limit_blas_threads(threads: int) -> None:
+    """Cap BLAS threads process-wide (without threadpoolctl, OPENBLAS_NUM_THREADS does it)."""
+    if threads <= 0:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        logger.warning(
+            "threadpoolctl is not installed; set OPENBLAS_NUM_THREADS=%d instead", threads
+        )
+        return
+    threadpool_limits(limits=threads, user_api="blas")  # stays in effect for the process

@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
     workers: int = Field(32, ge=1)
     """gRPC handler threads; each open PredictStream holds one."""
+    blas_threads: int = Field(1, ge=0)
+    """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
+    cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
     drain_delay_s: float = Field(0.0, ge=0)

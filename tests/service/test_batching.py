@@ -157,3 +157,37 @@ def test_disabled_runs_inline_and_closed_refuses(
     on.close()
     with pytest.raises(ModelNotReady, match="shutting down"):
         on.run(forward, _rows(1, 0))
+
+
+def test_idle_batcher_runs_in_the_callers_thread(
+    make_batcher: Callable[..., DynamicBatcher],
+) -> None:
+    threads: list[int] = []
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        threads.append(threading.get_ident())
+        return x.astype(np.float32)
+
+    make_batcher().run(forward, _rows(1, 0))
+    assert threads == [threading.get_ident()]  # no hand-off to another thread when idle
+
+
+def test_many_concurrent_callers_each_get_their_own_rows(
+    make_batcher: Callable[..., DynamicBatcher],
+) -> None:
+    batcher = make_batcher(max_batch_rows=32)
+    weights = np.random.default_rng(0).random((3, 4)).astype(np.float32)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return x @ weights
+
+    def caller(seed: int) -> bool:
+        rng = np.random.default_rng(seed)
+        for _ in range(40):
+            x = rng.random((int(rng.integers(1, 9)), 3)).astype(np.float32)
+            if not np.allclose(batcher.run(forward, x, timeout=10), x @ weights, rtol=1e-6):
+                return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(caller, range(16)))
