@@ -78,3 +78,15 @@ def test_healthcheck_module_exit_codes(
     port = empty.port
     empty.server.stop(grace=None)
     assert healthcheck(["--target", f"127.0.0.1:{port}", "--timeout", "1"]) == 1
+
+
+def test_reflection_lists_the_services(served: Running) -> None:
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    database = ProtoReflectionDescriptorDatabase(served.channel)
+    services = set(database.get_services())
+    assert {"digits.v1.DigitClassifier", "grpc.health.v1.Health"} <= services
+    method = database.FindFileContainingSymbol("digits.v1.DigitClassifier")
+    assert method.package == "digits.v1"
