@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -187,14 +188,13 @@ def _fetch_with_retries(
             digest = _stream_to(url, path, spec, timeout_s, log)
         except urllib.error.HTTPError as err:
             reason, transient = f"HTTP {err.code}", err.code >= 500 or err.code == 429
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             reason = str(getattr(err, "reason", err)) or type(err).__name__
             transient = not isinstance(getattr(err, "reason", None), FileNotFoundError)
         else:
             if digest == spec.sha256:
                 log.info("%s: downloaded and verified from %s", spec.name, url)
                 return True
-            path.unlink(missing_ok=True)
             log.warning("%s: sha256 mismatch from %s; trying the next mirror", spec.name, url)
             attempts.failures.append((url, f"sha256 mismatch: got {digest[:12]}…"))
             return False
@@ -210,7 +210,10 @@ def _fetch_with_retries(
 
 
 def _stream_to(url: str, path: Path, spec: MnistFile, timeout_s: float, log: Logger) -> str:
-    """Stream ``url`` into a temporary file beside ``path``, rename it, return its sha256."""
+    """Stream ``url`` into a temporary file beside ``path``; return the sha256 of what came.
+
+    The file is renamed to ``path`` only when that sha256 is the expected one.
+    """
     digest = hashlib.sha256()
     request = urllib.request.Request(url, headers={"User-Agent": "digits-pipeline"})
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{spec.name}.", suffix=".part")
@@ -219,7 +222,8 @@ def _stream_to(url: str, path: Path, spec: MnistFile, timeout_s: float, log: Log
             os.fdopen(fd, "wb") as out,
             urllib.request.urlopen(request, timeout=timeout_s) as response,
         ):
-            total = _expected_size(response.headers, spec)
+            announced = _content_length(response.headers)
+            total = announced or spec.size
             done, next_report = 0, _LOG_EVERY_FRACTION
             for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
                 out.write(chunk)
@@ -234,15 +238,19 @@ def _stream_to(url: str, path: Path, spec: MnistFile, timeout_s: float, log: Log
                         100 * done // total,
                     )
                     next_report += _LOG_EVERY_FRACTION
-        os.replace(tmp_name, path)  # atomic: readers never see a half-written file
+            if announced is not None and done < announced:
+                # http.client returns a short body without raising when the peer hangs up.
+                raise ConnectionError(f"connection closed after {done} of {announced} bytes")
+        if digest.hexdigest() == spec.sha256:
+            os.replace(tmp_name, path)  # atomic, and only ever for a verified file
+        else:
+            Path(tmp_name).unlink()
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return digest.hexdigest()
 
 
-def _expected_size(headers: Mapping[str, str], spec: MnistFile) -> int | None:
+def _content_length(headers: Mapping[str, str]) -> int | None:
     length = headers.get("Content-Length")
-    if length and length.isdigit():
-        return int(length)
-    return spec.size
+    return int(length) if length and length.isdigit() else None

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Failed, State
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
@@ -88,7 +88,7 @@ def publish(
 
 
 @flow(name="digits-train")
-def train_flow(settings: TrainSettings | None = None) -> dict[str, Any]:
+def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[Any]:
     """Train, evaluate and gate a model; publish (and maybe promote) it; return a summary.
 
     Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum.
@@ -101,8 +101,9 @@ def train_flow(settings: TrainSettings | None = None) -> dict[str, Any]:
     decision = gate.decide(metrics["accuracy"], champion, settings.min_accuracy, settings.tolerance)
     artifacts.publish_metrics(metrics, decision)
     if not decision.publish:
-        get_run_logger().error("not published: %s", decision.reason)
-        raise gate.GateRejected(decision.reason)
+        # A Failed state rather than a raise: an expected verdict, not a crash with a traceback.
+        message = f"not published: {decision.reason}"
+        return Failed(message=message, data=gate.GateRejected(decision.reason))
     manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
     with tempfile.TemporaryDirectory(prefix="digits-plots-") as tmp:
         plots = draw_plots(trained, metrics, Path(tmp))

@@ -11,7 +11,8 @@ from pathlib import Path
 class MirrorServer:
     """Serves ``root/<name>`` at ``/<prefix>/<name>``; ``script`` queues per-name behaviours.
 
-    A behaviour is one of "ok", "404", "500" or "corrupt" (the right length, wrong bytes);
+    A behaviour is one of "ok", "404", "500", "corrupt" (the right length, wrong bytes) or
+    "truncate" (announces the full length, sends half, closes the connection);
     each request pops the next one for its file, "ok" once the queue is empty.
     """
 
@@ -71,6 +72,10 @@ class MirrorServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if behaviour == "truncate":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.close_connection = True
+                    return
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:

@@ -66,6 +66,16 @@ def test_server_error_is_retried_on_the_same_mirror(
     assert flaky.requests[specs[2].name] == 3
 
 
+def test_connection_cut_mid_file_is_retried(tmp_path: Path, small_files: Files, mirror_factory):
+    root, specs = small_files
+    flaky = mirror_factory(root)
+    flaky.script(specs[0].name, "truncate")
+    paths = _fetch(tmp_path / "cache", [flaky.url], specs, retries=1)
+    assert sha256_of(paths[specs[0].name]) == specs[0].sha256
+    assert flaky.requests[specs[0].name] == 2
+    assert not list((tmp_path / "cache").glob(".*.part"))
+
+
 def test_all_mirrors_failing_names_every_url_and_reason(
     tmp_path: Path, small_files: Files, mirror_factory, caplog
 ):
