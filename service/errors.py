@@ -109,7 +109,7 @@ def handle_errors(method: str) -> Callable[[F], F]:
                 code = _code_for(err, context)
                 _abort(method, request_id, err, context)
             finally:
-                self.observer.observe_request(method, code, time.perf_counter() - start)
+                _finish(self.observer, method, request_id, code, start)
 
         @functools.wraps(fn)
         def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -122,11 +122,21 @@ def handle_errors(method: str) -> Callable[[F], F]:
                 code = _code_for(err, context)
                 _abort(method, request_id, err, context)
             finally:
-                self.observer.observe_request(method, code, time.perf_counter() - start)
+                _finish(self.observer, method, request_id, code, start)
 
         return streaming if inspect.isgeneratorfunction(fn) else unary  # type: ignore[return-value]
 
     return decorate
+
+
+def _finish(
+    observer: _Observer, method: str, request_id: str, code: grpc.StatusCode, start: float
+) -> None:
+    seconds = time.perf_counter() - start
+    observer.observe_request(method, code, seconds)
+    if logger.isEnabledFor(logging.DEBUG):  # the access log: off at the default INFO level
+        extra = {"method": method, "request_id": request_id, "code": code.name}
+        logger.debug("%s %s in %.3f ms", method, code.name, seconds * 1e3, extra=extra)
 
 
 def _code_for(err: Exception, context: grpc.ServicerContext) -> grpc.StatusCode:
@@ -138,8 +148,8 @@ def _code_for(err: Exception, context: grpc.ServicerContext) -> grpc.StatusCode:
 
 def _abort(method: str, request_id: str, err: Exception, context: grpc.ServicerContext) -> None:
     """Log err once and abort the RPC (context.abort raises, ending the handler)."""
-    extra = {"method": method, "request_id": request_id}
     code = _code_for(err, context)
+    extra = {"method": method, "request_id": request_id, "code": code.name}
     if isinstance(err, PredictError):
         details = str(err)
         logger.info("request failed: %s %s", code.name, details, extra=extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from core.registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.healthcheck import main as healthcheck
+from service.logs import JsonFormatter
 from tests.service.conftest import Running
 from tests.service.toy_models import random_images
 
@@ -90,3 +92,17 @@ def test_reflection_lists_the_services(served: Running) -> None:
     assert {"digits.v1.DigitClassifier", "grpc.health.v1.Health"} <= services
     method = database.FindFileContainingSymbol("digits.v1.DigitClassifier")
     assert method.package == "digits.v1"
+
+
+def test_failed_request_is_logged_once_with_its_request_id(
+    served: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="service.rpc")
+    bad = pb.PredictRequest(images=pb.Tensor(data=b"xyz", dtype=pb.DTYPE_UINT8, shape=[1, 784]))
+    with pytest.raises(grpc.RpcError):
+        served.stub.Predict(bad, metadata=(("x-request-id", "trace-42"),), timeout=5)
+    records = [r for r in caplog.records if getattr(r, "request_id", None) == "trace-42"]
+    assert len(records) == 1
+    assert records[0].code == "INVALID_ARGUMENT" and records[0].method == "Predict"
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["request_id"] == "trace-42" and "3 bytes" in line["message"]
