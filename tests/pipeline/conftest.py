@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ def small_files(tmp_path: Path) -> tuple[Path, tuple[MnistFile, ...]]:
 
 
 @pytest.fixture
-def mirror_factory() -> Iterator[type[MirrorServer]]:
+def mirror_factory() -> Iterator[Callable[..., MirrorServer]]:
     """Start mirrors with ``mirror_factory(root)``; all are stopped after the test."""
     started: list[MirrorServer] = []
 
@@ -39,7 +39,7 @@ def mirror_factory() -> Iterator[type[MirrorServer]]:
         started.append(server)
         return server
 
-    yield start  # type: ignore[misc]
+    yield start
     for server in started:
         server.stop()
 
