@@ -53,11 +53,12 @@ RUN --mount=type=bind,from=wheels,target=/wheels \
 # Runtime: same BASE (so the venv's python symlink resolves), a fixed non-root uid so that
 # Kubernetes' runAsNonRoot can verify it, and the registry as a mounted volume.
 FROM ${BASE} AS runtime
+# A writable home for caches (MNIST download, Prefect's settings); the code stays read-only.
 RUN groupadd --gid 10001 digits \
-    && useradd --no-log-init --uid 10001 --gid digits --home-dir /app --no-create-home \
+    && useradd --no-log-init --uid 10001 --gid digits --create-home --home-dir /home/digits \
         --shell /usr/sbin/nologin digits \
-    && mkdir -p /models /app \
-    && chown 10001:10001 /models
+    && mkdir -p /models /app /home/digits/.cache /home/digits/.prefect \
+    && chown -R 10001:10001 /models /home/digits
 ENV PATH=/app/.venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -66,9 +67,7 @@ WORKDIR /app
 VOLUME ["/models"]
 
 FROM runtime AS train
-ENV PREFECT_SERVER_ANALYTICS_ENABLED=false \
-    PREFECT_HOME=/tmp/prefect \
-    DIGITS_DATA_DIR=/tmp/digits-data
+ENV PREFECT_SERVER_ANALYTICS_ENABLED=false
 COPY --from=build-train --chown=digits:digits /app/.venv /app/.venv
 USER 10001:10001
 EXPOSE 4200
@@ -77,10 +76,17 @@ CMD ["train", "--help"]
 
 FROM runtime AS serve
 COPY --from=build-serve --chown=digits:digits /app/.venv /app/.venv
+# Reachable from outside the container. Plaintext gRPC by default inside a private network;
+# mount a certificate and set DIGITS_TLS_CERT / DIGITS_TLS_KEY (service/settings.py) for TLS.
+ENV DIGITS_HOST=0.0.0.0 \
+    DIGITS_PLAINTEXT=true \
+    DIGITS_PORT=50051 \
+    DIGITS_METRICS_PORT=9100
 USER 10001:10001
 # gRPC (DIGITS_PORT) and Prometheus metrics (DIGITS_METRICS_PORT).
 EXPOSE 50051 9100
+# grpc.health.v1 Check on 127.0.0.1:$DIGITS_PORT; exit 0 only when SERVING (a model is loaded).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "service.healthcheck", "--target", "127.0.0.1:50051"]
+    CMD ["python", "-m", "service.healthcheck"]
 ENTRYPOINT ["digits"]
 CMD ["serve"]
