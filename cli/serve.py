@@ -10,8 +10,9 @@ from typing import Any
 _FIELDS = (
     "registry", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
-    "max_message_bytes", "workers", "blas_threads", "grace_s", "drain_delay_s", "tls_cert",
-    "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "log_format", "log_level",
+    "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
+    "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "log_format",
+    "log_level",
 )  # fmt: skip
 
 
@@ -40,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="how long a batch may wait for company (0 = never wait)")  # fmt: skip
     add("--max-images", type=int, metavar="N", help="most images per request (8192)")
     add("--max-message-bytes", type=int, metavar="B", help="largest message (32 MiB)")
-    add("--workers", type=int, metavar="N", help="gRPC handler threads (32)")
+    add("--workers", type=int, metavar="N", help="gRPC handler threads (64)")
+    add("--max-streams", type=int, metavar="N", help="open PredictStream calls (workers - 4)")
     add("--blas-threads", type=int, metavar="N", help="BLAS threads (1; 0 = BLAS default)")
     add("--grace", dest="grace_s", type=float, metavar="S",
         help="seconds in-flight requests get on SIGTERM/SIGINT (10)")  # fmt: skip

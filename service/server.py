@@ -112,7 +112,7 @@ def create_server(
         ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
         options=options,
     )
-    servicer.register(grpc_server, core)
+    servicer.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,14 @@ import grpc
 
 from core.registry import NotFoundError, RegistryError
 from service.converters import model_ref, to_model_info, to_pixels, to_response, top_k_of
-from service.errors import InvalidInput, ModelUnusable, NotFound, handle_errors, request_id_of
+from service.errors import (
+    InvalidInput,
+    ModelUnusable,
+    NotFound,
+    Overloaded,
+    handle_errors,
+    request_id_of,
+)
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.serving import ServingCore
@@ -21,9 +29,13 @@ __all__ = ["DigitClassifierServicer", "register"]
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     """The digits.v1 adapter; errors become status codes in `handle_errors`."""
 
-    def __init__(self, core: ServingCore) -> None:
+    def __init__(self, core: ServingCore, *, max_streams: int = 16) -> None:
         self.core = core
         self.observer = core.metrics
+        # Each open stream holds a handler thread for its lifetime; capping them keeps threads
+        # free for unary calls and health checks.
+        self._stream_slots = threading.BoundedSemaphore(max_streams)
+        self.max_streams = max_streams
 
     @handle_errors("Predict")
     def Predict(
@@ -35,9 +47,14 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     def PredictStream(
         self, request_iterator: Iterator[pb.PredictRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.PredictResponse]:
-        stream_id = request_id_of(context)
-        for request in request_iterator:
-            yield self._predict(request, context, stream_id)
+        if not self._stream_slots.acquire(blocking=False):
+            raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
+        try:
+            stream_id = request_id_of(context)
+            for request in request_iterator:
+                yield self._predict(request, context, stream_id)
+        finally:
+            self._stream_slots.release()
 
     @handle_errors("GetModel")
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
@@ -106,6 +123,7 @@ def _registry_errors() -> Iterator[None]:
         raise ModelUnusable(str(err)) from None
 
 
-def register(server: grpc.Server, core: ServingCore) -> None:
+def register(server: grpc.Server, core: ServingCore, *, max_streams: int = 16) -> None:
     """Add the digits.v1 servicer to `server`."""
-    pb_grpc.add_DigitClassifierServicer_to_server(DigitClassifierServicer(core), server)
+    servicer = DigitClassifierServicer(core, max_streams=max_streams)
+    pb_grpc.add_DigitClassifierServicer_to_server(servicer, server)

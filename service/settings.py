@@ -47,8 +47,11 @@ class ServiceSettings(BaseSettings):
     """Most images in one request (INVALID_ARGUMENT beyond)."""
     max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
-    workers: int = Field(32, ge=1)
+    workers: int = Field(64, ge=2)
     """gRPC handler threads; each open PredictStream holds one."""
+    max_streams: int | None = Field(None, ge=1)
+    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
+    (at least 1), so unary calls and health checks always find a free thread."""
     blas_threads: int = Field(1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
@@ -80,12 +83,21 @@ class ServiceSettings(BaseSettings):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.max_streams is not None and self.max_streams >= self.workers:
+            raise ValueError(
+                f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
+            )
         if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
             raise ValueError(
                 f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
                 "give tls_cert/tls_key or set plaintext=true (DIGITS_PLAINTEXT=true)"
             )
         return self
+
+    @property
+    def stream_limit(self) -> int:
+        """max_streams, or its default derived from workers."""
+        return self.max_streams or max(self.workers - 4, 1)
 
     @property
     def tls(self) -> bool:

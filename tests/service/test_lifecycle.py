@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
 from core.registry import Registry
 from service.client import DigitsClient, ServiceError
+from service.generated.digits.v1 import digits_pb2 as pb
 from service.model import Predictor
 from tests.service.conftest import Running
 from tests.service.toy_models import corrupt, publish, random_images, toy_params
@@ -156,3 +159,29 @@ def test_get_model_and_list_models(
         (1, ("production",), True),
         (2, ("staging",), False),
     ]
+
+
+def test_open_streams_are_capped_and_health_still_answers(
+    registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    running = start_server(registry, workers=4, max_streams=2)
+    request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
+    outboxes: list[queue.Queue] = []
+    streams = []
+    for _ in range(2):  # two long-lived streams: each holds a handler thread
+        outbox: queue.Queue = queue.Queue()
+        outbox.put(request)
+        responses = running.stub.PredictStream(iter(outbox.get, None), timeout=10)
+        assert next(responses).version == 1
+        outboxes.append(outbox)
+        streams.append(responses)
+    with pytest.raises(grpc.RpcError) as err:
+        next(running.stub.PredictStream(iter([request]), timeout=10))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limit 2" in err.value.details()
+    assert running.client.health() == "SERVING"
+    assert running.client.predict(random_images(1)).version == 1
+    outboxes[0].put(None)  # close one stream: its slot frees up
+    assert list(streams[0]) == []
+    assert len(list(running.stub.PredictStream(iter([request]), timeout=10))) == 1
+    outboxes[1].put(None)
