@@ -179,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = train_flow(settings)
     except (GateRejected, DivergenceError, DownloadError) as err:
+        if args.json:  # scripts read stdout; the one-line reason also goes to stderr
+            print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     return 0

@@ -21,6 +21,7 @@ def summary(
 ) -> dict[str, Any]:
     """JSON-ready result of a published run (what `digits train --json` prints)."""
     return {
+        "published": True,
         "model": settings.model_name,
         "version": version,
         "promoted": decision.promote,

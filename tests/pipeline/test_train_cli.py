@@ -39,6 +39,23 @@ def test_schedule_rejects_a_bad_cron(capsys: pytest.CaptureFixture[str]):
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("prefect_harness")
+def test_not_published_is_exit_3_with_json_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    empty_cache = tmp_path / "cache"
+    code = main(["train", "--offline", "--data-dir", str(empty_cache),
+                 "--registry", str(tmp_path / "registry"), "--json"])  # fmt: skip
+    assert code == 3
+    captured = capsys.readouterr()
+    verdict = json.loads(captured.out)
+    assert verdict["published"] is False
+    assert verdict["reason"].startswith("offline mode: 4 file(s) missing from cache")
+    assert captured.err.strip().endswith(f"digits train: error: not published: {verdict['reason']}")
+    assert not (tmp_path / "registry").exists()
+
+
+@pytest.mark.integration
 @pytest.mark.skipif(not os.environ.get("MNIST_DIR"), reason="MNIST_DIR (real MNIST files) not set")
 def test_digits_train_end_to_end(tmp_path: Path, mirror_factory, prefect_harness):
     """The real command: local mirrors (first one dead), real MNIST, a real Prefect server.
@@ -64,6 +81,7 @@ def test_digits_train_end_to_end(tmp_path: Path, mirror_factory, prefect_harness
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     assert (summary["model"], summary["version"], summary["promoted"]) == ("digits", 1, True)
+    assert summary["published"] is True
     assert summary["metrics"]["accuracy"] > 0.8
     assert "epoch 1/1" in done.stderr  # per-epoch metrics went through Prefect's run logger
     assert sorted(p.name for p in cache.iterdir()) == sorted(good.requests)
