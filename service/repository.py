@@ -108,32 +108,39 @@ class ModelRepository:
         return self._pinned(int(version))
 
     def refresh(self) -> bool:
-        """One poll: swap in the version the alias now points to. True if the model changed."""
+        """One poll: swap in the version the alias now points to. True if the model changed.
+
+        The state token is only recorded once a change has been fully handled (swapped, refused
+        or found to need nothing), so a transient failure (e.g. an I/O error) is retried next poll.
+        """
         token = self.registry.state_token(self.name)
         if token == self._token:
             return False
         try:
             target = self._resolve_default()
-            aliases = self.registry.aliases(self.name)
+            self._aliases = self.registry.aliases(self.name)
         except NotFoundError as err:
             logger.warning("no model to serve yet: %s", err)
             self._token = token
             return False
-        self._aliases = aliases
-        self._token = token
         current = self._current
         if target in self._refused or (current is not None and current.version == target):
+            self._token = token
             return False
         try:
             served = self._load(target)
-        except (IntegrityError, ValueError) as err:
+        except (IntegrityError, ValueError) as err:  # permanent: versions are immutable
             self._refused.add(target)
-            if self.metrics is not None:
-                self.metrics.reload_failures.inc()
+            self._token = token
+            self._count_failure()
             logger.error("refused version %s of %r, keeping %s: %s", target, self.name,
                          current.version if current else None, err)  # fmt: skip
             return False
+        except Exception:
+            self._count_failure()
+            raise  # the poller logs it and tries again at the next poll
         self._current = served  # the atomic swap: one reference assignment
+        self._token = token
         self._remember(served)
         if self.metrics is not None:
             if current is not None:
@@ -144,6 +151,10 @@ class ModelRepository:
         for listener in self.on_swap:
             listener(served)
         return True
+
+    def _count_failure(self) -> None:
+        if self.metrics is not None:
+            self.metrics.reload_failures.inc()
 
     def loaded(self, version: int) -> ServedModel | None:
         """The in-memory model of `version`, if this server has it loaded."""
