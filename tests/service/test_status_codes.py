@@ -160,3 +160,12 @@ def test_unexpected_error_is_generic_internal(
     assert err.value.code() == Code.INTERNAL
     assert "secret" not in err.value.details() and "request id" in err.value.details()
     assert running.client.predict(np.zeros((1, 784), np.uint8)).version == 1
+
+
+def test_port_in_use_is_an_os_error(small: Running, tmp_path: Path) -> None:
+    from service.server import create_server
+    from service.settings import ServiceSettings
+
+    settings = ServiceSettings(port=small.port, registry=tmp_path, enable_v2=False)
+    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{small.port}"):
+        create_server(settings)
