@@ -21,8 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "serve",
         help="serve the registry's model over gRPC",
         description="Serve the production model of a registry over gRPC (digits.v1, health, "
-        "reflection, Open Inference Protocol), hot-reloading new versions. Every flag has a "
-        "DIGITS_<NAME> environment variable (e.g. DIGITS_PORT); flags win.",
+        "reflection, Open Inference Protocol), hot-reloading new versions. Each flag has an "
+        "environment variable DIGITS_<SETTING> (e.g. DIGITS_PORT, DIGITS_GRACE_S; see "
+        "docs/service.md); flags win.",
     )
     add = parser.add_argument
     add("--registry", type=Path, metavar="DIR", help="model registry directory (./models)")
