@@ -59,7 +59,8 @@ def test_better_challenger_is_promoted_and_worse_one_only_published(make_setting
     assert better["champion_version"] == 1
 
     settings = make_settings(**WEAK)
-    worse = train_flow(settings)
+    state = train_flow(settings, return_state=True)
+    worse = state.result()
     assert (worse["version"], worse["promoted"]) == (3, False)
     assert "is worse: production v2 scores" in worse["reason"]
     registry = Registry(settings.registry_dir)
@@ -72,6 +73,20 @@ def test_better_challenger_is_promoted_and_worse_one_only_published(make_setting
         "champion_accuracy": better["metrics"]["accuracy"],
     }
     assert {"training_curves.png", "confusion_matrix.png"} <= set(manifest["files"])
+    artifacts = _artifacts_of(state.state_details.flow_run_id)
+    assert float(artifacts["progress"].data) == 100.0
+    assert "**Gate: publish only.**" in artifacts["markdown"].data
+    assert f"| accuracy | {worse['metrics']['accuracy']:.4f} |" in artifacts["markdown"].data
+
+
+def _artifacts_of(flow_run_id: Any) -> dict[str, Any]:
+    """The run's artifacts by type, read back from the Prefect server."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    run_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        return {a.type: a for a in client.read_artifacts(artifact_filter=run_filter)}
 
 
 def test_below_minimum_accuracy_fails_and_publishes_nothing(make_settings):
