@@ -70,7 +70,8 @@ class Predictor:
 
     def predict(self, x: NDArray[Any]) -> NDArray[np.int64]:
         """Most probable class of each row, shape (n,)."""
-        return self.predict_proba(x).argmax(axis=1).astype(np.int64)
+        labels: NDArray[np.int64] = self.predict_proba(x).argmax(axis=1).astype(np.int64)
+        return labels
 
     def _forward(self, x: NDArray[Any]) -> NDArray[np.float32]:
         if x.dtype == np.uint8:

@@ -140,14 +140,14 @@ def _bind(grpc_server: grpc.Server, settings: ServiceSettings) -> int:
     address = f"{host}:{settings.port}"
     try:
         if settings.tls_cert is None or settings.tls_key is None:
-            return grpc_server.add_insecure_port(address)
+            return int(grpc_server.add_insecure_port(address))
         client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
             root_certificates=client_ca,
             require_client_auth=client_ca is not None,
         )
-        return grpc_server.add_secure_port(address, credentials)
+        return int(grpc_server.add_secure_port(address, credentials))
     except RuntimeError as err:  # grpc's "Failed to bind": make it an OSError, one CLI line
         raise OSError(f"cannot listen on {address}: address in use or unavailable") from err
 

@@ -21,11 +21,11 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     """Address the gRPC server binds (0.0.0.0 / [::] for all interfaces)."""
-    port: int = Field(50051, ge=0, le=65535)
+    port: int = Field(default=50051, ge=0, le=65535)
     """gRPC port; 0 picks a free port (create_server returns it)."""
     metrics_host: str | None = None
     """Address of the Prometheus endpoint; default: same as host."""
-    metrics_port: int = Field(9100, ge=-1, le=65535)
+    metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
     registry: Path = Path("models")
     """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
@@ -33,31 +33,31 @@ class ServiceSettings(BaseSettings):
     """Registry model name to serve."""
     alias: str = "production"
     """Alias served by default; "production" falls back to the latest version when unset."""
-    poll_interval_s: float = Field(2.0, ge=0)
+    poll_interval_s: float = Field(default=2.0, ge=0)
     """Seconds between registry polls for hot reload; 0 disables reloading."""
-    cache_size: int = Field(4, ge=1)
+    cache_size: int = Field(default=4, ge=1)
     """Model versions kept in memory for requests that pin a version."""
     batching: bool = True
     """Dynamic batching of concurrent requests into one forward pass."""
-    max_batch: int = Field(1024, ge=1)
+    max_batch: int = Field(default=1024, ge=1)
     """Most rows the batcher coalesces into one forward pass."""
-    max_delay_us: int = Field(0, ge=0)
+    max_delay_us: int = Field(default=0, ge=0)
     """How long a batch may wait for more requests; 0 = only what is already queued."""
-    max_images: int = Field(8192, ge=1)
+    max_images: int = Field(default=8192, ge=1)
     """Most images in one request (INVALID_ARGUMENT beyond)."""
-    max_message_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
-    workers: int = Field(64, ge=2)
+    workers: int = Field(default=64, ge=2)
     """gRPC handler threads; each open PredictStream holds one."""
-    max_streams: int | None = Field(None, ge=1)
+    max_streams: int | None = Field(default=None, ge=1)
     """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
     (at least 1), so unary calls and health checks always find a free thread."""
-    blas_threads: int = Field(1, ge=0)
+    blas_threads: int = Field(default=1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
-    grace_s: float = Field(10.0, ge=0)
+    grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
-    drain_delay_s: float = Field(0.0, ge=0)
+    drain_delay_s: float = Field(default=0.0, ge=0)
     """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
     so load balancers stop routing here before the port closes (0 = close at once)."""
     tls_cert: Path | None = None
