@@ -74,6 +74,14 @@ class TrainSettings(BaseModel):
             )
         return sizes
 
+    @field_validator("model_name")
+    @classmethod
+    def _registry_name(cls, name: str) -> str:
+        # Fail before training, not at publish time; the registry owns the naming rule.
+        from core._registry_errors import validate_model_name
+
+        return validate_model_name(name)
+
     @field_validator("mirrors")
     @classmethod
     def _mirror_urls(cls, mirrors: tuple[str, ...]) -> tuple[str, ...]:

@@ -46,6 +46,7 @@ def test_resolve_mirrors_rejects_non_urls():
         ({"mirrors": ("gopher://x",)}, "gopher://x"),
         ({"file_sha256": {"a": "xyz"}}, "64 lowercase hex"),
         ({"unknown": 1}, "unknown: Extra inputs are not permitted"),
+        ({"model_name": "../etc"}, "model_name: invalid model name '../etc'"),
     ],
 )
 def test_validation_errors_are_one_clear_line(fields, phrase):
