@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
@@ -79,7 +80,7 @@ def request_id_of(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
             return str(value)[:128]
-    return f"{time.time_ns() & 0xFFFFFFFFFFFF:012x}"
+    return os.urandom(6).hex()
 
 
 class _Observer(Protocol):
