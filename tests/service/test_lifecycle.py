@@ -185,3 +185,25 @@ def test_open_streams_are_capped_and_health_still_answers(
     assert list(streams[0]) == []
     assert len(list(running.stub.PredictStream(iter([request]), timeout=10))) == 1
     outboxes[1].put(None)
+
+
+def test_cancelled_stream_frees_its_slot(
+    registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    running = start_server(registry, workers=4, max_streams=1)
+    request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
+    outbox: queue.Queue = queue.Queue()
+    outbox.put(request)
+    responses = running.stub.PredictStream(iter(outbox.get, None), timeout=10)
+    assert next(responses).version == 1
+    responses.cancel()  # the client goes away without half-closing
+
+    def new_stream_works() -> bool:
+        try:
+            return len(list(running.stub.PredictStream(iter([request]), timeout=5))) == 1
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            return False
+
+    _wait_for(new_stream_works, timeout=10)
+    outbox.put(None)
