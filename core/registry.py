@@ -48,6 +48,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "default_root",
+    "validate_model_name",
 ]
 
 DEFAULT_MODEL_NAME = "digits"
