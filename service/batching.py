@@ -126,6 +126,10 @@ class DynamicBatcher:
                     _wake(successor)
                 else:
                     self._busy = False
+        if len(batch) > 1 or self._pending:
+            # Woken callers need the GIL to return their answers; give it up now instead of
+            # making them wait for the interpreter's switch interval (up to 5 ms).
+            time.sleep(0)
 
     def _take(self) -> list[_Item]:
         """What is queued, up to max_batch_rows (waiting up to max_delay for company)."""
