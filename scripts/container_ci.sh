@@ -13,9 +13,13 @@
 #   python3-venv brings ensurepip's pip, enough for `python3 -m venv` in the builder stage.
 # - buildah has no `import`: `buildah from scratch` + `buildah mount` + untar + `buildah commit`
 #   turns the root file system into a local base image (~7 s).
-# - The build runs pip with --no-index against wheels downloaded on the host (`pip download
-#   --only-binary=:all:` for the base's Python version), handed in with
-#   `--build-context wheels=DIR`; the Dockerfile bind-mounts that stage at /wheels.
+# - The build runs pip with --no-index against wheels downloaded on the host, handed in with
+#   `--build-context wheels=DIR` (the Dockerfile bind-mounts that stage at /wheels). The host
+#   downloads for the base's exact Python (3.11.2 vs the host's 3.11.7): deploy/ci/download_wheels.py
+#   also evaluates environment markers for it, which `pip download --python-version` does not
+#   (redis needs async-timeout only below 3.11.3; missing it, pip in the build backtracks for
+#   many minutes). Downloading inside the base image instead fails here: the machine's TLS
+#   interception CA is only in the host's bundle.
 # - `--format docker` keeps HEALTHCHECK (the OCI format drops it). `buildah run --network host`
 #   under chroot isolation shares the host's loopback, so the host's client reaches the server.
 # - Each run uses its own storage root (a temporary directory) and removes it, so nothing
@@ -126,14 +130,14 @@ begin "import base image"
 container=$(bah from scratch)
 mountpoint=$(bah mount "$container")
 tar -C "$mountpoint" -xzf "$ROOTFS_TAR"
-BASE_PYTHON=$(basename "$(ls -d "$mountpoint"/usr/bin/python3.[0-9]* | grep -E 'python3\.[0-9]+$' | head -1)")
-[ -n "$BASE_PYTHON" ] || die "no python3.X in the root file system"
+BASE_PYTHON=$(chroot "$mountpoint" python3 -c 'import platform; print(platform.python_version())') \
+  || die "python3 does not run in the root file system"
 bah umount "$container" >/dev/null
 bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --cmd python3 "$container"
 bah commit --quiet "$container" "$BASE_IMAGE" >/dev/null
 bah rm "$container" >/dev/null
-log "   $BASE_IMAGE with $BASE_PYTHON"
+log "   $BASE_IMAGE with Python $BASE_PYTHON"
 end
 
 # ---- 5. wheels for an offline build ---------------------------------------------------------
@@ -141,16 +145,18 @@ begin "download wheels"
 mkdir -p "$WORK/wheels"
 "$HOST_PYTHON" deploy/docker/pyproject_requirements.py pyproject.toml >"$WORK/requirements.txt"
 echo "setuptools>=68" >>"$WORK/requirements.txt"  # the build backend, for `pip install /src`
-"$HOST_PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-  --python-version "${BASE_PYTHON#python}" --implementation cp \
-  -d "$WORK/wheels" -r "$WORK/requirements.txt" 2>"$WORK/pip.log" \
-  || { cat "$WORK/pip.log" >&2; die "pip download of the serve dependencies failed"; }
+download_wheels() {  # requirements file; markers evaluated for the base's Python, not the host's
+  timeout 600 "$HOST_PYTHON" deploy/ci/download_wheels.py "$BASE_PYTHON" "$WORK/wheels" \
+    --quiet --disable-pip-version-check -r "$1" 2>"$WORK/pip.log" \
+    || { grep -v '^WARNING: Location' "$WORK/pip.log" >&2; die "pip download for $1 failed"; }
+}
+download_wheels "$WORK/requirements.txt"
 log "   $(find "$WORK/wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$WORK/wheels" | cut -f1)"
 end
 
 # ---- 6. build the serve image ---------------------------------------------------------------
 begin "buildah bud --target serve"
-timeout 1200 buildah "${STORAGE[@]}" bud --format docker --isolation chroot \
+timeout 600 buildah "${STORAGE[@]}" bud --format docker --isolation chroot \
   --build-arg BASE="$BASE_IMAGE" --build-context wheels="$WORK/wheels" \
   --target serve --tag "$SERVE_IMAGE" . 2>&1 | stamp >"$WORK/build.log" \
   || { tail -40 "$WORK/build.log" >&2; die "buildah bud failed (log above)"; }
@@ -252,6 +258,25 @@ wait "$SERVER_PID" || status=$?
 SERVER_PID=""
 [ "$status" -eq 0 ] || { tail -20 "$WORK/server.log" >&2; die "server exited $status on SIGTERM"; }
 end
+
+# ---- 8. optionally the train image too (DIGITS_CI_TRAIN=1): Prefect and the pipeline import -----
+if [ "${DIGITS_CI_TRAIN:-0}" = 1 ]; then
+  begin "buildah bud --target train"
+  "$HOST_PYTHON" deploy/docker/pyproject_requirements.py pyproject.toml --extra pipeline \
+    >"$WORK/requirements-train.txt"
+  download_wheels "$WORK/requirements-train.txt"
+  timeout 900 buildah "${STORAGE[@]}" bud --format docker --isolation chroot \
+    --build-arg BASE="$BASE_IMAGE" --build-context wheels="$WORK/wheels" \
+    --target train --tag localhost/digits:train-ci . 2>&1 | stamp >"$WORK/build-train.log" \
+    || { tail -40 "$WORK/build-train.log" >&2; die "buildah bud --target train failed"; }
+  log "   $(bah images --format '{{.Name}}:{{.Tag}} {{.Size}}' localhost/digits:train-ci)"
+  container=$(bah from localhost/digits:train-ci)
+  bah run --isolation chroot "$container" -- digits train --help >/dev/null \
+    || die "digits train --help fails in the train image"
+  bah run --isolation chroot "$container" -- python -c "import prefect, pipeline.flows" \
+    || die "the train image cannot import Prefect and the pipeline"
+  end
+fi
 
 begin "clean up"
 buildah "${STORAGE[@]}" rm --all >/dev/null
