@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the real Dockerfile without a Docker daemon (buildah) and prove the serve image works:
 # its own HEALTHCHECK command reports SERVING and a prediction round-trips. Called by .ci/run after
-# `make test` (as root, on a Debian bookworm machine); also runnable by hand: sudo bash scripts/container_ci.sh
+# `make test` (as root, on a Debian bookworm machine); by hand: sudo bash scripts/container_ci.sh
+# Settings: DIGITS_CI_CACHE (root file system cache, /var/cache/digits-ci), DIGITS_CI_PYTHON (the
+# host interpreter with the project installed, .venv/bin/python), DIGITS_CI_TMPFS=0 (build on
+# disk instead of a tmpfs), DIGITS_CI_TRAIN=1 (also build the train image, ~2 more minutes).
 #
 # What was learned making this work on the CI machine (Debian 12, root, no Docker, no registry
 # of images reachable, only Debian's and Python's package indexes):
@@ -15,15 +18,17 @@
 #   turns the root file system into a local base image (~7 s).
 # - The build runs pip with --no-index against wheels downloaded on the host, handed in with
 #   `--build-context wheels=DIR` (the Dockerfile bind-mounts that stage at /wheels). The host
-#   downloads for the base's exact Python (3.11.2 vs the host's 3.11.7): deploy/ci/download_wheels.py
-#   also evaluates environment markers for it, which `pip download --python-version` does not
-#   (redis needs async-timeout only below 3.11.3; missing it, pip in the build backtracks for
-#   many minutes). Downloading inside the base image instead fails here: the machine's TLS
+#   downloads for the base's exact Python (3.11.2 vs the host's 3.11.7):
+#   deploy/ci/download_wheels.py also evaluates environment markers for it, which
+#   `pip download --python-version` does not (redis needs async-timeout only below 3.11.3;
+#   missing it, pip in the build backtracks for many minutes). Downloading inside the base image instead fails here: the machine's TLS
 #   interception CA is only in the host's bundle.
 # - `--format docker` keeps HEALTHCHECK (the OCI format drops it). `buildah run --network host`
 #   under chroot isolation shares the host's loopback, so the host's client reaches the server.
-# - Each run uses its own storage root (a temporary directory) and removes it, so nothing
-#   accumulates between runs; only the root file system tarball is cached.
+# - Each run uses its own storage root (a temporary directory, a tmpfs when possible) and removes
+#   it, so nothing accumulates between runs; only the root file system tarball is cached.
+# - Measured here (2 cores, shared): from nothing ~2 min plus the apt install (debootstrap ~70 s,
+#   build ~35 s); with the cached root file system ~70 s; the train image adds ~115 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
@@ -116,7 +121,8 @@ if [ -s "$ROOTFS_TAR" ]; then
 else
   # No mirror argument: debootstrap's default mirror (the repository names no package host).
   timeout 900 debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$WORK/rootfs" \
-    >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
+    >"$WORK/debootstrap.log" 2>&1 \
+    || { tail -20 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
   rm -rf "$WORK/rootfs/var/cache/apt/archives/"*.deb "$WORK/rootfs/var/lib/apt/lists/"* \
     "$WORK/rootfs/usr/share/doc" "$WORK/rootfs/usr/share/man" "$WORK/rootfs/usr/share/locale"
   tar -C "$WORK/rootfs" -czf "$ROOTFS_TAR.tmp" . && mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
@@ -160,7 +166,8 @@ timeout 600 buildah "${STORAGE[@]}" bud --format docker --isolation chroot \
   --build-arg BASE="$BASE_IMAGE" --build-context wheels="$WORK/wheels" \
   --target serve --tag "$SERVE_IMAGE" . 2>&1 | stamp >"$WORK/build.log" \
   || { tail -40 "$WORK/build.log" >&2; die "buildah bud failed (log above)"; }
-grep -E '^[0-9:]+ \[[0-9]+/[0-9]+\] (STEP 1/|COMMIT)' "$WORK/build.log" | sed 's/^/[container-ci]      /' \
+grep -E '^[0-9:]+ \[[0-9]+/[0-9]+\] (STEP 1/|COMMIT)' "$WORK/build.log" \
+  | sed 's/^/[container-ci]      /' \
   | cut -c1-110
 IMAGE_CONFIG="$WORK/image.json"
 bah inspect --type image "$SERVE_IMAGE" >"$IMAGE_CONFIG"
@@ -173,7 +180,8 @@ REGISTRY_DIR="$WORK/registry"
 INPUTS_DIR="$WORK/inputs"
 mkdir -p "$INPUTS_DIR"
 PYTHONPATH="$REPO" "$HOST_PYTHON" deploy/ci/smoke.py publish \
-  --registry "$REGISTRY_DIR" --images "$INPUTS_DIR/images.idx" || die "cannot make the test registry"
+  --registry "$REGISTRY_DIR" --images "$INPUTS_DIR/images.idx" \
+  || die "cannot make the test registry"
 chown -R 10001:10001 "$REGISTRY_DIR" "$INPUTS_DIR"  # the image's fixed non-root uid
 read -r GRPC_PORT METRICS_PORT < <("$HOST_PYTHON" - <<'EOF'
 import socket
