@@ -153,3 +153,37 @@ def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
     lines = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     for required in (".venv", ".git", "tests", "models", "*.pem", "*.key", ".env", "bench"):
         assert required in lines, f".dockerignore misses {required}"
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_dockerignore_does_not_hide_what_the_build_copies() -> None:
+    for stage in stages().values():
+        for item in stage.of("COPY"):
+            if "--from=" in item.value:
+                continue
+            for source in copy_sources(item.value):
+                for pattern in dockerignore_patterns():
+                    hidden = fnmatch.fnmatch(source, pattern) or source.startswith(f"{pattern}/")
+                    assert not hidden, f"{stage.name} copies {source}, .dockerignore has {pattern}"
+
+
+def test_every_project_package_reaches_the_images() -> None:
+    """A new top-level package in pyproject must be copied too (serve: all but the pipeline)."""
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    packages = {pattern.rstrip("*") for pattern in find["find"]["include"]}
+    all_stages = stages()
+
+    def copied(builder: str) -> set[str]:
+        return {
+            source
+            for stage in lineage(builder, all_stages)
+            for item in stage.of("COPY")
+            for source in copy_sources(item.value)
+        }
+
+    assert packages <= copied("build-train")
+    assert packages - {"pipeline"} <= copied("build-serve")
