@@ -24,6 +24,12 @@ def pin_marker_version(version: str) -> None:
     major, minor, micro = parts
     platform.python_version = lambda: version  # type: ignore[assignment]
     platform.python_version_tuple = lambda: (major, minor, micro)  # type: ignore[assignment]
+    # Recent pip caches the marker environment per process: drop it so it is rebuilt from the above.
+    from pip._vendor.packaging import markers
+
+    cached = getattr(markers, "_cached_default_environment", None)
+    if cached is not None:
+        cached.cache_clear()
 
 
 def main(argv: list[str]) -> int:
