@@ -50,7 +50,7 @@ begin() { STAGE_NAME="$1"; STAGE_START=$(date +%s.%N); log "== $1"; }
 end() {
   local seconds
   seconds=$(awk -v a="$STAGE_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  TIMINGS+=("$(printf '%-28s %7s s' "$STAGE_NAME" "$seconds")")
+  TIMINGS+=("$(printf '%-34s %7s s' "$STAGE_NAME" "$seconds")")
   log "   $STAGE_NAME took $seconds s"
 }
 print_timings() {
@@ -59,7 +59,7 @@ print_timings() {
   log "stage timings:"
   local line
   for line in "${TIMINGS[@]}"; do log "   $line"; done
-  log "   $(printf '%-28s %7s s' total "$total")"
+  log "   $(printf '%-34s %7s s' total "$total")"
 }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt-get, debootstrap and buildah's vfs storage)"
@@ -247,6 +247,15 @@ if not lines:
     sys.exit("no digits_* metric exposed")
 print(f"[container-ci]    /metrics: {len(lines)} digits_* samples")
 EOF
+end
+
+begin "hot reload of a promoted version"
+# The registry is mounted read-only in the container; a new production version published on the
+# host must be served within a few poll intervals (DIGITS_POLL_INTERVAL_S, 2 s by default).
+PYTHONPATH="$REPO" "$HOST_PYTHON" deploy/ci/smoke.py promote --registry "$REGISTRY_DIR" \
+  || die "cannot publish the second version"
+PYTHONPATH="$REPO" "$HOST_PYTHON" deploy/ci/smoke.py check --wait 20 \
+  --registry "$REGISTRY_DIR" --target "127.0.0.1:$GRPC_PORT" || die "no hot reload to version 2"
 end
 
 begin "graceful stop (SIGTERM)"

@@ -1,9 +1,10 @@
 """Container smoke test helper: publish a tiny test registry, then check a served prediction.
 
 scripts/container_ci.sh runs it with the host's virtual environment: ``publish`` before the
-serve image starts (the registry is mounted at /models), ``check`` once the image's own health
-check reports SERVING. The expected answer is computed here with core's MLP from the same
-registry, so a round trip through the container must reproduce it.
+serve image starts (the registry is mounted into it), ``check`` once the image's own health
+check reports SERVING, then ``promote`` and ``check --wait`` to see the running container
+hot-reload the new production version. The expected answer is computed here with core's MLP
+from the same registry, so a round trip through the container must reproduce it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from core import MLP
 from core.idx import encode_idx
-from core.registry import DEFAULT_MODEL_NAME, Registry
+from core.registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, Registry
 
 _SAMPLES = 8
 _TOLERANCE = 1e-5
@@ -33,22 +35,44 @@ def sample_images(count: int = _SAMPLES) -> np.ndarray:
     return images
 
 
-def publish(registry: Path, images_path: Path) -> int:
-    """Publish an untrained (seeded) model as version 1 and write the test images as IDX."""
-    model = MLP(layer_sizes=(784, 128, 40, 10), seed=0)
+def publish_production(registry: Path, seed: int) -> int:
+    """Publish an untrained model (weights from `seed`) and point `production` at it."""
+    model = MLP(layer_sizes=(784, 128, 40, 10), seed=seed)
     params = {key: np.ascontiguousarray(value) for key, value in model.params.items()}
     manifest = {"layer_sizes": [784, 128, 40, 10], "loss": "cross_entropy", "metrics": {}}
-    version = Registry(registry).publish(DEFAULT_MODEL_NAME, params, manifest)
+    store = Registry(registry)
+    version = store.publish(DEFAULT_MODEL_NAME, params, manifest).version
+    store.set_alias(DEFAULT_MODEL_NAME, DEFAULT_ALIAS, version)
+    print(f"published {DEFAULT_MODEL_NAME} v{version} to {registry} as {DEFAULT_ALIAS}")
+    return version
+
+
+def publish(registry: Path, images_path: Path) -> int:
+    """The first version, and the test images as an IDX file for `digits predict`."""
+    publish_production(registry, seed=0)
     images_path.write_bytes(encode_idx(sample_images()))
-    print(f"published {DEFAULT_MODEL_NAME} v{version.version} to {registry}")
     return 0
 
 
-def check(registry: Path, target: str) -> int:
-    """Predict the test images through the server and compare with the local forward pass."""
+def served_version(target: str) -> int:
+    from service.client import DigitsClient
+
+    with DigitsClient(target, timeout=10.0) as client:
+        return int(client.predict(sample_images()[:1]).version)
+
+
+def check(registry: Path, target: str, wait_s: float = 0.0) -> int:
+    """Predict the test images through the server and compare with the local forward pass.
+
+    With `wait_s`, first wait that long for the server to serve the registry's production version
+    (hot reload after `promote`).
+    """
     from service.client import DigitsClient
 
     loaded = Registry(registry).load(DEFAULT_MODEL_NAME)
+    deadline = time.monotonic() + wait_s
+    while served_version(target) != loaded.version and time.monotonic() < deadline:
+        time.sleep(0.2)
     images = sample_images()
     expected = MLP.from_params(loaded.params).predict_proba(images.reshape(len(images), -1) / 255.0)
     with DigitsClient(target, timeout=10.0) as client:
@@ -80,13 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     publish_parser = commands.add_parser("publish", help="create the test registry")
     publish_parser.add_argument("--registry", type=Path, required=True)
     publish_parser.add_argument("--images", type=Path, required=True, help="IDX file to write")
+    promote_parser = commands.add_parser("promote", help="publish a new production version")
+    promote_parser.add_argument("--registry", type=Path, required=True)
     check_parser = commands.add_parser("check", help="compare a served prediction")
     check_parser.add_argument("--registry", type=Path, required=True)
     check_parser.add_argument("--target", required=True, metavar="HOST:PORT")
+    check_parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="S", help="wait for the production version"
+    )
     args = parser.parse_args(argv)
     if args.command == "publish":
         return publish(args.registry, args.images)
-    return check(args.registry, args.target)
+    if args.command == "promote":
+        publish_production(args.registry, seed=1)
+        return 0
+    return check(args.registry, args.target, args.wait)
 
 
 if __name__ == "__main__":
