@@ -72,7 +72,7 @@ COPY --from=build-train --chown=digits:digits /app/.venv /app/.venv
 USER 10001:10001
 EXPOSE 4200
 ENTRYPOINT ["digits"]
-CMD ["train", "--help"]
+CMD ["train"]
 
 FROM runtime AS serve
 COPY --from=build-serve --chown=digits:digits /app/.venv /app/.venv
