@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 # Two images from one file (docs/deploy.md):
 #   serve (default, last stage): `digits serve`, runtime dependencies only, no Prefect.
 #   train: `digits train` / `digits schedule` / `prefect server start`, with the `pipeline` extra.
 # BASE must be a Debian-like image with python3 + venv at the Python version the wheels target;
 # CI passes a debootstrapped bookworm instead of pulling one (scripts/container_ci.sh).
+# No `# syntax=` line on purpose: RUN --mount and named build contexts are built into
+# Docker 23+ and buildah, and an offline build could not fetch a frontend image anyway.
 ARG BASE=python:3.11-slim-bookworm
 
 # An optional local wheelhouse for builds without an index. By default it is this empty stage
@@ -53,7 +54,7 @@ RUN --mount=type=bind,from=wheels,target=/wheels \
 # Runtime: same BASE (so the venv's python symlink resolves), a fixed non-root uid so that
 # Kubernetes' runAsNonRoot can verify it, and the registry as a mounted volume.
 FROM ${BASE} AS runtime
-# A writable home for caches (MNIST download, Prefect's settings); the code stays read-only.
+# A writable home for caches (MNIST download, Prefect's database and settings).
 RUN groupadd --gid 10001 digits \
     && useradd --no-log-init --uid 10001 --gid digits --create-home --home-dir /home/digits \
         --shell /usr/sbin/nologin digits \
