@@ -205,6 +205,12 @@ print("\n".join(a.replace("127.0.0.1:50051", "127.0.0.1:" + sys.argv[2]) for a i
   "$IMAGE_CONFIG" "$GRPC_PORT") || die "cannot read the image's HEALTHCHECK"
 log "   serve command: ${SERVE_COMMAND[*]} (ports $GRPC_PORT, metrics $METRICS_PORT)"
 container=$(bah from "$SERVE_IMAGE")
+uid=$(bah run --isolation chroot "$container" -- id -u)
+[ "$uid" = 10001 ] || die "the serve image runs as uid $uid, expected the fixed non-root 10001"
+bah run --isolation chroot "$container" -- python -c \
+  'import importlib.util, sys; sys.exit(importlib.util.find_spec("prefect") is not None)' \
+  || die "the serve image contains Prefect; it must only have the runtime dependencies"
+log "   runs as uid $uid, no Prefect inside"
 # The image listens on 0.0.0.0:50051; here the ports change (free ones, so a developer's
 # `make run` on 50051 does not collide) and the host is loopback, as the host network is shared.
 # The registry is mounted beside /models: buildah 1.28 under chroot isolation keeps the image's
