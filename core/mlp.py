@@ -76,6 +76,17 @@ class MLP:
         self._grads = _views(self.flat_grads, shapes)
         self.params: Mapping[str, Array] = MappingProxyType(self._params)
         self.grads: Mapping[str, Array] = MappingProxyType(self._grads)
+        # Per layer: W, b as a (1, n_out) row, dW, db as a (n_out,) vector; all views of the
+        # flat buffers, built once so the training step does no name lookups.
+        self._layers = [
+            (
+                self._params[f"W{layer}"],
+                self._params[f"b{layer}"].T,
+                self._grads[f"W{layer}"],
+                self._grads[f"b{layer}"][:, 0],
+            )
+            for layer in range(1, len(self.config.layer_sizes))
+        ]
         self._he_init(np.random.default_rng(seed))
 
     def _he_init(self, rng: np.random.Generator) -> None:
@@ -139,11 +150,11 @@ class MLP:
     def _forward(self, x: Array) -> list[Array]:
         """Activations of every layer: [X, A1, ..., A_{L-1}, logits]; hidden ones post-ReLU."""
         activations = [x]
-        n_layers = len(self.layer_sizes) - 1
-        for layer in range(1, n_layers + 1):
-            z = activations[-1] @ self._params[f"W{layer}"].T  # (m, n_out)
-            z += self._params[f"b{layer}"].T
-            if layer < n_layers:
+        last = len(self._layers) - 1
+        for index, (weights, bias_row, _, _) in enumerate(self._layers):
+            z = activations[-1] @ weights.T  # (m, n_out)
+            z += bias_row
+            if index < last:
                 np.maximum(z, 0, out=z)  # ReLU in place: A > 0 exactly where Z > 0
             activations.append(z)
         return activations
@@ -188,12 +199,38 @@ class MLP:
         self._backward(activations, LOSS_DELTAS[self.loss](probs, y))
         return loss_value, logits
 
+    def train_step(self, x: Array, labels: NDArray[np.integer]) -> tuple[float, Array]:
+        """``forward_backward`` for integer labels, the fast path of ``core.train.fit``.
+
+        Trusts its caller: ``x`` is a C-contiguous (m, n_features) array of ``self.dtype`` and
+        labels are in range (``fit`` checks both once per run, not once per batch). For
+        cross-entropy, the loss reuses the softmax's exponentials, log(sum e^s) - s[label],
+        and the delta (A - Y)/m is formed without a one-hot matrix.
+        """
+        if self.loss != "cross_entropy":
+            targets = np.zeros((len(labels), self.layer_sizes[-1]), self.dtype)
+            targets[np.arange(len(labels)), labels] = 1
+            return self.forward_backward(x, targets)
+        activations = self._forward(x)
+        logits = activations.pop()
+        rows = np.arange(len(labels))
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        delta = np.exp(shifted)
+        sums = delta.sum(axis=1, keepdims=True)
+        loss_value = float(np.log(sums).sum() - shifted[rows, labels].sum()) / len(labels)
+        delta /= sums  # softmax probabilities
+        delta[rows, labels] -= 1.0
+        delta *= 1.0 / len(labels)
+        self._backward(activations, delta)
+        return loss_value, logits
+
     def _backward(self, activations: list[Array], delta: Array) -> None:
         """dW = delta^T A_prev; db = sum of delta rows; delta_prev = (delta W) * [A_prev > 0]."""
-        for layer in range(len(activations), 0, -1):
-            inputs = activations[layer - 1]
-            np.matmul(delta.T, inputs, out=self._grads[f"W{layer}"])  # (n_out, n_in)
-            np.sum(delta, axis=0, out=self._grads[f"b{layer}"][:, 0])
-            if layer > 1:
-                delta = delta @ self._params[f"W{layer}"]  # (m, n_in)
+        for index in range(len(self._layers) - 1, -1, -1):
+            weights, _, weight_grad, bias_grad = self._layers[index]
+            inputs = activations[index]
+            np.matmul(delta.T, inputs, out=weight_grad)  # (n_out, n_in)
+            np.sum(delta, axis=0, out=bias_grad)
+            if index:
+                delta = delta @ weights  # (m, n_in)
                 delta *= inputs > 0

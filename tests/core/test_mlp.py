@@ -167,3 +167,17 @@ def test_cross_entropy_output_delta_is_the_seeds_a_minus_y_over_m() -> None:
     delta = (model.predict_proba(x) - y) / 4
     np.testing.assert_allclose(grads["W1"], delta.T @ x, rtol=1e-12)
     np.testing.assert_allclose(grads["b1"][:, 0], delta.sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_train_step_with_labels_equals_forward_backward_with_one_hot(loss: str) -> None:
+    rng = np.random.default_rng(9)
+    model = MLP(layer_sizes=(12, 6, 4), seed=3, dtype=np.float64, loss=loss)
+    x = rng.random((10, 12))
+    labels = rng.integers(0, 4, 10)
+    fast_loss, fast_logits = model.train_step(x, labels)
+    fast_grads = model.flat_grads.copy()
+    slow_loss, slow_logits = model.forward_backward(x, np.eye(4)[labels])
+    assert fast_loss == pytest.approx(slow_loss, rel=1e-12)
+    np.testing.assert_allclose(fast_logits, slow_logits, rtol=1e-12)
+    np.testing.assert_allclose(fast_grads, model.flat_grads, rtol=1e-10, atol=1e-15)
