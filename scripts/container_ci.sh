@@ -99,7 +99,7 @@ begin "install buildah+debootstrap"
 if ! command -v buildah >/dev/null || ! command -v debootstrap >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends buildah debootstrap >/dev/null \
+  apt-get install -y -qq buildah debootstrap >/dev/null \
     || die "apt-get install buildah debootstrap failed"
 fi
 log "   $(buildah --version); work dir $WORK${WORK_TMPFS:+ (tmpfs)}"
