@@ -42,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="how long a batch may wait for company (0 = never wait)")  # fmt: skip
     add("--max-images", type=int, metavar="N", help="most images per request (8192)")
     add("--max-message-bytes", type=int, metavar="B", help="largest message (32 MiB)")
-    add("--workers", type=int, metavar="N", help="gRPC handler threads (64)")
+    add("--workers", type=int, metavar="N", help="threads for sync handlers (64)")
     add("--max-streams", type=int, metavar="N", help="open PredictStream calls (workers - 4)")
     add("--blas-threads", type=int, metavar="N", help="BLAS threads (1; 0 = BLAS default)")
     add("--grace", dest="grace_s", type=float, metavar="S",

@@ -34,9 +34,9 @@ logger = logging.getLogger("service.server")
 
 DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
 # Adds servicers to the (grpc.aio) server and returns the full names of the services it added.
-# Handlers may be `async def` (run on the loop) or plain functions (run in a small thread pool).
+# Handlers may be `async def` (run on the loop) or plain functions (run in a thread pool of
+# settings.workers threads, created on demand).
 Registration = Callable[[grpc.aio.Server, ServingCore], Iterable[str] | None]
-_SYNC_HANDLER_THREADS = 4
 
 
 class DigitsServer:
@@ -135,7 +135,7 @@ def create_server(
     """
     core = core or ServingCore.from_settings(settings)
     loop = LoopThread()
-    sync_pool = ThreadPoolExecutor(_SYNC_HANDLER_THREADS, thread_name_prefix="rpc-sync")
+    sync_pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="rpc-sync")
     try:
         grpc_server, health_servicer, services, port = loop.call(
             _build(settings, core, registrations, sync_pool)
