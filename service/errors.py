@@ -141,37 +141,39 @@ def _decorate_async(method: str, fn: F) -> F:
     # could otherwise read the metrics before this request is in them.
     @functools.wraps(fn)
     async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        start = time.perf_counter()
-        request_id = request_id_of(context)
+        start = time.perf_counter()  # the request id is only looked up when it is logged
         try:
             response = await fn(self, request, context)
         except asyncio.CancelledError:
+            request_id = request_id_of(context)
             _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
             raise
         except Exception as err:
+            request_id = request_id_of(context)
             code, details = _log(method, request_id, err, context)
             _finish(self.observer, method, request_id, code, start)
             await context.abort(code, details)
-        _finish(self.observer, method, request_id, grpc.StatusCode.OK, start)
+        _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
         return response
 
     @functools.wraps(fn)
     async def streaming(
         self: Any, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
-        start = time.perf_counter()
-        request_id = request_id_of(context)
+        start = time.perf_counter()  # the request id is only looked up when it is logged
         try:
             async for response in fn(self, request, context):
                 yield response
         except asyncio.CancelledError:
+            request_id = request_id_of(context)
             _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
             raise
         except Exception as err:
+            request_id = request_id_of(context)
             code, details = _log(method, request_id, err, context)
             _finish(self.observer, method, request_id, code, start)
             await context.abort(code, details)
-        _finish(self.observer, method, request_id, grpc.StatusCode.OK, start)
+        _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
 
     return streaming if inspect.isasyncgenfunction(fn) else unary  # type: ignore[return-value]
 
@@ -183,11 +185,18 @@ def _cancelled(method: str, request_id: str) -> grpc.StatusCode:
 
 
 def _finish(
-    observer: _Observer, method: str, request_id: str, code: grpc.StatusCode, start: float
+    observer: _Observer,
+    method: str,
+    request_id: str | None,
+    code: grpc.StatusCode,
+    start: float,
+    context: Any = None,
 ) -> None:
+    """Count and time the request; the access log (DEBUG) names its id (looked up if None)."""
     seconds = time.perf_counter() - start
     observer.observe_request(method, code, seconds)
     if logger.isEnabledFor(logging.DEBUG):  # the access log: off at the default INFO level
+        request_id = request_id if request_id is not None else request_id_of(context)
         extra = {"method": method, "request_id": request_id, "code": code.name}
         logger.debug("%s %s in %.3f ms", method, code.name, seconds * 1e3, extra=extra)
 

@@ -44,7 +44,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
-        return await self._predict(request, context, request_id_of(context))
+        return await self._predict(request, context, None)
 
     @handle_errors("PredictStream")
     async def PredictStream(
@@ -56,8 +56,10 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
         self._open_streams += 1
         try:
-            stream_id = request_id_of(context)
+            stream_id = None
             async for request in request_iterator:
+                if stream_id is None and not request.request_id:
+                    stream_id = request_id_of(context)  # one id for the whole stream
                 yield await self._predict(request, context, stream_id)
         finally:
             self._open_streams -= 1
@@ -89,8 +91,13 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         return pb.ListModelsResponse(models=models, aliases=aliases)
 
     async def _predict(
-        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext, request_id: str
+        self,
+        request: pb.PredictRequest,
+        context: grpc.aio.ServicerContext,
+        request_id: str | None,
     ) -> pb.PredictResponse:
+        """One prediction; the response echoes request.request_id, else `request_id`, else the
+        x-request-id metadata or a generated id."""
         if not request.HasField("images"):
             raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
@@ -99,7 +106,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         answer = await self.core.predict_async(
             pixels, version=version, alias=alias, timeout=_timeout(context)
         )
-        return to_response(answer, top_k, request.request_id or request_id)
+        return to_response(
+            answer, top_k, request.request_id or request_id or request_id_of(context)
+        )
 
     def _info(
         self, version: int, manifest: dict[str, Any], aliases: dict[str, int]
