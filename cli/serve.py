@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--poll-interval", dest="poll_interval_s", type=float, metavar="S",
         help="seconds between registry polls for hot reload (2; 0 = off)")  # fmt: skip
     add("--cache-size", type=int, metavar="N", help="pinned versions kept in memory (4)")
-    add("--batching", action=argparse.BooleanOptionalAction, help="dynamic batching (on)")
+    add("--batching", action=argparse.BooleanOptionalAction, help="dynamic batching (off)")
     add("--max-batch", type=int, metavar="ROWS", help="rows per coalesced forward pass (1024)")
     add("--max-delay-us", type=int, metavar="US",
         help="how long a batch may wait for company (0 = never wait)")  # fmt: skip

@@ -37,8 +37,9 @@ class ServiceSettings(BaseSettings):
     """Seconds between registry polls for hot reload; 0 disables reloading."""
     cache_size: int = Field(default=4, ge=1)
     """Model versions kept in memory for requests that pin a version."""
-    batching: bool = True
-    """Dynamic batching of concurrent requests into one forward pass."""
+    batching: bool = False
+    """Dynamic batching of concurrent requests into one forward pass. Off by default: on the
+    grpc.aio server it was slower at batch 1 in every measured point (docs/service.md)."""
     max_batch: int = Field(default=1024, ge=1)
     """Most rows the batcher coalesces into one forward pass."""
     max_delay_us: int = Field(default=0, ge=0)
