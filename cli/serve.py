@@ -36,13 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--poll-interval", dest="poll_interval_s", type=float, metavar="S",
         help="seconds between registry polls for hot reload (2; 0 = off)")  # fmt: skip
     add("--cache-size", type=int, metavar="N", help="pinned versions kept in memory (4)")
-    add("--batching", action=argparse.BooleanOptionalAction, help="dynamic batching (on)")
+    add("--batching", action=argparse.BooleanOptionalAction, help="dynamic batching (off)")
     add("--max-batch", type=int, metavar="ROWS", help="rows per coalesced forward pass (1024)")
     add("--max-delay-us", type=int, metavar="US",
         help="how long a batch may wait for company (0 = never wait)")  # fmt: skip
     add("--max-images", type=int, metavar="N", help="most images per request (8192)")
     add("--max-message-bytes", type=int, metavar="B", help="largest message (32 MiB)")
-    add("--workers", type=int, metavar="N", help="gRPC handler threads (64)")
+    add("--workers", type=int, metavar="N", help="threads for sync handlers (64)")
     add("--max-streams", type=int, metavar="N", help="open PredictStream calls (workers - 4)")
     add("--blas-threads", type=int, metavar="N", help="BLAS threads (1; 0 = BLAS default)")
     add("--grace", dest="grace_s", type=float, metavar="S",

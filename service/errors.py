@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -95,10 +96,15 @@ def handle_errors(method: str) -> Callable[[F], F]:
 
     The servicer must expose `.observer` (with observe_request). PredictError details go to the
     client; any other exception is logged with its traceback and answered INTERNAL, generically.
-    Works for unary methods and for response-streaming generator methods.
+    Works for unary methods and response-streaming generators, sync (grpc.server, or a grpc.aio
+    server's migration thread pool) or async (`async def` / async generators on grpc.aio, where
+    the abort is awaited and a cancelled handler is counted and logged as CANCELLED).
     """
 
     def decorate(fn: F) -> F:
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            return _decorate_async(method, fn)
+
         @functools.wraps(fn)
         def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
@@ -130,25 +136,89 @@ def handle_errors(method: str) -> Callable[[F], F]:
     return decorate
 
 
+def _decorate_async(method: str, fn: F) -> F:
+    # Counted before the abort is awaited: grpc.aio sends the status inside abort(), so a client
+    # could otherwise read the metrics before this request is in them.
+    @functools.wraps(fn)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()  # the request id is only looked up when it is logged
+        try:
+            response = await fn(self, request, context)
+        except asyncio.CancelledError:
+            request_id = request_id_of(context)
+            _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
+            raise
+        except Exception as err:
+            request_id = request_id_of(context)
+            code, details = _log(method, request_id, err, context)
+            _finish(self.observer, method, request_id, code, start)
+            await context.abort(code, details)
+        _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
+        return response
+
+    @functools.wraps(fn)
+    async def streaming(
+        self: Any, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        start = time.perf_counter()  # the request id is only looked up when it is logged
+        try:
+            async for response in fn(self, request, context):
+                yield response
+        except asyncio.CancelledError:
+            request_id = request_id_of(context)
+            _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
+            raise
+        except Exception as err:
+            request_id = request_id_of(context)
+            code, details = _log(method, request_id, err, context)
+            _finish(self.observer, method, request_id, code, start)
+            await context.abort(code, details)
+        _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
+
+    return streaming if inspect.isasyncgenfunction(fn) else unary  # type: ignore[return-value]
+
+
+def _cancelled(method: str, request_id: str) -> grpc.StatusCode:
+    extra = {"method": method, "request_id": request_id, "code": "CANCELLED"}
+    logger.info("request abandoned by the client", extra=extra)
+    return grpc.StatusCode.CANCELLED
+
+
 def _finish(
-    observer: _Observer, method: str, request_id: str, code: grpc.StatusCode, start: float
+    observer: _Observer,
+    method: str,
+    request_id: str | None,
+    code: grpc.StatusCode,
+    start: float,
+    context: Any = None,
 ) -> None:
+    """Count and time the request; the access log (DEBUG) names its id (looked up if None)."""
     seconds = time.perf_counter() - start
     observer.observe_request(method, code, seconds)
     if logger.isEnabledFor(logging.DEBUG):  # the access log: off at the default INFO level
+        request_id = request_id if request_id is not None else request_id_of(context)
         extra = {"method": method, "request_id": request_id, "code": code.name}
         logger.debug("%s %s in %.3f ms", method, code.name, seconds * 1e3, extra=extra)
 
 
-def _code_for(err: Exception, context: grpc.ServicerContext) -> grpc.StatusCode:
+def _code_for(err: Exception, context: Any) -> grpc.StatusCode:
     if isinstance(err, PredictError):
         return status_of(err)
     # An inactive context means the client cancelled or its deadline passed: nobody listens.
-    return grpc.StatusCode.INTERNAL if context.is_active() else grpc.StatusCode.CANCELLED
+    if hasattr(context, "is_active"):  # grpc.server
+        active = context.is_active()
+    else:  # grpc.aio (a sync handler's context there has neither: assume someone listens)
+        active = not context.done() if hasattr(context, "done") else True
+    return grpc.StatusCode.INTERNAL if active else grpc.StatusCode.CANCELLED
 
 
 def _abort(method: str, request_id: str, err: Exception, context: grpc.ServicerContext) -> None:
     """Log err once and abort the RPC (context.abort raises, ending the handler)."""
+    context.abort(*_log(method, request_id, err, context))
+
+
+def _log(method: str, request_id: str, err: Exception, context: Any) -> tuple[grpc.StatusCode, str]:
+    """Log err once; the status code and the details to send."""
     code = _code_for(err, context)
     extra = {"method": method, "request_id": request_id, "code": code.name}
     if isinstance(err, PredictError):
@@ -160,4 +230,4 @@ def _abort(method: str, request_id: str, err: Exception, context: grpc.ServicerC
     else:
         details = f"internal error (request id {request_id}); details are in the server log"
         logger.exception("unexpected error", extra=extra)
-    context.abort(code, details)
+    return code, details

@@ -1,4 +1,9 @@
-"""The gRPC server: digits.v1, health, reflection (and V2) over one ServingCore; clean shutdown."""
+"""The gRPC server: digits.v1, health, reflection (and V2) over one ServingCore; clean shutdown.
+
+A grpc.aio server runs on its own event loop in a dedicated thread (service.loop_thread); the
+`DigitsServer` wrapper keeps a synchronous interface (start / stop / wait_for_termination) for
+the CLI, the tests and the benchmark. Why aio and not the thread-pool server: docs/service.md.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from service import servicer
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.logs import configure_logging
+from service.loop_thread import LoopThread
 from service.repository import ServedModel
 from service.serving import ServingCore
 from service.settings import ServiceSettings
@@ -26,22 +33,31 @@ __all__ = ["DigitsServer", "Registration", "create_server", "serve"]
 logger = logging.getLogger("service.server")
 
 DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
-# Adds servicers to the server and returns the full names of the services it added.
-Registration = Callable[[grpc.Server, ServingCore], Iterable[str] | None]
+# Adds servicers to the (grpc.aio) server and returns the full names of the services it added.
+# Handlers may be `async def` (run on the loop) or plain functions (run in a thread pool of
+# settings.workers threads, created on demand).
+Registration = Callable[[grpc.aio.Server, ServingCore], Iterable[str] | None]
 
 
 class DigitsServer:
-    """A gRPC server with its ServingCore, health service and Prometheus endpoint."""
+    """A grpc.aio server (on its loop thread) with its ServingCore, health and Prometheus endpoint.
+
+    Every method is synchronous and may be called from any thread but the loop's.
+    """
 
     def __init__(
         self,
-        grpc_server: grpc.Server,
+        grpc_server: grpc.aio.Server,
         core: ServingCore,
-        health_servicer: health.HealthServicer,
+        health_servicer: health_aio.HealthServicer,
         services: Sequence[str],
         settings: ServiceSettings,
+        loop: LoopThread,
+        sync_pool: ThreadPoolExecutor,
     ) -> None:
         self.grpc_server = grpc_server
+        self.loop = loop
+        self._sync_pool = sync_pool
         self.core = core
         self.health = health_servicer
         self.services = tuple(services)
@@ -57,7 +73,7 @@ class DigitsServer:
         if self.settings.metrics_port >= 0:
             host = self.settings.metrics_host or self.settings.host
             self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
-        self.grpc_server.start()
+        self.loop.call(self.grpc_server.start())
         if self.core.ready:
             self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("digits server started", extra={"services": list(self.services)})
@@ -67,14 +83,17 @@ class DigitsServer:
         with self._stop_lock:
             if self._stopped.is_set():
                 return
-            self.health.enter_graceful_shutdown()  # NOT_SERVING for every service, for good
+            self.loop.call(self.health.enter_graceful_shutdown())  # NOT_SERVING, for good
             if self.settings.drain_delay_s > 0:
                 logger.info("health NOT_SERVING; still accepting requests",
                             extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
                 time.sleep(self.settings.drain_delay_s)
             logger.info("draining", extra={"grace_s": grace})
-            self.grpc_server.stop(grace).wait()
+            # Refuses new calls at once; in-flight ones get `grace` s (None: cancelled now).
+            self.loop.call(self.grpc_server.stop(grace))
             self.core.stop()
+            self.loop.stop()
+            self._sync_pool.shutdown(wait=False)
             self.core.metrics.stop_http()
             self._stopped.set()
             logger.info("digits server stopped")
@@ -87,8 +106,20 @@ class DigitsServer:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
     def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
-        for name in ("", *self.services):
-            self.health.set(name, status)
+        update = _set_all(self.health, ("", *self.services), status)
+        if self.loop.in_loop:  # e.g. a model swap triggered by a handler: do not block the loop
+            self.loop.submit(update)
+        else:
+            self.loop.call(update)
+
+
+async def _set_all(
+    servicer: health_aio.HealthServicer,
+    names: Sequence[str],
+    status: health_pb2.HealthCheckResponse.ServingStatus,
+) -> None:
+    for name in names:
+        await servicer.set(name, status)
 
 
 def create_server(
@@ -103,28 +134,48 @@ def create_server(
     `service.v2_servicer` exists, its `register_v2(server, core)` is called as well.
     """
     core = core or ServingCore.from_settings(settings)
+    loop = LoopThread()
+    sync_pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="rpc-sync")
+    try:
+        grpc_server, health_servicer, services, port = loop.call(
+            _build(settings, core, registrations, sync_pool)
+        )
+    except BaseException:
+        loop.stop()
+        sync_pool.shutdown(wait=False)
+        raise
+    server = DigitsServer(
+        grpc_server, core, health_servicer, services, settings, loop=loop, sync_pool=sync_pool
+    )
+    return server, port
+
+
+async def _build(
+    settings: ServiceSettings,
+    core: ServingCore,
+    registrations: Sequence[Registration],
+    sync_pool: ThreadPoolExecutor,
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer, list[str], int]:
+    """Create the grpc.aio server on the running loop, register everything and bind the port."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
     ]
-    grpc_server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rpc"),
-        options=options,
-    )
+    grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
     servicer.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     for name in ("", *services):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     if settings.reflection:
         names = (*services, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, grpc_server)
     port = _bind(grpc_server, settings)
-    return DigitsServer(grpc_server, core, health_servicer, services, settings), port
+    return grpc_server, health_servicer, services, port
 
 
 def _optional_v2(settings: ServiceSettings) -> list[Registration]:
@@ -135,7 +186,7 @@ def _optional_v2(settings: ServiceSettings) -> list[Registration]:
     return [module.register_v2]
 
 
-def _bind(grpc_server: grpc.Server, settings: ServiceSettings) -> int:
+def _bind(grpc_server: grpc.aio.Server, settings: ServiceSettings) -> int:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     address = f"{host}:{settings.port}"
     try:

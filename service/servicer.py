@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -27,37 +26,48 @@ __all__ = ["DigitClassifierServicer", "register"]
 
 
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
-    """The digits.v1 adapter; errors become status codes in `handle_errors`."""
+    """The digits.v1 adapter for a grpc.aio server; errors become status codes in `handle_errors`.
+
+    Every handler runs on the server's event loop; only the registry reads of GetModel/ListModels
+    (small files) and the first load of a pinned version touch the disk there.
+    """
 
     def __init__(self, core: ServingCore, *, max_streams: int = 16) -> None:
         self.core = core
         self.observer = core.metrics
-        # Each open stream holds a handler thread for its lifetime; capping them keeps threads
-        # free for unary calls and health checks.
-        self._stream_slots = threading.BoundedSemaphore(max_streams)
+        # An open stream costs no thread on grpc.aio, but each one is a long-lived client that
+        # can keep the loop busy: the cap still bounds them (all on the loop, so a plain count).
         self.max_streams = max_streams
+        self._open_streams = 0
 
     @handle_errors("Predict")
-    def Predict(
-        self, request: pb.PredictRequest, context: grpc.ServicerContext
+    async def Predict(
+        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
-        return self._predict(request, context, request_id_of(context))
+        return await self._predict(request, context, None)
 
     @handle_errors("PredictStream")
-    def PredictStream(
-        self, request_iterator: Iterator[pb.PredictRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.PredictResponse]:
-        if not self._stream_slots.acquire(blocking=False):
+    async def PredictStream(
+        self,
+        request_iterator: AsyncIterator[pb.PredictRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.PredictResponse]:
+        if self._open_streams >= self.max_streams:
             raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
+        self._open_streams += 1
         try:
-            stream_id = request_id_of(context)
-            for request in request_iterator:
-                yield self._predict(request, context, stream_id)
+            stream_id = None
+            async for request in request_iterator:
+                if stream_id is None and not request.request_id:
+                    stream_id = request_id_of(context)  # one id for the whole stream
+                yield await self._predict(request, context, stream_id)
         finally:
-            self._stream_slots.release()
+            self._open_streams -= 1
 
     @handle_errors("GetModel")
-    def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
+    async def GetModel(
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInfo:
         version, alias = model_ref(request)
         repository = self.core.repository
         if version is None and alias is None:
@@ -70,8 +80,8 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         return self._info(version, manifest, aliases)
 
     @handle_errors("ListModels")
-    def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.ServicerContext
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         repository = self.core.repository
         with _registry_errors():
@@ -80,16 +90,25 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         models = [self._info(mv.version, mv.manifest, aliases) for mv in versions]
         return pb.ListModelsResponse(models=models, aliases=aliases)
 
-    def _predict(
-        self, request: pb.PredictRequest, context: grpc.ServicerContext, request_id: str
+    async def _predict(
+        self,
+        request: pb.PredictRequest,
+        context: grpc.aio.ServicerContext,
+        request_id: str | None,
     ) -> pb.PredictResponse:
+        """One prediction; the response echoes request.request_id, else `request_id`, else the
+        x-request-id metadata or a generated id."""
         if not request.HasField("images"):
             raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
         version, alias = model_ref(request)
         top_k = top_k_of(request, n_classes=10)
-        answer = self.core.predict(pixels, version=version, alias=alias, timeout=_timeout(context))
-        return to_response(answer, top_k, request.request_id or request_id)
+        answer = await self.core.predict_async(
+            pixels, version=version, alias=alias, timeout=_timeout(context)
+        )
+        return to_response(
+            answer, top_k, request.request_id or request_id or request_id_of(context)
+        )
 
     def _info(
         self, version: int, manifest: dict[str, Any], aliases: dict[str, int]
@@ -106,7 +125,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         )
 
 
-def _timeout(context: grpc.ServicerContext) -> float | None:
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
@@ -123,7 +142,7 @@ def _registry_errors() -> Iterator[None]:
         raise ModelUnusable(str(err)) from None
 
 
-def register(server: grpc.Server, core: ServingCore, *, max_streams: int = 16) -> None:
-    """Add the digits.v1 servicer to `server`."""
+def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int = 16) -> None:
+    """Add the digits.v1 servicer to the grpc.aio `server`."""
     servicer = DigitClassifierServicer(core, max_streams=max_streams)
     pb_grpc.add_DigitClassifierServicer_to_server(servicer, server)

@@ -1,9 +1,10 @@
 """ServingCore: the transport-free model-serving core shared by every wire adapter.
 
 digits.v1 (service/servicer.py) and the Open Inference Protocol adapter (service/v2_servicer.py)
-both turn their messages into pixel arrays, call `ServingCore.predict`, and turn the `Answer`
-back into messages. Validation limits, model resolution, hot reload, batching and metrics live
-here once.
+both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
+server's event loop) and turn the `Answer` back into messages; `ServingCore.predict` is the same
+for synchronous callers (threads). Validation limits, model resolution, hot reload, batching
+and metrics live here once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.registry import Registry
+from service.aio_batching import LoopBatcher
 from service.batching import DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.repository import ModelRepository, ServedModel
@@ -35,7 +37,10 @@ class Answer:
 
 
 class ServingCore:
-    """Owns the model repository, the batcher and the metrics of one server."""
+    """Owns the model repository, the batchers and the metrics of one server.
+
+    `batcher` (threads) serves `predict`; `loop_batcher` (one event loop) serves `predict_async`.
+    """
 
     def __init__(
         self,
@@ -44,9 +49,15 @@ class ServingCore:
         metrics: ServiceMetrics,
         *,
         max_images: int = 8192,
+        loop_batcher: LoopBatcher | None = None,
     ) -> None:
         self.repository = repository
         self.batcher = batcher
+        self.loop_batcher = loop_batcher or LoopBatcher(
+            max_batch_rows=batcher.max_batch_rows,
+            max_delay_us=round(batcher.max_delay_s * 1e6),
+            enabled=batcher.enabled,
+        )
         self.metrics = metrics
         self.max_images = max_images
 
@@ -70,7 +81,16 @@ class ServingCore:
             observe_batch=metrics.observe_batch,
             observe_queue_delay=metrics.queue_delay.observe,
         )
-        return cls(repository, batcher, metrics, max_images=settings.max_images)
+        loop_batcher = LoopBatcher(
+            max_batch_rows=settings.max_batch,
+            max_delay_us=settings.max_delay_us,
+            enabled=settings.batching,
+            observe_batch=metrics.observe_batch,
+            observe_queue_delay=metrics.queue_delay.observe,
+        )
+        return cls(
+            repository, batcher, metrics, max_images=settings.max_images, loop_batcher=loop_batcher
+        )
 
     @property
     def ready(self) -> bool:
@@ -85,6 +105,7 @@ class ServingCore:
     def stop(self) -> None:
         self.repository.stop()
         self.batcher.close()
+        self.loop_batcher.close()
 
     def decode(
         self, data: bytes, dtype: str, shape: Sequence[int]
@@ -111,4 +132,20 @@ class ServingCore:
         """Probabilities and labels of checked pixels, computed by the requested model version."""
         served = self.repository.get(version, alias)
         probabilities = self.batcher.run(served.predictor.predict_proba, pixels, timeout)
+        return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
+
+    async def predict_async(
+        self,
+        pixels: NDArray[Any],
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """`predict` for a caller on the event loop: coalesced there by the loop batcher.
+
+        A pinned version that is not in memory yet is loaded (and verified) inline, once.
+        """
+        served = self.repository.get(version, alias)
+        probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))

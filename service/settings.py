@@ -37,8 +37,9 @@ class ServiceSettings(BaseSettings):
     """Seconds between registry polls for hot reload; 0 disables reloading."""
     cache_size: int = Field(default=4, ge=1)
     """Model versions kept in memory for requests that pin a version."""
-    batching: bool = True
-    """Dynamic batching of concurrent requests into one forward pass."""
+    batching: bool = False
+    """Dynamic batching of concurrent requests into one forward pass. Off by default: on the
+    grpc.aio server it was slower at batch 1 in every measured point (docs/service.md)."""
     max_batch: int = Field(default=1024, ge=1)
     """Most rows the batcher coalesces into one forward pass."""
     max_delay_us: int = Field(default=0, ge=0)
@@ -48,10 +49,11 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
     workers: int = Field(default=64, ge=2)
-    """gRPC handler threads; each open PredictStream holds one."""
+    """Threads for synchronous handlers of extra registrations (the server is grpc.aio: the
+    built-in handlers run on its event loop); also sets the default of max_streams."""
     max_streams: int | None = Field(default=None, ge=1)
     """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
-    (at least 1), so unary calls and health checks always find a free thread."""
+    (at least 1). Streams hold no thread on grpc.aio; the cap bounds long-lived clients."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""

@@ -21,27 +21,28 @@ _PLATFORM = "numpy"
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """`inference.GRPCInferenceService` over the shared core; handle_errors maps the errors."""
+    """`inference.GRPCInferenceService` over the shared core, for a grpc.aio server (async
+    handlers on its event loop); handle_errors maps the errors."""
 
     def __init__(self, core: ServingCore) -> None:
         self.core = core
         self.observer = core.metrics
 
     @handle_errors("ServerLive")
-    def ServerLive(
-        self, request: pb.ServerLiveRequest, context: grpc.ServicerContext
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @handle_errors("ServerReady")
-    def ServerReady(
-        self, request: pb.ServerReadyRequest, context: grpc.ServicerContext
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.core.ready)
 
     @handle_errors("ModelReady")
-    def ModelReady(
-        self, request: pb.ModelReadyRequest, context: grpc.ServicerContext
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
         # A probe asks a yes/no question: unknown models and versions are "not ready", not errors.
         try:
@@ -52,14 +53,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelReadyResponse(ready=True)
 
     @handle_errors("ServerMetadata")
-    def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.ServicerContext
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
 
     @handle_errors("ModelMetadata")
-    def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.ServicerContext
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
         repository = self.core.repository
@@ -85,14 +86,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     @handle_errors("ModelInfer")
-    def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.ServicerContext
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         self._check_name(request.model_name)
         outputs = requested_outputs(request)
         pixels = to_images(request, max_rows=self.core.max_images)
         version, alias = _model_ref(request.model_version)
-        answer = self.core.predict(pixels, version=version, alias=alias, timeout=_timeout(context))
+        answer = await self.core.predict_async(
+            pixels, version=version, alias=alias, timeout=_timeout(context)
+        )
         return to_infer_response(
             answer.probabilities,
             answer.labels,
@@ -118,7 +121,7 @@ def _model_ref(version: str) -> tuple[int | None, str | None]:
     return None, version
 
 
-def _timeout(context: grpc.ServicerContext) -> float | None:
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
     """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
@@ -131,7 +134,7 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-def register_v2(server: grpc.Server, core: ServingCore) -> list[str]:
+def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:
     """Add the Open Inference Protocol servicer to `server`; returns its full service name."""
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(core), server)
     return [V2_SERVICE]

@@ -38,7 +38,7 @@ def _sample(text: str, metric: str, **labels: str) -> float:
 def test_metrics_endpoint_counts_requests(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, metrics_port=0)
+    running = start_server(registry, metrics_port=0, batching=True)  # queue delay is batcher's
     for _ in range(3):
         running.client.predict(random_images(2))
     with pytest.raises(grpc.RpcError):

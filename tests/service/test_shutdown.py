@@ -25,6 +25,7 @@ def _start(registry: Registry) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
         "DIGITS_REGISTRY": str(registry.root), "DIGITS_PORT": "0", "DIGITS_METRICS_PORT": "-1",
+        "DIGITS_BATCHING": "true",
         "DIGITS_MAX_DELAY_US": "700000",  # every request waits 0.7 s for company: in flight
         "DIGITS_GRACE_S": "10", "DIGITS_ENABLE_V2": "false", "DIGITS_LOG_FORMAT": "json",
     }  # fmt: skip

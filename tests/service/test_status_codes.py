@@ -115,7 +115,7 @@ def test_no_model_is_unavailable(tmp_path: Path, start_server: Callable[..., Run
 
 def test_deadline_is_honoured(registry: Registry, start_server: Callable[..., Running]) -> None:
     # A 1 s batching delay holds the request past its 0.2 s deadline.
-    slow = start_server(registry, max_delay_us=1_000_000)
+    slow = start_server(registry, batching=True, max_delay_us=1_000_000)
     with pytest.raises(grpc.RpcError) as err:
         slow.stub.Predict(pb.PredictRequest(images=OK_IMAGES), timeout=0.2)
     assert err.value.code() == Code.DEADLINE_EXCEEDED
