@@ -145,14 +145,10 @@ def _decorate_async(method: str, fn: F) -> F:
         try:
             response = await fn(self, request, context)
         except asyncio.CancelledError:
-            request_id = request_id_of(context)
-            _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
+            _count_cancelled(self.observer, method, context, start)
             raise
         except Exception as err:
-            request_id = request_id_of(context)
-            code, details = _log(method, request_id, err, context)
-            _finish(self.observer, method, request_id, code, start)
-            await context.abort(code, details)
+            await _count_and_abort(self.observer, method, err, context, start)
         _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
         return response
 
@@ -165,17 +161,28 @@ def _decorate_async(method: str, fn: F) -> F:
             async for response in fn(self, request, context):
                 yield response
         except asyncio.CancelledError:
-            request_id = request_id_of(context)
-            _finish(self.observer, method, request_id, _cancelled(method, request_id), start)
+            _count_cancelled(self.observer, method, context, start)
             raise
         except Exception as err:
-            request_id = request_id_of(context)
-            code, details = _log(method, request_id, err, context)
-            _finish(self.observer, method, request_id, code, start)
-            await context.abort(code, details)
+            await _count_and_abort(self.observer, method, err, context, start)
         _finish(self.observer, method, None, grpc.StatusCode.OK, start, context)
 
     return streaming if inspect.isasyncgenfunction(fn) else unary  # type: ignore[return-value]
+
+
+def _count_cancelled(observer: _Observer, method: str, context: Any, start: float) -> None:
+    request_id = request_id_of(context)
+    _finish(observer, method, request_id, _cancelled(method, request_id), start)
+
+
+async def _count_and_abort(
+    observer: _Observer, method: str, err: Exception, context: Any, start: float
+) -> None:
+    """Log the error once, count it, then end the call with its status code (grpc.aio)."""
+    request_id = request_id_of(context)
+    code, details = _log(method, request_id, err, context)
+    _finish(observer, method, request_id, code, start)
+    await context.abort(code, details)
 
 
 def _cancelled(method: str, request_id: str) -> grpc.StatusCode:
