@@ -2,9 +2,8 @@
 
 digits.v1 (service/servicer.py) and the Open Inference Protocol adapter (service/v2_servicer.py)
 both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
-server's event loop) and turn the `Answer` back into messages; `ServingCore.predict` is the same
-for synchronous callers (threads). Validation limits, model resolution, hot reload, batching
-and metrics live here once.
+server's event loop) and turn the `Answer` back into messages. Validation limits, model
+resolution, hot reload, batching and metrics live here once.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from numpy.typing import NDArray
 
 from core.registry import Registry
 from service.aio_batching import LoopBatcher
-from service.batching import DynamicBatcher
 from service.metrics import ServiceMetrics
 from service.repository import ModelRepository, ServedModel
 from service.settings import ServiceSettings
@@ -37,27 +35,18 @@ class Answer:
 
 
 class ServingCore:
-    """Owns the model repository, the batchers and the metrics of one server.
-
-    `batcher` (threads) serves `predict`; `loop_batcher` (one event loop) serves `predict_async`.
-    """
+    """Owns the model repository, the event-loop batcher and the metrics of one server."""
 
     def __init__(
         self,
         repository: ModelRepository,
-        batcher: DynamicBatcher,
         metrics: ServiceMetrics,
         *,
         max_images: int = 8192,
         loop_batcher: LoopBatcher | None = None,
     ) -> None:
         self.repository = repository
-        self.batcher = batcher
-        self.loop_batcher = loop_batcher or LoopBatcher(
-            max_batch_rows=batcher.max_batch_rows,
-            max_delay_us=round(batcher.max_delay_s * 1e6),
-            enabled=batcher.enabled,
-        )
+        self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
 
@@ -74,13 +63,6 @@ class ServingCore:
             cache_size=settings.cache_size,
             metrics=metrics,
         )
-        batcher = DynamicBatcher(
-            max_batch_rows=settings.max_batch,
-            max_delay_us=settings.max_delay_us,
-            enabled=settings.batching,
-            observe_batch=metrics.observe_batch,
-            observe_queue_delay=metrics.queue_delay.observe,
-        )
         loop_batcher = LoopBatcher(
             max_batch_rows=settings.max_batch,
             max_delay_us=settings.max_delay_us,
@@ -88,9 +70,7 @@ class ServingCore:
             observe_batch=metrics.observe_batch,
             observe_queue_delay=metrics.queue_delay.observe,
         )
-        return cls(
-            repository, batcher, metrics, max_images=settings.max_images, loop_batcher=loop_batcher
-        )
+        return cls(repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher)
 
     @property
     def ready(self) -> bool:
@@ -98,13 +78,11 @@ class ServingCore:
         return self.repository.current is not None
 
     def start(self) -> None:
-        """Start the batcher, load the default model (if any) and begin polling the registry."""
-        self.batcher.start()
+        """Load the default model (if any) and begin polling the registry."""
         self.repository.start()
 
     def stop(self) -> None:
         self.repository.stop()
-        self.batcher.close()
         self.loop_batcher.close()
 
     def decode(
@@ -121,19 +99,6 @@ class ServingCore:
         """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
         return self.repository.get(version, alias)
 
-    def predict(
-        self,
-        pixels: NDArray[Any],
-        *,
-        version: int | None = None,
-        alias: str | None = None,
-        timeout: float | None = None,
-    ) -> Answer:
-        """Probabilities and labels of checked pixels, computed by the requested model version."""
-        served = self.repository.get(version, alias)
-        probabilities = self.batcher.run(served.predictor.predict_proba, pixels, timeout)
-        return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
-
     async def predict_async(
         self,
         pixels: NDArray[Any],
@@ -142,7 +107,7 @@ class ServingCore:
         alias: str | None = None,
         timeout: float | None = None,
     ) -> Answer:
-        """`predict` for a caller on the event loop: coalesced there by the loop batcher.
+        """Probabilities and labels from the requested model version, via the loop batcher.
 
         A pinned version that is not in memory yet is loaded (and verified) inline, once.
         """
