@@ -1,15 +1,12 @@
-"""Activations of the MLP: ReLU for hidden layers, a numerically stable row-wise softmax."""
+"""Output activations: a numerically stable row-wise softmax and log-softmax.
+
+The hidden layers' ReLU is applied in place inside ``MLP._forward`` (np.maximum(z, 0, out=z)).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-
-
-def relu(z: NDArray[np.floating]) -> NDArray[np.floating]:
-    """max(0, z), element-wise, as a new array."""
-    result: NDArray[np.floating] = np.maximum(z, 0)
-    return result
 
 
 def softmax(logits: NDArray[np.floating]) -> NDArray[np.floating]:

@@ -18,13 +18,19 @@ Array = NDArray[np.floating]
 Labels = NDArray[np.integer]
 
 
-def one_hot(labels: Labels, n_classes: int, dtype: type[np.floating] = np.float32) -> Array:
-    """(m,) integer labels -> (m, n_classes) one-hot rows; labels outside the range raise."""
+def check_labels(labels: Labels, n_classes: int) -> Labels:
+    """The labels as a 1-D array; ValueError unless every one is in [0, n_classes)."""
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must be in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    return labels
+
+
+def one_hot(labels: Labels, n_classes: int, dtype: type[np.floating] = np.float32) -> Array:
+    """(m,) integer labels -> (m, n_classes) one-hot rows; labels outside the range raise."""
+    labels = check_labels(labels, n_classes)
     encoded = np.zeros((labels.size, n_classes), dtype=dtype)
     encoded[np.arange(labels.size), labels] = 1
     return encoded

@@ -6,14 +6,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.augment import random_shift
 from core.config import TrainConfig
-from core.metrics import evaluate, one_hot
+from core.metrics import check_labels, evaluate
 from core.mlp import MLP
 from core.optim import Adam
 from core.schedule import learning_rate
@@ -35,9 +34,6 @@ class TrainResult:
     steps: int
     optimizer: Adam = field(repr=False)
     validation_size: int = 0
-
-    def final(self) -> dict[str, float]:
-        return self.history[-1] if self.history else {}
 
 
 def split_validation(
@@ -79,7 +75,7 @@ def fit(
         )
     x_train = np.ascontiguousarray(x_train, dtype=model.dtype)
     n_classes = model.layer_sizes[-1]
-    one_hot(y_train, n_classes)  # validates the label range once, up front
+    check_labels(y_train, n_classes)  # once, up front: train_step trusts its labels
     rng = np.random.default_rng([config.seed, 1])
     optimizer = optimizer or Adam(config.lr, config.beta1, config.beta2, config.eps)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
@@ -131,8 +127,3 @@ def fit(
         optimizer=optimizer,
         validation_size=0 if x_val is None else len(x_val),
     )
-
-
-def summary(result: TrainResult) -> dict[str, Any]:
-    """JSON-ready digest of a run: steps, seconds and the last epoch's record."""
-    return {"steps": result.steps, "seconds": result.seconds, **result.final()}

@@ -181,3 +181,14 @@ def test_train_step_with_labels_equals_forward_backward_with_one_hot(loss: str) 
     assert fast_loss == pytest.approx(slow_loss, rel=1e-12)
     np.testing.assert_allclose(fast_logits, slow_logits, rtol=1e-12)
     np.testing.assert_allclose(fast_grads, model.flat_grads, rtol=1e-10, atol=1e-15)
+
+
+def test_params_and_grads_pairs_each_parameter_with_its_gradient_view() -> None:
+    model = MLP(layer_sizes=(5, 4, 3), seed=1)
+    triples = list(model.params_and_grads())
+    assert [name for name, _, _ in triples] == ["W1", "b1", "W2", "b2"]
+    model.train_step(np.ones((2, 5), np.float32), np.array([0, 2]))
+    for name, param, grad in triples:
+        assert param is model.params[name] and grad.shape == param.shape
+        np.testing.assert_array_equal(grad, model.grads[name])  # views, so they see the new step
+    assert any(grad.any() for _, _, grad in triples)
