@@ -1,16 +1,20 @@
 """Serving benchmark: digits.v1 (unary, stream), V2 and MLServer 1.7.1 side by side, JSON out.
 
-    .venv/bin/python bench/serve.py [--quick] [--duration 4] [--out bench/results/serve.json]
+    .venv/bin/python bench/serve.py [--quick] [--duration 4] [--client native|python]
+                                    [--out bench/results/serve.json]
 
 Servers run in their own processes on 127.0.0.1; the load generator runs in another process
-(multiprocessing, spawn), so neither competes with the other's interpreter lock. Every figure
-has a reference measured in the same run: MLServer serving the same weights with the same NumPy
-forward pass, and the in-process `Predictor.predict_proba` throughput as the ceiling.
+(multiprocessing, spawn), so neither competes with the other's interpreter lock. It is the C++
+generator of bench/native/ (built on first use: g++ and libgrpc++-dev, installed with apt when
+run as root) unless that cannot be built or `--client python` asks for the grpc.aio one. Every
+figure has a reference measured in the same run: MLServer serving the same weights with the same
+NumPy forward pass, and the in-process `Predictor.predict_proba` throughput as the ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -55,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="serve-", dir=RESULTS))
     registry, params = _model(args.registry, work)
     weights = _safetensors(params, work / "weights.safetensors")
+    native, client_note = _load_generator(args.client)
     report: dict[str, Any] = {
         "benchmark": "serve",
         "quick": args.quick,
         "seconds_per_point": duration,
-        "machine": _machine(args.blas_threads),
+        "machine": {**_machine(args.blas_threads), "load_generator": client_note},
         "ceiling_in_process": _ceiling(params, duration, args.blas_threads),
     }
     spawn = multiprocessing.get_context("spawn")
@@ -75,12 +80,16 @@ def main(argv: list[str] | None = None) -> int:
             with launcher.running_digits(
                 registry, blas_env, batching=batching, log_dir=work
             ) as target:
-                report[key] = _measure_digits(client, target, duration, full=batching == default)
+                report[key] = _measure_digits(
+                    client, target, duration, full=batching == default, native=native
+                )
         if args.skip_mlserver:
             report["mlserver"] = {"skipped": "--skip-mlserver"}
         else:
             try:
-                report["mlserver"] = _measure_mlserver(client, weights, blas_env, duration, work)
+                report["mlserver"] = _measure_mlserver(
+                    client, weights, blas_env, duration, work, native
+                )
             except (RuntimeError, OSError, subprocess.SubprocessError) as err:  # install or start
                 report["mlserver"] = {"failed": str(err)}
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -112,6 +121,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="serve this registry's production model "
         "(default: a fresh untrained 784-128-40-10 model; speed is the same)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("native", "python"),
+        default="native",
+        help="load generator: the C++ one (default; falls back to python if it cannot be built)"
+        " or the grpc.aio one",
     )
     parser.add_argument("--skip-mlserver", action="store_true", help="no MLServer reference")
     parser.add_argument("--out", default=str(RESULTS / "serve.json"), help="JSON file to write")
@@ -153,9 +169,28 @@ def _machine(blas_threads: int) -> dict[str, Any]:
             {k: i.get(k) for k in ("internal_api", "version", "num_threads")}
             for i in threadpool_info()
         ],
-        "load_generator": "1 separate process, grpc.aio, pre-serialised requests",
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _load_generator(choice: str) -> tuple[str, str]:
+    """The native generator's binary ("" for grpc.aio) and a line saying which one runs and why."""
+    python = "1 separate process, grpc.aio, pre-serialised requests"
+    if choice == "python":
+        return "", python
+    source = ROOT / "bench" / "native" / "loadgen.cc"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    binary = RESULTS / ".native" / f"loadgen-{digest}"  # rebuilt whenever the source changes
+    if not binary.exists():
+        build = subprocess.run(
+            ["bash", str(source.parent / "build.sh"), str(binary)], capture_output=True, text=True
+        )
+        if build.returncode != 0:
+            reason = (build.stderr.strip().splitlines() or ["build failed"])[-1]
+            print(f"native load generator unavailable ({reason}); using grpc.aio", file=sys.stderr)
+            return "", f"{python} (native build failed: {reason})"
+    native = "1 separate process, C++ grpc++ generic stub, 1 completion-queue thread, "
+    return str(binary), native + "pre-serialised requests"
 
 
 def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> dict[str, Any]:
@@ -183,18 +218,20 @@ def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> di
 
 
 def _measure_digits(
-    client: ProcessPoolExecutor, target: str, duration: float, full: bool
+    client: ProcessPoolExecutor, target: str, duration: float, full: bool, native: str
 ) -> dict[str, Any]:
     points: dict[str, Any] = {}
     dtypes = DTYPES if full else ("uint8",)
     for dtype in dtypes:
         for concurrency in BATCH1_CONCURRENCY:
-            spec = loadgen.Spec("digits", target, 1, dtype, concurrency, duration)
+            spec = loadgen.Spec("digits", target, 1, dtype, concurrency, duration, native=native)
             points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
                 loadgen.run, spec
             ).result()
     for streams, window in STREAM_SHAPES:
-        spec = loadgen.Spec("digits", target, 1, "uint8", window, duration, streams=streams)
+        spec = loadgen.Spec(
+            "digits", target, 1, "uint8", window, duration, streams=streams, native=native
+        )
         points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
             loadgen.run, spec
         ).result()
@@ -202,26 +239,34 @@ def _measure_digits(
         return points
     for dtype in dtypes:
         for batch in BIG_BATCHES:
-            spec = loadgen.Spec("digits", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration)
+            spec = loadgen.Spec(
+                "digits", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration, native=native
+            )
             points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
-    points["v2"] = _measure_v2(client, target, duration, dtypes=("uint8",))
+    points["v2"] = _measure_v2(client, target, duration, dtypes=("uint8",), native=native)
     return points
 
 
 def _measure_v2(
-    client: ProcessPoolExecutor, target: str, duration: float, dtypes: tuple[str, ...]
+    client: ProcessPoolExecutor,
+    target: str,
+    duration: float,
+    dtypes: tuple[str, ...],
+    native: str,
 ) -> dict[str, Any]:
     if not client.submit(loadgen.v2_ready, target).result():
         return {"skipped": f"no ready V2 model {MODEL!r} at {target} (ModelReady failed)"}
     points: dict[str, Any] = {}
     for dtype in dtypes:
         for concurrency in BATCH1_CONCURRENCY:
-            spec = loadgen.Spec("v2", target, 1, dtype, concurrency, duration)
+            spec = loadgen.Spec("v2", target, 1, dtype, concurrency, duration, native=native)
             points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
                 loadgen.run, spec
             ).result()
         for batch in BIG_BATCHES:
-            spec = loadgen.Spec("v2", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration)
+            spec = loadgen.Spec(
+                "v2", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration, native=native
+            )
             points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
     return points
 
@@ -232,6 +277,7 @@ def _measure_mlserver(
     blas_env: dict[str, str],
     duration: float,
     work: Path,
+    native: str,
 ) -> dict[str, Any]:
     venv = RESULTS / ".venv-mlserver"
     launcher.ensure_venv(venv, RESULTS / "mlserver-install.log")
@@ -239,9 +285,11 @@ def _measure_mlserver(
     repository = launcher.write_repository(work / "mlserver", weights, grpc_port, http_port)
     target = f"127.0.0.1:{grpc_port}"
     with launcher.running_mlserver(venv, repository, grpc_port, blas_env):
-        points = _measure_v2(client, target, duration, dtypes=DTYPES)
+        points = _measure_v2(client, target, duration, dtypes=DTYPES, native=native)
         for streams, window in STREAM_SHAPES:  # ModelStreamInfer, one answer per request
-            spec = loadgen.Spec("v2", target, 1, "uint8", window, duration, streams=streams)
+            spec = loadgen.Spec(
+                "v2", target, 1, "uint8", window, duration, streams=streams, native=native
+            )
             points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
                 loadgen.run, spec
             ).result()

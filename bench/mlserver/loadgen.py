@@ -1,8 +1,11 @@
-"""Closed-loop gRPC load generator (grpc.aio) for digits.v1 and V2 servers: latency and throughput.
+"""Closed-loop gRPC load generator for digits.v1 and V2 servers: latency and throughput.
 
 Runs in its own process (bench/serve.py submits `run` to a spawned worker). Requests are
 serialised once and responses are taken as raw bytes, so the figures measure the server, not
 this client's protobuf work; the first response of every point is parsed and checked.
+Two engines drive the same points: the C++ one (bench/native/loadgen.cc, when `Spec.native`
+names its binary), which leaves nearly all of a small machine's CPU to the server under test,
+and a grpc.aio one here, which needs nothing but grpcio (~0.4 ms of CPU per request).
 It imports tritonclient's V2 messages, never the server's own, because protobuf refuses two
 definitions of `inference.*` in one process.
 """
@@ -10,9 +13,13 @@ definitions of `inference.*` in one process.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -43,6 +50,7 @@ class Spec:
     concurrency: int  # requests in flight (per stream when streams > 0)
     duration: float  # seconds measured, after a short warm-up
     streams: int = 0  # > 0: that many bidi streams (PredictStream / ModelStreamInfer), not unary
+    native: str = ""  # path of the C++ load generator's binary; "" = the grpc.aio engine
 
 
 def images(rng: np.random.Generator, batch: int, dtype: str) -> np.ndarray:
@@ -64,8 +72,8 @@ def run(spec: Spec) -> dict[str, Any]:
     point does not cost the rest of the benchmark.
     """
     try:
-        return asyncio.run(_run(spec))
-    except (grpc.RpcError, RuntimeError, OSError) as err:
+        return _run_native(spec) if spec.native else asyncio.run(_run(spec))
+    except (grpc.RpcError, RuntimeError, OSError, subprocess.SubprocessError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return {"protocol": spec.protocol, "batch": spec.batch, "failed": reason}
 
@@ -86,27 +94,72 @@ def v2_ready(target: str) -> bool:
             return False
 
 
+def _warm_up_seconds(spec: Spec) -> float:
+    return min(0.5, spec.duration / 4)
+
+
 async def _run(spec: Spec) -> dict[str, Any]:
     request = _request_bytes(spec)
     async with grpc.aio.insecure_channel(spec.target, options=_OPTIONS) as channel:
         check = channel.unary_unary(_METHODS[(spec.protocol, False)])
         _check_response(spec, await check(request, timeout=30.0))
-        await _phase(channel, spec, request, seconds=min(0.5, spec.duration / 4))  # warm-up
+        await _phase(channel, spec, request, seconds=_warm_up_seconds(spec))
         latencies, errors, elapsed = await _phase(channel, spec, request, spec.duration)
     done = len(latencies)
     ms = np.asarray(latencies) * 1e3 if done else np.zeros(1)
+    percentiles = {f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
+    return _point(spec, "grpc.aio", done, elapsed, percentiles, errors)
+
+
+def _run_native(spec: Spec) -> dict[str, Any]:
+    """The same point driven by the C++ generator; its one checked answer comes back as a file."""
+    request = _request_bytes(spec)
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
+        request_file, answer_file = Path(tmp, "request.bin"), Path(tmp, "answer.bin")
+        request_file.write_bytes(request)
+        command = [
+            spec.native,
+            "--target", spec.target,
+            "--method", _METHODS[(spec.protocol, bool(spec.streams))],
+            "--request", str(request_file),
+            "--concurrency", str(spec.concurrency),
+            "--streams", str(spec.streams),
+            "--duration", str(spec.duration),
+            "--warmup", str(_warm_up_seconds(spec)),
+            "--check-out", str(answer_file),
+        ]  # fmt: skip
+        timeout = spec.duration + 120.0  # its calls have 30 s deadlines, streams 60 s more
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"native load generator failed: {done.stderr.strip()[:300]}")
+        result = json.loads(done.stdout)
+        if "failed" in result:
+            raise RuntimeError(result["failed"])
+        _check_response(spec, answer_file.read_bytes())
+    errors = [result["first_error"]] * int(result["errors"]) if result["errors"] else []
+    percentiles = {key: round(float(result[key]), 3) for key in ("p50_ms", "p90_ms", "p99_ms")}
+    return _point(spec, "native", int(result["requests"]), result["elapsed_s"], percentiles, errors)
+
+
+def _point(
+    spec: Spec,
+    engine: str,
+    done: int,
+    elapsed: float,
+    percentiles: dict[str, float],
+    errors: list[str],
+) -> dict[str, Any]:
     return {
         "protocol": spec.protocol,
         "mode": f"stream x{spec.streams}" if spec.streams else "unary",
+        "client": engine,
         "batch": spec.batch,
         "dtype": spec.dtype,
         "in_flight": spec.concurrency * max(spec.streams, 1),
         "requests": done,
         "requests_per_s": round(done / elapsed, 1),
         "samples_per_s": round(done * spec.batch / elapsed),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        **percentiles,
         "errors": len(errors),
         **({"first_error": errors[0]} if errors else {}),
     }
