@@ -11,8 +11,8 @@ _FIELDS = (
     "registry", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
-    "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "log_format",
-    "log_level",
+    "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
+    "log_format", "log_level",
 )  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--reflection", action=argparse.BooleanOptionalAction, help="server reflection (on)")
     add("--v2", dest="enable_v2", action=argparse.BooleanOptionalAction,
         help="Open Inference Protocol endpoint on the same port (on)")  # fmt: skip
+    add("--event-loop", choices=("uvloop", "asyncio"),
+        help="event loop under the server (uvloop when installed)")  # fmt: skip
     add("--log-format", choices=("json", "text"), help="log line format (json)")
     add("--log-level", help="log level (INFO)")
     parser.set_defaults(handler=run)

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["LoopThread"]
 
+logger = logging.getLogger("service.server")
+
 T = TypeVar("T")
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A uvloop loop when asked for and installed (else asyncio's own, with a warning)."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logger.warning("uvloop is not installed; using the asyncio event loop")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 class LoopThread:
     """Owns one event loop in its own thread; `call(coro)` runs a coroutine there and waits."""
 
-    def __init__(self, name: str = "grpc-aio") -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, name: str = "grpc-aio", kind: str = "asyncio") -> None:
+        self.loop = _new_loop(kind)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

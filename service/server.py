@@ -134,7 +134,7 @@ def create_server(
     `service.v2_servicer` exists, its `register_v2(server, core)` is called as well.
     """
     core = core or ServingCore.from_settings(settings)
-    loop = LoopThread()
+    loop = LoopThread(kind=settings.event_loop)
     sync_pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="rpc-sync")
     try:
         grpc_server, health_servicer, services, port = loop.call(

@@ -74,6 +74,9 @@ class ServiceSettings(BaseSettings):
     """gRPC server reflection (grpcurl, grpcui)."""
     enable_v2: bool = True
     """Also serve the Open Inference Protocol (KServe V2) when service.v2_servicer is present."""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """Event loop under the grpc.aio server: uvloop (measured ~10% more requests/s at batch 1)
+    when installed, else asyncio's own (a warning says so)."""
     log_format: Literal["json", "text"] = "json"
     """Log line format on stderr."""
     log_level: str = "INFO"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from core import MLP
+from core.registry import Registry
 from tests.service.conftest import Running
 from tests.service.toy_models import random_images, reference_proba, toy_params
 
@@ -60,3 +63,18 @@ def test_stream_answers_each_request_in_order(served: Running) -> None:
 
 def test_request_id_is_echoed(served: Running) -> None:
     assert served.client.predict(random_images(1), request_id="abc-123").request_id == "abc-123"
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_both_event_loops_serve_the_same_answers(
+    registry: Registry, start_server: Callable[..., Running], event_loop: str
+) -> None:
+    running = start_server(registry, event_loop=event_loop)
+    loop_module = type(running.server.loop.loop).__module__
+    assert loop_module.startswith("uvloop" if event_loop == "uvloop" else "asyncio")
+    images = random_images(3, seed=5)
+    result = running.client.predict(images)
+    expected = MLP.from_params(toy_params(1)).predict_proba(
+        images.reshape(3, 784).astype(np.float32) / 255.0
+    )
+    np.testing.assert_allclose(result.probabilities, expected, atol=1e-6)
