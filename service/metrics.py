@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.exposition import generate_latest
+
+from service._fast_metrics import CounterSeries, HistogramSeries, HotMetrics
 
 __all__ = ["ServiceMetrics"]
 
@@ -24,26 +25,28 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "digits_requests", "RPCs handled, by method and status code", ["method", "code"],
-            registry=r,
+        # Observed per request, so our lighter series (service/_fast_metrics.py says why).
+        hot = HotMetrics()
+        self._requests = hot.counter(
+            "digits_requests", "RPCs handled, by method and status code", ["method", "code"]
+        )
+        self._latency = hot.histogram(
+            "digits_request_latency_seconds", "RPC handling time, by method", _LATENCY_BUCKETS,
+            ["method"],
         )  # fmt: skip
-        self.latency = Histogram(
-            "digits_request_latency_seconds", "RPC handling time, by method", ["method"],
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.batch_rows = Histogram(
-            "digits_batch_rows", "Rows per forward pass (after dynamic batching)",
-            buckets=_BATCH_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.batch_requests = Histogram(
-            "digits_batch_requests", "Requests coalesced into one forward pass",
-            buckets=_BATCH_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.queue_delay = Histogram(
+        self._batch_rows = hot.histogram(
+            "digits_batch_rows", "Rows per forward pass (after dynamic batching)", _BATCH_BUCKETS
+        ).labels()
+        self._batch_requests = hot.histogram(
+            "digits_batch_requests", "Requests coalesced into one forward pass", _BATCH_BUCKETS
+        ).labels()
+        self._queue_delay = hot.histogram(
             "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            _LATENCY_BUCKETS,
+        ).labels()  # fmt: skip
+        r.register(hot)  # before the gauges, so /metrics keeps its order
+        # One acquire per observe_* call, so a scrape never sees a request counted but not timed.
+        self._hot_lock = hot.lock
         self.model_info = Gauge(
             "digits_model_info", "1 for the model version served by default", ["name", "version"],
             registry=r,
@@ -59,19 +62,40 @@ class ServiceMetrics:
         self._lock = threading.Lock()
         self._served: tuple[str, str] | None = None
         self._http: WSGIServer | None = None
-        self._children: dict[tuple[str, grpc.StatusCode], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, int], tuple[CounterSeries, HistogramSeries]] = {}
 
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        children = self._children.get((method, code))
+        # Keyed by id(code): StatusCode members are singletons, and hashing an Enum runs Python
+        # code (Enum.__hash__), ~0.1 us of this ~0.65 us method.
+        key = (method, id(code))
+        children = self._children.get(key)
         if children is None:  # labels() takes a lock and builds a key: do it once per label set
-            children = self.requests.labels(method, code.name), self.latency.labels(method)
-            self._children[(method, code)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+            children = self._requests.labels(method, code.name), self._latency.labels(method)
+            self._children[key] = children
+        lock = self._hot_lock
+        lock.acquire()
+        try:
+            children[0].inc()
+            children[1].observe(seconds)
+        finally:
+            lock.release()
 
     def observe_batch(self, rows: int, requests: int) -> None:
-        self.batch_rows.observe(rows)
-        self.batch_requests.observe(requests)
+        lock = self._hot_lock
+        lock.acquire()
+        try:
+            self._batch_rows.observe_int(rows)
+            self._batch_requests.observe_int(requests)
+        finally:
+            lock.release()
+
+    def observe_queue_delay(self, seconds: float) -> None:
+        lock = self._hot_lock
+        lock.acquire()
+        try:
+            self._queue_delay.observe(seconds)
+        finally:
+            lock.release()
 
     def set_served(self, name: str, version: int) -> None:
         """Point the model-info gauge at the newly served version."""

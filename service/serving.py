@@ -68,7 +68,7 @@ class ServingCore:
             max_delay_us=settings.max_delay_us,
             enabled=settings.batching,
             observe_batch=metrics.observe_batch,
-            observe_queue_delay=metrics.queue_delay.observe,
+            observe_queue_delay=metrics.observe_queue_delay,
         )
         return cls(repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher)
 
