@@ -14,6 +14,8 @@ __all__ = ["DTYPES", "PIXELS", "check_pixels", "pixels_from_bytes"]
 PIXELS = 784
 # Wire dtype name -> little-endian NumPy dtype. Both adapters map their own enum onto these names.
 DTYPES: dict[str, np.dtype] = {"uint8": np.dtype("u1"), "float32": np.dtype("<f4")}
+# The same in this machine's byte order (what the forward pass gets); made once, not per request.
+_NATIVE = {name: dtype.newbyteorder("=") for name, dtype in DTYPES.items()}
 
 
 def _check_shape(shape: Sequence[int], max_rows: int) -> int:
@@ -48,9 +50,10 @@ def pixels_from_bytes(
             f"{[int(d) for d in shape]} of {dtype}"
         )
     array = np.frombuffer(data, dtype=np_dtype).reshape(rows, PIXELS)
-    if np_dtype.kind == "f":
-        _check_float_range(array)
-    return array.astype(np_dtype.newbyteorder("="), copy=False)
+    if np_dtype.kind != "f":
+        return array
+    _check_float_range(array)
+    return array.astype(_NATIVE[dtype], copy=False)
 
 
 def check_pixels(array: NDArray[np.generic], *, max_rows: int) -> NDArray[np.generic]:
