@@ -82,7 +82,7 @@ def running_mlserver(
 
 @contextmanager
 def running_digits(
-    registry: Path, env: dict[str, str], batching: bool, log_dir: Path
+    registry: Path, env: dict[str, str], batching: bool, log_dir: Path, log_name: str = ""
 ) -> Iterator[str]:
     """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING."""
     port, metrics_port = free_port(), free_port()
@@ -91,7 +91,7 @@ def running_digits(
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
     ]
-    log = log_dir / f"digits-serve-batching-{'on' if batching else 'off'}.log"
+    log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=_ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
