@@ -127,6 +127,7 @@ def _run_native(spec: Spec) -> dict[str, Any]:
             "--duration", str(spec.duration),
             "--warmup", str(_warm_up_seconds(spec)),
             "--check-out", str(answer_file),
+            "--check-method", _METHODS[(spec.protocol, False)],
         ]  # fmt: skip
         timeout = spec.duration + 120.0  # its calls have 30 s deadlines, streams 60 s more
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)

@@ -6,13 +6,15 @@
 // the server under test, as with Triton's perf_analyzer or ghz.
 //
 //   loadgen --target HOST:PORT --method /pkg.Service/Method --request FILE
-//           --concurrency N --duration S [--warmup S] [--streams K] [--check-out FILE]
+//           --concurrency N --duration S [--warmup S] [--streams K]
+//           [--check-out FILE [--check-method /pkg.Service/UnaryMethod]]
 //
 // Unary (no --streams): N calls in flight. Streaming (--streams K): K bidi streams with N
 // messages in flight on each; answers come back in request order (digits.v1 PredictStream and
 // V2 ModelStreamInfer both keep it). Prints one JSON object on stdout; the latency percentiles
 // use numpy's default (linear) interpolation so they compare with the Python generator's.
-// With --check-out, the answer to one unary call is written there first, for the caller to check.
+// With --check-out, the answer to one unary call (of --check-method, default --method) is written
+// there first, for the caller to check.
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -66,7 +68,7 @@ std::string JsonString(const std::string& text) {
 }
 
 struct Options {
-  std::string target, method, request_file, check_out;
+  std::string target, method, request_file, check_out, check_method;
   int concurrency = 1, streams = 0;
   double duration = 4.0, warmup = 0.5;
 };
@@ -279,7 +281,8 @@ bool CheckCall(grpc::GenericStub* stub, grpc::CompletionQueue* queue, const Opti
   UnaryCall call;
   call.context = std::make_unique<grpc::ClientContext>();
   SetDeadline(call.context.get());
-  call.reader = stub->PrepareUnaryCall(call.context.get(), options.method, request, queue);
+  const std::string& method = options.check_method.empty() ? options.method : options.check_method;
+  call.reader = stub->PrepareUnaryCall(call.context.get(), method, request, queue);
   call.reader->StartCall();
   call.reader->Finish(&call.response, &call.status, &call);
   void* tag;
@@ -305,8 +308,8 @@ double Percentile(std::vector<double> sorted_ms, double q) {
 int Usage(const char* message) {
   std::cerr << "loadgen: " << message << "\n"
             << "usage: loadgen --target HOST:PORT --method /pkg.Service/Method --request FILE\n"
-               "               --concurrency N --duration S [--warmup S] [--streams K]"
-               " [--check-out FILE]\n";
+               "               --concurrency N --duration S [--warmup S] [--streams K]\n"
+               "               [--check-out FILE [--check-method /pkg.Service/Method]]\n";
   return 2;
 }
 
@@ -322,6 +325,7 @@ int main(int argc, char** argv) {
     else if (flag == "--method") options.method = value;
     else if (flag == "--request") options.request_file = value;
     else if (flag == "--check-out") options.check_out = value;
+    else if (flag == "--check-method") options.check_method = value;
     else if (flag == "--concurrency") options.concurrency = std::atoi(value.c_str());
     else if (flag == "--streams") options.streams = std::atoi(value.c_str());
     else if (flag == "--duration") options.duration = std::atof(value.c_str());
