@@ -14,7 +14,6 @@ NumPy forward pass, and the in-process `Predictor.predict_proba` throughput as t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import multiprocessing
 import os
@@ -24,6 +23,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client:
         client.submit(loadgen.warm_up).result()  # import grpc/protobuf once, outside the timings
+        run = _Runner(client, duration, native)
         default = _default_batching()
         for batching in (default, not default):  # "digits" is the server as shipped
             key = (
@@ -81,21 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             with launcher.running_digits(
                 registry, blas_env, batching=batching, log_dir=work
             ) as target:
-                report[key] = _measure_digits(
-                    client, target, duration, full=batching == default, native=native
-                )
+                report[key] = _measure_digits(run, target, full=batching == default)
         if args.skip_mlserver:
             report["mlserver"] = {"skipped": "--skip-mlserver"}
         else:
             try:
-                report["mlserver"] = _measure_mlserver(
-                    client, weights, blas_env, duration, work, native
-                )
+                report["mlserver"] = _measure_mlserver(run, weights, blas_env, work)
             except (RuntimeError, OSError, subprocess.SubprocessError) as err:  # install or start
                 report["mlserver"] = {"failed": str(err)}
         if "failed" not in report["mlserver"] and "skipped" not in report["mlserver"]:
             report["headline"] = _measure_headline(
-                client, registry, weights, blas_env, duration, work, native, args.rounds
+                run, registry, weights, blas_env, work, args.rounds
             )
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["targets"] = _targets(report)
@@ -189,19 +186,15 @@ def _load_generator(choice: str) -> tuple[str, str]:
     python = "1 separate process, grpc.aio, pre-serialised requests"
     if choice == "python":
         return "", python
-    source = ROOT / "bench" / "native" / "loadgen.cc"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    binary = RESULTS / ".native" / f"loadgen-{digest}"  # rebuilt whenever the source changes
-    if not binary.exists():
-        build = subprocess.run(
-            ["bash", str(source.parent / "build.sh"), str(binary)], capture_output=True, text=True
-        )
-        if build.returncode != 0:
-            reason = (build.stderr.strip().splitlines() or ["build failed"])[-1]
-            print(f"native load generator unavailable ({reason}); using grpc.aio", file=sys.stderr)
-            return "", f"{python} (native build failed: {reason})"
+    build = subprocess.run(  # prints the binary, built once per version of its source
+        ["bash", str(ROOT / "bench" / "native" / "build.sh")], capture_output=True, text=True
+    )
+    if build.returncode != 0:
+        reason = (build.stderr.strip().splitlines() or ["build failed"])[-1]
+        print(f"native load generator unavailable ({reason}); using grpc.aio", file=sys.stderr)
+        return "", f"{python} (native build failed: {reason})"
     native = "1 separate process, C++ grpc++ generic stub, 1 completion-queue thread, "
-    return str(binary), native + "pre-serialised requests"
+    return build.stdout.strip(), native + "pre-serialised requests"
 
 
 def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> dict[str, Any]:
@@ -228,67 +221,73 @@ def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> di
     return out
 
 
-def _measure_digits(
-    client: ProcessPoolExecutor, target: str, duration: float, full: bool, native: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Runner:
+    """Runs points in the load-generator process, with one engine and one duration."""
+
+    client: ProcessPoolExecutor
+    duration: float
+    native: str  # the C++ generator's binary, "" for grpc.aio
+
+    def point(
+        self,
+        protocol: str,
+        target: str,
+        batch: int,
+        dtype: str,
+        concurrency: int,
+        streams: int = 0,
+    ) -> dict[str, Any]:
+        spec = loadgen.Spec(
+            protocol, target, batch, dtype, concurrency, self.duration, streams, self.native
+        )
+        return dict(self.client.submit(loadgen.run, spec).result())
+
+    def v2_ready(self, target: str) -> bool:
+        return bool(self.client.submit(loadgen.v2_ready, target).result())
+
+
+def _measure_digits(run: _Runner, target: str, full: bool) -> dict[str, Any]:
     points: dict[str, Any] = {}
     dtypes = DTYPES if full else ("uint8",)
     for dtype in dtypes:
         for concurrency in BATCH1_CONCURRENCY:
-            spec = loadgen.Spec("digits", target, 1, dtype, concurrency, duration, native=native)
-            points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
-                loadgen.run, spec
-            ).result()
+            points[f"unary_batch1_c{concurrency}_{dtype}"] = run.point(
+                "digits", target, 1, dtype, concurrency
+            )
     for streams, window in STREAM_SHAPES:
-        spec = loadgen.Spec(
-            "digits", target, 1, "uint8", window, duration, streams=streams, native=native
+        points[f"stream_batch1_s{streams}x{window}_uint8"] = run.point(
+            "digits", target, 1, "uint8", window, streams
         )
-        points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
-            loadgen.run, spec
-        ).result()
     if not full:
         return points
     for dtype in dtypes:
         for batch in BIG_BATCHES:
-            spec = loadgen.Spec(
-                "digits", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration, native=native
+            points[f"unary_batch{batch}_{dtype}"] = run.point(
+                "digits", target, batch, dtype, BIG_BATCH_CONCURRENCY
             )
-            points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
-    points["v2"] = _measure_v2(client, target, duration, dtypes=("uint8",), native=native)
+    points["v2"] = _measure_v2(run, target, dtypes=("uint8",))
     return points
 
 
-def _measure_v2(
-    client: ProcessPoolExecutor,
-    target: str,
-    duration: float,
-    dtypes: tuple[str, ...],
-    native: str,
-) -> dict[str, Any]:
-    if not client.submit(loadgen.v2_ready, target).result():
+def _measure_v2(run: _Runner, target: str, dtypes: tuple[str, ...]) -> dict[str, Any]:
+    if not run.v2_ready(target):
         return {"skipped": f"no ready V2 model {MODEL!r} at {target} (ModelReady failed)"}
     points: dict[str, Any] = {}
     for dtype in dtypes:
         for concurrency in BATCH1_CONCURRENCY:
-            spec = loadgen.Spec("v2", target, 1, dtype, concurrency, duration, native=native)
-            points[f"unary_batch1_c{concurrency}_{dtype}"] = client.submit(
-                loadgen.run, spec
-            ).result()
-        for batch in BIG_BATCHES:
-            spec = loadgen.Spec(
-                "v2", target, batch, dtype, BIG_BATCH_CONCURRENCY, duration, native=native
+            points[f"unary_batch1_c{concurrency}_{dtype}"] = run.point(
+                "v2", target, 1, dtype, concurrency
             )
-            points[f"unary_batch{batch}_{dtype}"] = client.submit(loadgen.run, spec).result()
+        for batch in BIG_BATCHES:
+            points[f"unary_batch{batch}_{dtype}"] = run.point(
+                "v2", target, batch, dtype, BIG_BATCH_CONCURRENCY
+            )
     return points
 
 
 def _measure_mlserver(
-    client: ProcessPoolExecutor,
-    weights: Path,
-    blas_env: dict[str, str],
-    duration: float,
-    work: Path,
-    native: str,
+    run: _Runner, weights: Path, blas_env: dict[str, str], work: Path
 ) -> dict[str, Any]:
     venv = RESULTS / ".venv-mlserver"
     launcher.ensure_venv(venv, RESULTS / "mlserver-install.log")
@@ -296,27 +295,22 @@ def _measure_mlserver(
     repository = launcher.write_repository(work / "mlserver", weights, grpc_port, http_port)
     target = f"127.0.0.1:{grpc_port}"
     with launcher.running_mlserver(venv, repository, grpc_port, blas_env):
-        points = _measure_v2(client, target, duration, dtypes=DTYPES, native=native)
+        points = _measure_v2(run, target, dtypes=DTYPES)
         for streams, window in STREAM_SHAPES:  # ModelStreamInfer, one answer per request
-            spec = loadgen.Spec(
-                "v2", target, 1, "uint8", window, duration, streams=streams, native=native
+            points[f"stream_batch1_s{streams}x{window}_uint8"] = run.point(
+                "v2", target, 1, "uint8", window, streams
             )
-            points[f"stream_batch1_s{streams}x{window}_uint8"] = client.submit(
-                loadgen.run, spec
-            ).result()
     points["version"] = launcher.MLSERVER_VERSION
     points["settings"] = "parallel_workers 0, metrics endpoint off, same NumPy forward pass"
     return points
 
 
 def _measure_headline(
-    client: ProcessPoolExecutor,
+    run: _Runner,
     registry: Path,
     weights: Path,
     blas_env: dict[str, str],
-    duration: float,
     work: Path,
-    native: str,
     rounds: int,
 ) -> dict[str, Any]:
     """The target's point (unary, batch 1, 32 in flight, uint8), ours and MLServer's, alternated
@@ -336,15 +330,10 @@ def _measure_headline(
         ) as ours,
         launcher.running_mlserver(venv, repository, grpc_port, blas_env),
     ):
-        specs = {
-            "digits": loadgen.Spec("digits", ours, 1, "uint8", 32, duration, native=native),
-            "mlserver": loadgen.Spec(
-                "v2", f"127.0.0.1:{grpc_port}", 1, "uint8", 32, duration, native=native
-            ),
-        }
+        targets = {"digits": ("digits", ours), "mlserver": ("v2", f"127.0.0.1:{grpc_port}")}
         for _ in range(rounds):
-            for name, spec in specs.items():
-                runs[name].append(client.submit(loadgen.run, spec).result())
+            for name, (protocol, target) in targets.items():
+                runs[name].append(run.point(protocol, target, 1, "uint8", 32))
     return {
         "point": "unary, batch 1, 32 in flight, uint8; medians of alternated rounds",
         "rounds": rounds,

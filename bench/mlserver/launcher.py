@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -120,41 +120,46 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], target: str, timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
+    """Block until MLServer answers ModelReady(digits) with ready."""
     with grpc.insecure_channel(target) as channel:
         model_ready = channel.unary_unary(_MODEL_READY)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"MLServer exited with {process.returncode}; see {log}")
-            try:
-                if model_ready(_READY_REQUEST, timeout=1.0) == _READY_ANSWER:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.25)
-    raise RuntimeError(f"MLServer not ready after {timeout_s:.0f} s; see {log}")
+        _poll(lambda: model_ready(_READY_REQUEST, timeout=1.0) == _READY_ANSWER,
+              process, f"MLServer at {target}", "ready", timeout_s, log)  # fmt: skip
 
 
 def _wait_serving(
     process: subprocess.Popen[bytes], target: str, timeout_s: float, log: Path
 ) -> None:
-    """Block until grpc.health.v1 reports SERVING; fail early if the server process exits."""
+    """Block until grpc.health.v1 reports SERVING."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    deadline = time.monotonic() + timeout_s
+    serving = health_pb2.HealthCheckResponse.SERVING
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}; see {log}")
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"server at {target} not SERVING after {timeout_s:.0f} s; see {log}")
+        _poll(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=1.0).status == serving,
+              process, f"server at {target}", "SERVING", timeout_s, log)  # fmt: skip
+
+
+def _poll(
+    probe: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    what: str,
+    state: str,
+    timeout_s: float,
+    log: Path,
+) -> None:
+    """Call probe until it is true (RPC errors count as not yet); fail early if process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+        try:
+            if probe():
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not {state} after {timeout_s:.0f} s; see {log}")
 
 
 def _installed_version(python: Path) -> str | None:

@@ -108,7 +108,8 @@ async def _run(spec: Spec) -> dict[str, Any]:
     done = len(latencies)
     ms = np.asarray(latencies) * 1e3 if done else np.zeros(1)
     percentiles = {f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
-    return _point(spec, "grpc.aio", done, elapsed, percentiles, errors)
+    first = errors[0] if errors else None
+    return _point(spec, "grpc.aio", done, elapsed, percentiles, len(errors), first)
 
 
 def _run_native(spec: Spec) -> dict[str, Any]:
@@ -137,9 +138,9 @@ def _run_native(spec: Spec) -> dict[str, Any]:
         if "failed" in result:
             raise RuntimeError(result["failed"])
         _check_response(spec, answer_file.read_bytes())
-    errors = [result["first_error"]] * int(result["errors"]) if result["errors"] else []
     percentiles = {key: round(float(result[key]), 3) for key in ("p50_ms", "p90_ms", "p99_ms")}
-    return _point(spec, "native", int(result["requests"]), result["elapsed_s"], percentiles, errors)
+    done, elapsed, errors = result["requests"], result["elapsed_s"], result["errors"]
+    return _point(spec, "native", done, elapsed, percentiles, errors, result.get("first_error"))
 
 
 def _point(
@@ -148,7 +149,8 @@ def _point(
     done: int,
     elapsed: float,
     percentiles: dict[str, float],
-    errors: list[str],
+    errors: int,
+    first_error: str | None,  # "CODE: details" of the first failed call
 ) -> dict[str, Any]:
     return {
         "protocol": spec.protocol,
@@ -161,8 +163,8 @@ def _point(
         "requests_per_s": round(done / elapsed, 1),
         "samples_per_s": round(done * spec.batch / elapsed),
         **percentiles,
-        "errors": len(errors),
-        **({"first_error": errors[0]} if errors else {}),
+        "errors": errors,
+        **({"first_error": first_error} if first_error else {}),
     }
 
 

@@ -179,7 +179,7 @@ struct Stream {
   grpc::Status status;
   std::deque<Clock::time_point> sent;
   int credits = 0;  // messages that may still be sent before an answer frees a slot
-  bool writing = false, writes_done = false, finished = false;
+  bool writing = false, writes_done = false;
   Tag start{this, Op::kStart}, write{this, Op::kWrite}, read{this, Op::kRead},
       done{this, Op::kWritesDone}, finish{this, Op::kFinish};
 };
@@ -244,7 +244,6 @@ class StreamPhase {
           break;
         case Op::kFinish:
           if (!s->status.ok()) results->Error(s->status);
-          s->finished = true;
           --open;
           break;
       }
@@ -297,7 +296,7 @@ bool CheckCall(grpc::GenericStub* stub, grpc::CompletionQueue* queue, const Opti
   return static_cast<bool>(out);
 }
 
-double Percentile(std::vector<double> sorted_ms, double q) {
+double Percentile(const std::vector<double>& sorted_ms, double q) {
   if (sorted_ms.empty()) return 0.0;
   double rank = q / 100.0 * static_cast<double>(sorted_ms.size() - 1);
   size_t low = static_cast<size_t>(rank);

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,12 +34,12 @@ def _toolchain() -> bool:
 
 
 @pytest.fixture(scope="module")
-def loadgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def loadgen() -> Path:
+    """The binary bench/serve.py runs (built here unless this version of it already was)."""
     if not _toolchain():
         pytest.skip("no g++ with grpc++ headers (apt: g++ pkg-config libgrpc++-dev)")
-    binary = tmp_path_factory.mktemp("native") / "loadgen"
-    subprocess.run(["bash", str(ROOT / "bench/native/build.sh"), str(binary)], check=True)
-    return binary
+    build = ["bash", str(ROOT / "bench/native/build.sh")]
+    return Path(subprocess.run(build, check=True, capture_output=True, text=True).stdout.strip())
 
 
 def _request(tmp_path: Path, data: bytes, shape: list[int]) -> Path:
@@ -56,8 +55,8 @@ def _run(loadgen: Path, target: str, request: Path, *extra: str) -> dict:
     return json.loads(done.stdout)
 
 
-def _served(port: int, code: str, method: str) -> int:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+def _served(running: Running, code: str, method: str) -> int:
+    text = running.server.core.metrics.exposition().decode()
     pattern = rf'digits_requests_total{{code="{code}",method="{method}"}} (\S+)'
     match = re.search(pattern, text)
     return int(float(match.group(1))) if match else 0
@@ -71,7 +70,7 @@ def test_counts_match_the_servers_and_the_checked_answer_is_real(
     tmp_path: Path,
     streams: int,
 ) -> None:
-    running = start_server(registry, metrics_port=0)
+    running = start_server(registry)
     images = np.arange(2 * 784, dtype=np.uint8).reshape(2, 784)
     request = _request(tmp_path, images.tobytes(), [2, 784])
     answer = tmp_path / "answer.bin"
@@ -83,10 +82,9 @@ def test_counts_match_the_servers_and_the_checked_answer_is_real(
     )  # fmt: skip
     assert result["errors"] == 0 and result["requests"] > 20
     assert 0 < result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"]
-    port = running.server.metrics_port
     # The check call is one more unary Predict; a stream is one RPC carrying many messages.
-    assert _served(port, "OK", "Predict") == (1 if streams else result["requests"] + 1)
-    assert _served(port, "OK", "PredictStream") == streams
+    assert _served(running, "OK", "Predict") == (1 if streams else result["requests"] + 1)
+    assert _served(running, "OK", "PredictStream") == streams
     reply = pb.PredictResponse.FromString(answer.read_bytes())
     expected = running.client.predict(images).probabilities.ravel()
     got = np.frombuffer(reply.probabilities.data, dtype="<f4")
@@ -96,7 +94,7 @@ def test_counts_match_the_servers_and_the_checked_answer_is_real(
 def test_errors_are_counted_and_named(
     loadgen: Path, registry: Registry, start_server: Callable[..., Running], tmp_path: Path
 ) -> None:
-    running = start_server(registry, metrics_port=0)
+    running = start_server(registry)
     truncated = _request(tmp_path, b"\x00" * 783, [1, 784])
     result = _run(
         loadgen, running.target, truncated, "--method", PREDICT, "--concurrency", "2",
@@ -104,7 +102,7 @@ def test_errors_are_counted_and_named(
     )  # fmt: skip
     assert result["requests"] == 0
     assert result["errors"] >= 2 and result["first_error"].startswith("INVALID_ARGUMENT: ")
-    assert result["errors"] == _served(running.server.metrics_port, "INVALID_ARGUMENT", "Predict")
+    assert result["errors"] == _served(running, "INVALID_ARGUMENT", "Predict")
 
 
 def test_a_failed_check_is_reported_not_timed(loadgen: Path, tmp_path: Path) -> None:
