@@ -1,4 +1,5 @@
-"""Prediction errors and their one mapping to gRPC status codes at the edge of the service."""
+"""Prediction errors and their one mapping to gRPC status codes at the edge of the service,
+with what every handler reads from its call context (request id, deadline)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     "PredictError",
     "handle_errors",
     "request_id_of",
+    "seconds_left",
     "status_of",
 ]
 
@@ -89,6 +91,12 @@ def request_id_of(context: grpc.ServicerContext) -> str:
         if key == "x-request-id" and value:
             return str(value)[:128]
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+def seconds_left(context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
+    remaining = context.time_remaining()
+    return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
 
 
 class _Observer(Protocol):

@@ -18,6 +18,7 @@ from service.errors import (
     Overloaded,
     handle_errors,
     request_id_of,
+    seconds_left,
 )
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
@@ -135,7 +136,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         version, alias = model_ref(request)
         top_k = top_k_of(request, n_classes=10)
         answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=_timeout(context)
+            pixels, version=version, alias=alias, timeout=seconds_left(context)
         )
         return to_response(
             answer, top_k, request.request_id or request_id or request_id_of(context)
@@ -154,12 +155,6 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             loaded_at_ns=int(loaded.loaded_at.timestamp() * 1e9) if loaded else None,
             serving=current is not None and current.version == version,
         )
-
-
-def _timeout(context: grpc.aio.ServicerContext) -> float | None:
-    """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
-    remaining = context.time_remaining()
-    return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
 
 
 @contextlib.contextmanager

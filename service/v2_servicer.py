@@ -7,7 +7,7 @@ from importlib import metadata
 import grpc
 
 from core.registry import NotFoundError, RegistryError
-from service.errors import ModelUnusable, NotFound, PredictError, handle_errors
+from service.errors import ModelUnusable, NotFound, PredictError, handle_errors, seconds_left
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.serving import ServingCore
@@ -94,7 +94,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         pixels = to_images(request, max_rows=self.core.max_images)
         version, alias = _model_ref(request.model_version)
         answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=_timeout(context)
+            pixels, version=version, alias=alias, timeout=seconds_left(context)
         )
         return to_infer_response(
             answer.probabilities,
@@ -119,12 +119,6 @@ def _model_ref(version: str) -> tuple[int | None, str | None]:
     if version.isdecimal():
         return int(version), None
     return None, version
-
-
-def _timeout(context: grpc.aio.ServicerContext) -> float | None:
-    """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
-    remaining = context.time_remaining()
-    return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
 
 
 def _package_version() -> str:
