@@ -113,7 +113,6 @@ def test_model_server_healthcheck_probes_its_grpc_port() -> None:
 
 def test_mnist_cache_volume_is_where_the_pipeline_caches(monkeypatch: pytest.MonkeyPatch) -> None:
     """The image user's home is /home/digits; the default MNIST cache must be in a volume."""
-    pytest.importorskip("platformdirs")
     from pipeline.download import default_cache_dir
 
     runtime_runs = " ".join(item.value for item in stages()["runtime"].of("RUN"))
