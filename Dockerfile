@@ -36,6 +36,7 @@ RUN --mount=type=bind,from=wheels,target=/wheels \
 FROM deps-serve AS build-serve
 COPY pyproject.toml README.md* /src/
 COPY core /src/core
+COPY registry /src/registry
 COPY service /src/service
 COPY cli /src/cli
 RUN --mount=type=bind,from=wheels,target=/wheels \
@@ -44,6 +45,7 @@ RUN --mount=type=bind,from=wheels,target=/wheels \
 FROM deps-train AS build-train
 COPY pyproject.toml README.md* /src/
 COPY core /src/core
+COPY registry /src/registry
 COPY service /src/service
 COPY cli /src/cli
 COPY pipeline /src/pipeline

@@ -145,7 +145,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _model(registry: Path | None, work: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """The registry to serve and its production weights (a fresh seeded model by default)."""
     from core import MLP
-    from core.registry import Registry
+    from registry import Registry
 
     if registry is not None:
         return registry, dict(Registry(registry).load(MODEL).params)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-_DEFAULT_MODEL = "digits"  # core.registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
+_DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
 _DEFAULT_ALIAS = "production"
 _INTEGRITY_EXIT = 3  # a file of a version is missing or altered
 
@@ -67,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
-    from core.registry import IntegrityError, Registry, RegistryError, default_root
+    from registry import IntegrityError, Registry, RegistryError, default_root
 
     registry = Registry(getattr(args, "registry", None) or default_root())
     name = getattr(args, "model", None) or _DEFAULT_MODEL

@@ -148,7 +148,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _existing_version(settings: Any) -> int | None:
-    from core.registry import NotFoundError, Registry
+    from registry import NotFoundError, Registry
 
     try:
         versions = Registry(settings.registry_dir).list_versions(settings.model_name)

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from core.metrics import accuracy
 from core.mlp import MLP
-from core.registry import DEFAULT_ALIAS, IntegrityError, NotFoundError, Registry
+from registry import DEFAULT_ALIAS, IntegrityError, NotFoundError, Registry
 
 __all__ = ["Champion", "GateDecision", "GateRejected", "decide", "evaluate_champion"]
 

@@ -78,7 +78,7 @@ class TrainSettings(BaseModel):
     @classmethod
     def _registry_name(cls, name: str) -> str:
         # Fail before training, not at publish time; the registry owns the naming rule.
-        from core.registry import validate_model_name
+        from registry import validate_model_name
 
         return validate_model_name(name)
 

@@ -16,10 +16,10 @@ from core.features import to_features
 from core.idx import decode_images, decode_labels
 from core.metrics import evaluate as evaluate_probabilities
 from core.mlp import MLP
-from core.registry import DEFAULT_ALIAS, ModelVersion, Registry
 from core.train import fit
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
+from registry import DEFAULT_ALIAS, ModelVersion, Registry
 
 __all__ = ["Dataset", "Trained", "build_manifest", "evaluate", "load_dataset", "publish", "train"]
 

@@ -46,7 +46,7 @@ class Predictor:
 
     @classmethod
     def from_loaded(cls, loaded: Any) -> Predictor:
-        """Build from a core.registry LoadedModel (uses its .params)."""
+        """Build from a registry LoadedModel (uses its .params)."""
         return cls(loaded.params)
 
     @property

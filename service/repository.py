@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from core.registry import (
+from registry import (
     IntegrityError,
     InvalidNameError,
     NotFoundError,

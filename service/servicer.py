@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from core.registry import NotFoundError, RegistryError
+from registry import NotFoundError, RegistryError
 from service.converters import model_ref, to_model_info, to_pixels, to_response, top_k_of
 from service.errors import (
     InvalidInput,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from core.registry import Registry
+from registry import Registry
 from service.aio_batching import LoopBatcher
 from service.metrics import ServiceMetrics
 from service.repository import ModelRepository, ServedModel

@@ -6,7 +6,7 @@ from importlib import metadata
 
 import grpc
 
-from core.registry import NotFoundError, RegistryError
+from registry import NotFoundError, RegistryError
 from service.errors import ModelUnusable, NotFound, PredictError, handle_errors, seconds_left
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc

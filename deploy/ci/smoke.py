@@ -19,7 +19,7 @@ import numpy as np
 
 from core import MLP
 from core.idx import encode_idx
-from core.registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, Registry
+from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, Registry
 
 _SAMPLES = 8
 _TOLERANCE = 1e-5

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from tests.service.conftest import Running
 

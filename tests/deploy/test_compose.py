@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.registry import REGISTRY_ENV_VAR
+from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
 from tests.deploy._deploy_files import compose, image_env, stages
 

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from core.registry import REGISTRY_ENV_VAR
+from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
 from tests.deploy._deploy_files import (
     REPO,
@@ -28,6 +28,7 @@ ALLOWED_SOURCES = {
     "deploy/docker/pyproject_requirements.py",
     "deploy/docker/pip_install.sh",
     "core",
+    "registry",
     "service",
     "cli",
     "pipeline",

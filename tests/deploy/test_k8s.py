@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from core.registry import REGISTRY_ENV_VAR
+from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
 from tests.deploy._deploy_files import K8S_DIR, effective, k8s_documents, k8s_object, stages
 

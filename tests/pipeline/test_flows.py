@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.registry import NotFoundError, Registry
 from core.train import DivergenceError
 from pipeline.download import DownloadError
 from pipeline.flows import train_flow
 from pipeline.gate import GateRejected
 from pipeline.settings import TrainSettings
+from registry import NotFoundError, Registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.mlp import MLP
-from core.registry import Registry
 from pipeline.gate import Champion, decide, evaluate_champion
+from registry import Registry
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.registry import Registry
 from core.train import DivergenceError
 from pipeline import steps
 from pipeline.gate import GateDecision
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.settings import TrainSettings
+from registry import Registry
 from tests.pipeline.synthetic import write_synthetic_mnist
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,7 @@ import pytest
 
 from cli.main import main
 from core.mlp import MLP
-from core.registry import Registry
+from registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = Path(sys.executable).with_name("digits")

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.client import DigitsClient
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.server import DigitsServer, create_server

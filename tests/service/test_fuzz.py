@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from core.registry import Registry
+from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from tests.service.conftest import Running, start
 from tests.service.toy_models import publish

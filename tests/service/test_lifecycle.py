@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.client import DigitsClient, ServiceError
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.model import Predictor

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.healthcheck import main as healthcheck
 from service.logs import JsonFormatter

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from cli.main import main
 from core import MLP
 from core.idx import encode_idx
-from core.registry import Registry
+from registry import Registry
 from service.images import load_image
 from service.server import create_server
 from service.settings import ServiceSettings

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
 from service.metrics import ServiceMetrics
 from service.repository import ModelRepository

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core import MLP
-from core.registry import Registry
+from registry import Registry
 from tests.service.conftest import Running
 from tests.service.toy_models import random_images, reference_proba, toy_params
 

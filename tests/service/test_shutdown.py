@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.client import DigitsClient, ServiceError
 from tests.service.toy_models import random_images
 

@@ -9,7 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 from service.errors import handle_errors
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.metrics import ServiceMetrics

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.registry import Registry
+from registry import Registry
 from service.client import DigitsClient, ServiceError, tls_credentials
 from service.settings import ServiceSettings
 from tests.service.certs import make_pki

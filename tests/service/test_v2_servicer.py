@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from core.registry import Registry
+from registry import Registry
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.service.conftest import Running

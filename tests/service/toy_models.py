@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from core.registry import Registry
+from registry import Registry
 
 SHAPES = {"W1": (128, 784), "b1": (128, 1), "W2": (40, 128), "b2": (40, 1), "W3": (10, 40)}
 SHAPES["b3"] = (10, 1)

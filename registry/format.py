@@ -14,8 +14,8 @@ import numpy as np
 import safetensors.numpy
 from numpy.typing import NDArray
 
-from core._registry_errors import IntegrityError
-from core._registry_files import sha256_bytes
+from registry.errors import IntegrityError
+from registry.files import sha256_bytes
 
 # Per model directory: a lock file, the highest version number ever claimed, and the prefixes
 # of directories that are not (yet / any more) versions.

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import _registry_files
-from core.registry import NotFoundError, Registry
-from tests.core.test_registry import toy_params
+from registry import NotFoundError, Registry
+from registry import files as registry_files
+from tests.registry.test_registry import toy_params
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_gc_never_deletes_the_only_version_and_validates_keep(registry: Registry
 
 def test_numbers_continue_after_the_newest_version_is_removed(registry: Registry) -> None:
     publish_many(registry, 3)
-    _registry_files.remove_tree(registry.root / "digits" / "3")  # e.g. deleted by hand
+    registry_files.remove_tree(registry.root / "digits" / "3")  # e.g. deleted by hand
     assert registry.publish("digits", toy_params(), {}).version == 4
 
 
@@ -129,7 +129,7 @@ def test_gc_removes_abandoned_staging_but_not_a_live_one(registry: Registry) -> 
     (abandoned / "weights.safetensors").write_bytes(b"partial")
     live = model_dir / ".staging-live"
     live.mkdir()
-    fd = _registry_files.lock_directory(live)  # what a publisher in progress holds
+    fd = registry_files.lock_directory(live)  # what a publisher in progress holds
     try:
         registry.gc("digits", keep=1)
         assert not abandoned.exists() and live.exists()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.registry import IntegrityError, InvalidNameError, NotFoundError, Registry, RegistryError
-from tests.core.test_registry import toy_params
+from registry import IntegrityError, InvalidNameError, NotFoundError, Registry, RegistryError
+from tests.registry.test_registry import toy_params
 
 
 @pytest.fixture

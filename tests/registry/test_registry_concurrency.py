@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.registry import Registry
+from registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ PUBLISHER = (
     _PARAMS_CODE
     + """
 import sys
-from core.registry import Registry
+from registry import Registry
 root, seed = sys.argv[1], int(sys.argv[2])
 registry = Registry(root)
 print("ready", flush=True)
@@ -43,7 +43,7 @@ CRASHING_PUBLISHER = (
     _PARAMS_CODE
     + """
 import sys, time
-from core.registry import Registry
+from registry import Registry
 def pause(staging):
     print(staging, flush=True)
     time.sleep(120)  # the test kills us here, between staging and rename

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core._registry_errors import IntegrityError, NotFoundError
-from core._registry_files import write_atomic
+from registry.errors import IntegrityError, NotFoundError
+from registry.files import write_atomic
 
 ALIASES_DIR = "aliases"
 # Enough to roll back many times; bounded so the file stays small.

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from core import _registry_aliases as aliases_file
-from core import _registry_files as files
-from core import _registry_format as fmt
-from core._registry_errors import InvalidNameError, validate_file_name
+from registry import aliases as aliases_file
+from registry import files as files
+from registry import format as fmt
+from registry.errors import InvalidNameError, validate_file_name
 
 ExtraFiles = Mapping[str, "str | os.PathLike[str] | bytes"]
 

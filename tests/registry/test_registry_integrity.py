@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.registry import IntegrityError, Registry
-from tests.core.test_registry import flip_byte, toy_params
+from registry import IntegrityError, Registry
+from tests.registry.test_registry import flip_byte, toy_params
 
 
 @pytest.fixture

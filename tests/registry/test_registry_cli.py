@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from core.registry import Registry
-from tests.core.test_registry import flip_byte, toy_params
+from registry import Registry
+from tests.registry.test_registry import flip_byte, toy_params
 
 Run = tuple[int, str, str]
 Digits = Callable[..., Run]

@@ -20,10 +20,10 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from core import _registry_aliases as aliases_file
-from core import _registry_files as files
-from core import _registry_format as fmt
-from core._registry_errors import (
+from registry import aliases as aliases_file
+from registry import files as files
+from registry import format as fmt
+from registry.errors import (
     LATEST,
     IntegrityError,
     InvalidNameError,
@@ -34,12 +34,13 @@ from core._registry_errors import (
     validate_alias,
     validate_model_name,
 )
-from core._registry_write import ExtraFiles, collect_garbage, publish_version
+from registry.write import ExtraFiles, collect_garbage, publish_version
 
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_MODEL_NAME",
     "LATEST",
+    "REGISTRY_ENV_VAR",
     "IntegrityError",
     "InvalidNameError",
     "LoadedModel",
