@@ -69,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from service.client import DigitsClient, ServiceError, tls_credentials
-    from service.images import load_files
+    from service.client.images import load_files
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CommandError("--tls-cert and --tls-key must be given together", exit_code=2)

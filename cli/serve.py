@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from service.server import serve
+    from service.rpc.server import serve
 
     return serve(settings_from_args(args))
 

@@ -73,7 +73,7 @@ class ServiceSettings(BaseSettings):
     reflection: bool = True
     """gRPC server reflection (grpcurl, grpcui)."""
     enable_v2: bool = True
-    """Also serve the Open Inference Protocol (KServe V2) when service.v2_servicer is present."""
+    """Also serve the Open Inference Protocol (KServe V2) when service.rpc.v2 is present."""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """Event loop under the grpc.aio server: uvloop (measured ~7% more requests/s at batch 1 x 32)
     when installed, else asyncio's own (a warning says so)."""

@@ -18,8 +18,8 @@ from cli.main import main
 from core import MLP
 from core.idx import encode_idx
 from registry import Registry
-from service.images import load_image
-from service.server import create_server
+from service.client.images import load_image
+from service.rpc.server import create_server
 from service.settings import ServiceSettings
 from tests.service.certs import make_pki
 from tests.service.conftest import Running

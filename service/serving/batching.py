@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.errors import DeadlineExceeded, ModelNotReady
+from service.serving.errors import DeadlineExceeded, ModelNotReady
 
 __all__ = ["LoopBatcher"]
 

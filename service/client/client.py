@@ -12,7 +12,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from numpy.typing import ArrayLike
 
-from service.client_types import ModelInfo, Prediction, ServiceError, model_info_from_pb
+from service.client.types import ModelInfo, Prediction, ServiceError, model_info_from_pb
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 

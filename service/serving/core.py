@@ -1,6 +1,6 @@
 """ServingCore: the transport-free model-serving core shared by every wire adapter.
 
-digits.v1 (service/servicer.py) and the Open Inference Protocol adapter (service/v2_servicer.py)
+digits.v1 (service/rpc/digits_v1.py) and the Open Inference Protocol adapter (service/rpc/v2.py)
 both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
 server's event loop) and turn the `Answer` back into messages. Validation limits, model
 resolution, hot reload, batching and metrics live here once.
@@ -16,11 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from registry import Registry
-from service.aio_batching import LoopBatcher
-from service.metrics import ServiceMetrics
-from service.repository import ModelRepository, ServedModel
+from service.observability.metrics import ServiceMetrics
+from service.serving.batching import LoopBatcher
+from service.serving.served import ServedModel, ServedModels
+from service.serving.validation import check_pixels, pixels_from_bytes
 from service.settings import ServiceSettings
-from service.validation import check_pixels, pixels_from_bytes
 
 __all__ = ["Answer", "ServingCore"]
 
@@ -39,13 +39,13 @@ class ServingCore:
 
     def __init__(
         self,
-        repository: ModelRepository,
+        repository: ServedModels,
         metrics: ServiceMetrics,
         *,
         max_images: int = 8192,
         loop_batcher: LoopBatcher | None = None,
     ) -> None:
-        self.repository = repository
+        self.models = repository
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
@@ -55,7 +55,7 @@ class ServingCore:
         cls, settings: ServiceSettings, metrics: ServiceMetrics | None = None
     ) -> ServingCore:
         metrics = metrics or ServiceMetrics()
-        repository = ModelRepository(
+        repository = ServedModels(
             Registry(settings.registry),
             settings.model_name,
             alias=settings.alias,
@@ -75,14 +75,14 @@ class ServingCore:
     @property
     def ready(self) -> bool:
         """True once a default model is loaded."""
-        return self.repository.current is not None
+        return self.models.current is not None
 
     def start(self) -> None:
         """Load the default model (if any) and begin polling the registry."""
-        self.repository.start()
+        self.models.start()
 
     def stop(self) -> None:
-        self.repository.stop()
+        self.models.stop()
         self.loop_batcher.close()
 
     def decode(
@@ -97,7 +97,7 @@ class ServingCore:
 
     def model(self, version: int | None = None, alias: str | None = None) -> ServedModel:
         """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
-        return self.repository.get(version, alias)
+        return self.models.get(version, alias)
 
     async def predict_async(
         self,
@@ -111,6 +111,6 @@ class ServingCore:
 
         A pinned version that is not in memory yet is loaded (and verified) inline, once.
         """
-        served = self.repository.get(version, alias)
+        served = self.models.get(version, alias)
         probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))

@@ -1,4 +1,4 @@
-"""ModelRepository: the served models, hot-reloaded from the registry and swapped atomically.
+"""ServedModels: the served models, hot-reloaded from the registry and swapped atomically.
 
 The default model is one immutable `ServedModel` (version + Predictor) behind a single
 reference: a request reads it once and finishes on that version even if a poll swaps in a newer
@@ -25,13 +25,13 @@ from registry import (
     Registry,
     RegistryError,
 )
-from service.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
-from service.metrics import ServiceMetrics
-from service.model import Predictor
+from service.observability.metrics import ServiceMetrics
+from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.model import Predictor
 
-__all__ = ["ModelRepository", "ServedModel"]
+__all__ = ["ServedModel", "ServedModels"]
 
-logger = logging.getLogger("service.repository")
+logger = logging.getLogger("service.serving.served")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ServedModel:
     loaded_at: datetime
 
 
-class ModelRepository:
+class ServedModels:
     """Serves `name` at `alias` (default production, else latest) plus pinned versions."""
 
     def __init__(

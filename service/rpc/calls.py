@@ -1,5 +1,5 @@
-"""Prediction errors and their one mapping to gRPC status codes at the edge of the service,
-with what every handler reads from its call context (request id, deadline)."""
+"""Per-call handling at the gRPC edge: the one mapping of PredictError to status codes, and
+what every handler reads from its call context (request id, deadline)."""
 
 from __future__ import annotations
 
@@ -15,50 +15,25 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from service.serving.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    ModelNotReady,
+    ModelUnusable,
+    NotFound,
+    Overloaded,
+    PredictError,
+)
+
 logger = logging.getLogger("service.rpc")
 
 __all__ = [
     "STATUS_CODES",
-    "DeadlineExceeded",
-    "InvalidInput",
-    "ModelNotReady",
-    "ModelUnusable",
-    "NotFound",
-    "Overloaded",
-    "PredictError",
     "handle_errors",
     "request_id_of",
     "seconds_left",
     "status_of",
 ]
-
-
-class PredictError(Exception):
-    """A failure the caller should hear about, with a message safe to send over the wire."""
-
-
-class InvalidInput(PredictError):
-    """The request itself is wrong (shape, dtype, byte length, values, limits)."""
-
-
-class ModelNotReady(PredictError):
-    """No model is loaded yet, or the server is shutting down."""
-
-
-class NotFound(PredictError):
-    """The requested model version or alias does not exist."""
-
-
-class ModelUnusable(PredictError):
-    """The requested version exists but failed verification or could not be loaded."""
-
-
-class Overloaded(PredictError):
-    """The server refuses work it cannot queue."""
-
-
-class DeadlineExceeded(PredictError):
-    """The caller's deadline passed before the answer was ready."""
 
 
 STATUS_CODES: dict[type[PredictError], grpc.StatusCode] = {

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.errors import InvalidInput
 from service.generated.digits.v1 import digits_pb2 as pb
-from service.serving import Answer, ServingCore
+from service.serving.core import Answer, ServingCore
+from service.serving.errors import InvalidInput
 
 __all__ = ["model_ref", "to_model_info", "to_pixels", "to_response"]
 

@@ -10,19 +10,18 @@ from typing import Any
 import grpc
 
 from registry import NotFoundError, RegistryError
-from service.converters import model_ref, to_model_info, to_pixels, to_response, top_k_of
-from service.errors import (
-    InvalidInput,
-    ModelUnusable,
-    NotFound,
-    Overloaded,
-    handle_errors,
-    request_id_of,
-    seconds_left,
-)
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.serving import ServingCore
+from service.rpc.calls import handle_errors, request_id_of, seconds_left
+from service.rpc.digits_v1_converters import (
+    model_ref,
+    to_model_info,
+    to_pixels,
+    to_response,
+    top_k_of,
+)
+from service.serving.core import ServingCore
+from service.serving.errors import InvalidInput, ModelUnusable, NotFound, Overloaded
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -101,7 +100,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         version, alias = model_ref(request)
-        repository = self.core.repository
+        repository = self.core.models
         if version is None and alias is None:
             version = self.core.model().version  # ModelNotReady before the first load
         elif version is None:
@@ -115,7 +114,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
-        repository = self.core.repository
+        repository = self.core.models
         with _registry_errors():
             versions = repository.registry.list_versions(repository.name)
             aliases = repository.registry.aliases(repository.name)
@@ -145,10 +144,10 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     def _info(
         self, version: int, manifest: dict[str, Any], aliases: dict[str, int]
     ) -> pb.ModelInfo:
-        loaded = self.core.repository.loaded(version)
-        current = self.core.repository.current
+        loaded = self.core.models.loaded(version)
+        current = self.core.models.current
         return to_model_info(
-            self.core.repository.name,
+            self.core.models.name,
             version,
             manifest,
             aliases=aliases,

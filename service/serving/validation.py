@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from service.errors import InvalidInput
+from service.serving.errors import InvalidInput
 
 __all__ = ["DTYPES", "PIXELS", "check_pixels", "pixels_from_bytes"]
 

@@ -7,11 +7,17 @@ from importlib import metadata
 import grpc
 
 from registry import NotFoundError, RegistryError
-from service.errors import ModelUnusable, NotFound, PredictError, handle_errors, seconds_left
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from service.serving import ServingCore
-from service.v2_converters import requested_outputs, tensor_metadata, to_images, to_infer_response
+from service.rpc.calls import handle_errors, seconds_left
+from service.rpc.v2_converters import (
+    requested_outputs,
+    tensor_metadata,
+    to_images,
+    to_infer_response,
+)
+from service.serving.core import ServingCore
+from service.serving.errors import ModelUnusable, NotFound, PredictError
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
@@ -63,7 +69,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        repository = self.core.repository
+        repository = self.core.models
         try:
             listed = repository.registry.list_versions(repository.name)
         except NotFoundError as err:
@@ -106,10 +112,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def _check_name(self, name: str) -> None:
-        if name != self.core.repository.name:
-            raise NotFound(
-                f"unknown model {name!r}; this server serves {self.core.repository.name!r}"
-            )
+        if name != self.core.models.name:
+            raise NotFound(f"unknown model {name!r}; this server serves {self.core.models.name!r}")
 
 
 def _model_ref(version: str) -> tuple[int | None, str | None]:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from service.errors import InvalidInput
 from service.generated.inference import grpc_predict_v2_pb2 as pb
-from service.validation import check_pixels, pixels_from_bytes
+from service.serving.errors import InvalidInput
+from service.serving.validation import check_pixels, pixels_from_bytes
 
 __all__ = [
     "INPUT_NAME",
@@ -66,7 +66,7 @@ def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray:
 
     The data may come from raw_input_contents (row-major little-endian bytes) or from the typed
     contents field of the datatype (uint_contents for UINT8, fp32_contents for FP32), never both.
-    Shape, size, batch limit and value checks are digits.v1's (service.validation); every
+    Shape, size, batch limit and value checks are digits.v1's (service.serving.validation); every
     problem raises InvalidInput naming it.
     """
     if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
