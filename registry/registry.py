@@ -5,7 +5,8 @@ Layout of ``root``::
     <model>/<N>/weights.safetensors   the parameters (no pickle, no safetensors metadata)
     <model>/<N>/manifest.json         name, version, created_at, metrics, ..., files' sha256 + size
     <model>/<N>/manifest.sha256       checksum of manifest.json (``sha256sum -c`` format)
-    <model>/aliases/<alias>.json      {"version": N, "history": [previous targets]}
+    <model>/aliases/<alias>.json      {"version": N, "history": [previous targets],
+                                      "canary", "shadow", "events"} (registry/aliases.py)
     <model>/.lock  .last_version  .staging-*   lock, highest number ever used, publishes in flight
 """
 
@@ -34,6 +35,7 @@ from registry.errors import (
     validate_alias,
     validate_model_name,
 )
+from registry.traffic import default_actor
 from registry.write import ExtraFiles, collect_garbage, publish_version
 
 __all__ = [
@@ -236,7 +238,10 @@ class Registry:
         parts = [f"latest={versions[-1] if versions else 0}"]
         try:
             records = aliases_file.read_all_aliases(model_dir)
-            parts += [f"{alias}={record['version']}" for alias, record in records.items()]
+            parts += [
+                f"{alias}={r['version']},canary={r.get('canary')},shadow={r.get('shadow')}"
+                for alias, r in records.items()
+            ]
         except IntegrityError:
             parts.append("aliases=invalid")
         return ";".join(parts)
@@ -249,29 +254,59 @@ class Registry:
         self._existing_versions(name)
         return {a: int(r["version"]) for a, r in aliases_file.read_all_aliases(model_dir).items()}
 
+    def alias_record(self, name: str, alias: str) -> dict[str, Any] | None:
+        """The alias's full record (version, history, canary, shadow, events), or None."""
+        return aliases_file.read_alias(self._alias_path(name, alias))
+
+    def alias_records(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every alias's full record, keyed by alias name."""
+        return aliases_file.read_all_aliases(self._model_dir(name))
+
     def alias_history(self, name: str, alias: str) -> list[int]:
         """Previous targets of ``alias``, oldest first (the last one is where rollback goes)."""
-        path = aliases_file.alias_path(self._model_dir(name), validate_alias(alias))
-        record = aliases_file.read_alias(path)
+        record = self.alias_record(name, alias)
         if record is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         return list(record["history"])
 
-    def set_alias(self, name: str, alias: str, version: int | str) -> int | None:
-        """Point ``alias`` at ``version`` (number or any reference); return the previous target."""
+    def update_alias(self, name: str, alias: str, change: aliases_file.Change) -> dict[str, Any]:
+        """Apply ``change`` (old record or None -> new record) as one atomic read-modify-write.
+
+        Every alias change goes through here: the local backend serialises it with the model's
+        lock file; an object store would use a conditional write. Returns the written record.
+        """
         model_dir = self._model_dir(name)
-        path = aliases_file.alias_path(model_dir, validate_alias(alias))
+        path = self._alias_path(name, alias)
         self._existing_versions(name)  # NotFoundError for an unknown model, before locking
         with files.file_lock(model_dir / fmt.LOCK_FILE):
-            return aliases_file.point_alias(path, alias, self.resolve(name, version))
+            return aliases_file.update_record(path, alias, change)
 
-    def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, actor: str | None = None,
+        reason: str = "", event: str = "promote",
+    ) -> int | None:  # fmt: skip
+        """Point ``alias`` at ``version`` (number or any reference); return the previous target."""
+        target = self.resolve(name, version)
+        record = self.alias_record(name, alias)
+        if record is not None and record["version"] == target:
+            return target  # no-op: keep the history and the log free of repeats
+        change = aliases_file.point(target, event, actor or default_actor(), reason)
+        written = self.update_alias(name, alias, change)
+        events = written["events"]
+        return events[-1].get("previous") if events else None
+
+    def rollback(
+        self, name: str, alias: str = DEFAULT_ALIAS, *, actor: str | None = None, reason: str = ""
+    ) -> int:
         """Move ``alias`` back to its previous target and return that version."""
-        model_dir = self._model_dir(name)
-        path = aliases_file.alias_path(model_dir, validate_alias(alias))
-        self._existing_versions(name)
-        with files.file_lock(model_dir / fmt.LOCK_FILE):
-            return aliases_file.step_back(path, alias, name)
+        change = aliases_file.step_back(
+            name, alias, lambda v: self.has_version(name, v), actor or default_actor(), reason
+        )
+        return int(self.update_alias(name, alias, change)["version"])
+
+    def has_version(self, name: str, version: int) -> bool:
+        """True when ``version`` of ``name`` exists (a directory check, no verification)."""
+        return (self._model_dir(name) / str(version)).is_dir()
 
     # ---- garbage collection ----------------------------------------------------------------
 
@@ -291,6 +326,9 @@ class Registry:
 
     def _model_dir(self, name: str) -> Path:
         return self.root / validate_model_name(name)
+
+    def _alias_path(self, name: str, alias: str) -> Path:
+        return aliases_file.alias_path(self._model_dir(name), validate_alias(alias))
 
     def _existing_versions(self, name: str) -> list[int]:
         model_dir = self._model_dir(name)

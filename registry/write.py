@@ -93,7 +93,8 @@ def publish_version(
 
 
 def collect_garbage(model_dir: Path, keep: int) -> list[int]:
-    """Delete all but the newest ``keep`` versions and every alias's current and previous target."""
+    """Delete all but the newest ``keep`` versions, keeping each alias's current, previous, canary
+    and shadow target."""
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
     deleted = []
@@ -103,6 +104,9 @@ def collect_garbage(model_dir: Path, keep: int) -> list[int]:
         for record in aliases_file.read_all_aliases(model_dir).values():
             protected.add(record["version"])
             protected.update(record["history"][-1:])
+            protected.update(
+                record[key]["version"] for key in ("canary", "shadow") if record.get(key)
+            )
         # Record the highest number before deleting anything, so it is never handed out again.
         highest = fmt.highest_version_ever(model_dir)
         files.write_atomic(model_dir / fmt.COUNTER_FILE, f"{highest}\n".encode())

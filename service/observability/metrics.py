@@ -44,6 +44,28 @@ class ServiceMetrics:
             "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
             _LATENCY_BUCKETS,
         ).labels()  # fmt: skip
+        # Per model version (canary analysis compares them): the forward pass incl. batching.
+        self._version_requests = hot.counter(
+            "digits_version_requests", "Predictions answered, by model version and outcome",
+            ["version", "outcome"],
+        )  # fmt: skip
+        self._version_latency = hot.histogram(
+            "digits_version_latency_seconds",
+            "Prediction time (batcher + forward pass), by version",
+            _LATENCY_BUCKETS, ["version"],
+        )  # fmt: skip
+        self._shadow_rows = hot.counter(
+            "digits_shadow_rows", "Rows a shadow version re-predicted after the answer",
+            ["version", "agreement"],
+        )  # fmt: skip
+        self._shadow_latency = hot.histogram(
+            "digits_shadow_latency_seconds", "Shadow forward-pass time, by shadow version",
+            _LATENCY_BUCKETS, ["version"],
+        )  # fmt: skip
+        self._shadow_dropped = hot.counter(
+            "digits_shadow_dropped", "Shadow runs skipped because the shadow queue was full",
+            ["version"],
+        )  # fmt: skip
         r.register(hot)  # before the gauges, so /metrics keeps its order
         # One acquire per observe_* call, so a scrape never sees a request counted but not timed.
         self._hot_lock = hot.lock
@@ -59,10 +81,15 @@ class ServiceMetrics:
             "digits_model_reload_failures", "New versions refused (verification or load failed)",
             registry=r,
         )  # fmt: skip
+        self.warmup_failures = Counter(
+            "digits_model_warmup_failures", "New versions refused because their warm-up failed",
+            registry=r,
+        )  # fmt: skip
         self._lock = threading.Lock()
         self._served: tuple[str, str] | None = None
         self._http: WSGIServer | None = None
         self._children: dict[tuple[str, int], tuple[CounterSeries, HistogramSeries]] = {}
+        self._version_children: dict[tuple[int, bool], tuple[CounterSeries, HistogramSeries]] = {}
 
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         # Keyed by id(code): StatusCode members are singletons, and hashing an Enum runs Python
@@ -96,6 +123,35 @@ class ServiceMetrics:
             self._queue_delay.observe(seconds)
         finally:
             lock.release()
+
+    def observe_version(self, version: int, ok: bool, seconds: float) -> None:
+        """One prediction of ``version``: outcome and seconds (batcher + forward pass)."""
+        key = (version, ok)
+        children = self._version_children.get(key)
+        if children is None:
+            children = (
+                self._version_requests.labels(str(version), "ok" if ok else "error"),
+                self._version_latency.labels(str(version)),
+            )
+            self._version_children[key] = children
+        with self._hot_lock:
+            children[0].inc()
+            children[1].observe(seconds)
+
+    def observe_shadow(self, version: int, rows: int, agreed: int, seconds: float) -> None:
+        """A shadow run of ``rows`` rows, ``agreed`` of them with the answer's top-1 label."""
+        agree = self._shadow_rows.labels(str(version), "agree")
+        disagree = self._shadow_rows.labels(str(version), "disagree")
+        latency = self._shadow_latency.labels(str(version))
+        with self._hot_lock:
+            agree.value += agreed
+            disagree.value += rows - agreed
+            latency.observe(seconds)
+
+    def observe_shadow_dropped(self, version: int) -> None:
+        series = self._shadow_dropped.labels(str(version))
+        with self._hot_lock:
+            series.inc()
 
     def set_served(self, name: str, version: int) -> None:
         """Point the model-info gauge at the newly served version."""

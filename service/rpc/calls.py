@@ -31,6 +31,7 @@ __all__ = [
     "STATUS_CODES",
     "handle_errors",
     "request_id_of",
+    "routing_key_of",
     "seconds_left",
     "status_of",
 ]
@@ -66,6 +67,20 @@ def request_id_of(context: grpc.ServicerContext) -> str:
         if key == "x-request-id" and value:
             return str(value)[:128]
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+def routing_key_of(context: grpc.ServicerContext, *fields: str) -> str | None:
+    """The canary routing key: the first non-empty of ``fields`` (the message's routing key,
+    then its request id) or the x-routing-key, then x-request-id metadata; None = route at random.
+    """
+    for value in fields:
+        if value:
+            return value
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in ("x-routing-key", "x-request-id") and value:
+            found.setdefault(key, str(value))
+    return found.get("x-routing-key") or found.get("x-request-id")
 
 
 def seconds_left(context: grpc.aio.ServicerContext) -> float | None:

@@ -12,7 +12,7 @@ import grpc
 from registry import NotFoundError, RegistryError
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.rpc.calls import handle_errors, request_id_of, seconds_left
+from service.rpc.calls import handle_errors, request_id_of, routing_key_of, seconds_left
 from service.rpc.digits_v1_converters import (
     model_ref,
     to_model_info,
@@ -135,7 +135,11 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         version, alias = model_ref(request)
         top_k = top_k_of(request, n_classes=10)
         answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=seconds_left(context)
+            pixels,
+            version=version,
+            alias=alias,
+            timeout=seconds_left(context),
+            routing_key=routing_key_of(context, request.routing_key, request.request_id),
         )
         return to_response(
             answer, top_k, request.request_id or request_id or request_id_of(context)

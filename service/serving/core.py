@@ -8,6 +8,7 @@ resolution, hot reload, batching and metrics live here once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,9 @@ from registry import Registry
 from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
 from service.serving.served import ServedModel, ServedModels
+from service.serving.shadow import ShadowRunner
 from service.serving.validation import check_pixels, pixels_from_bytes
+from service.serving.warmup import warmup_batches
 from service.settings import ServiceSettings
 
 __all__ = ["Answer", "ServingCore"]
@@ -49,6 +52,7 @@ class ServingCore:
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
+        self.shadows = ShadowRunner(metrics)
 
     @classmethod
     def from_settings(
@@ -62,6 +66,7 @@ class ServingCore:
             poll_interval_s=settings.poll_interval_s,
             cache_size=settings.cache_size,
             metrics=metrics,
+            warmup=warmup_batches(settings.max_batch),
         )
         loop_batcher = LoopBatcher(
             max_batch_rows=settings.max_batch,
@@ -84,6 +89,7 @@ class ServingCore:
     def stop(self) -> None:
         self.models.stop()
         self.loop_batcher.close()
+        self.shadows.close()
 
     def decode(
         self, data: bytes, dtype: str, shape: Sequence[int]
@@ -106,11 +112,27 @@ class ServingCore:
         version: int | None = None,
         alias: str | None = None,
         timeout: float | None = None,
+        routing_key: str | None = None,
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A pinned version that is not in memory yet is loaded (and verified) inline, once.
+        A request that pins nothing goes to production or, for its percent, to the canary
+        (sticky by ``routing_key``); afterwards it may be queued for the shadow. A pinned version
+        that is not in memory yet is loaded (verified and warmed up) inline, once.
         """
-        served = self.models.get(version, alias)
-        probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
-        return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
+        served = self.models.get(version, alias, routing_key)
+        start = time.perf_counter()
+        try:
+            probabilities = await self.loop_batcher.run(
+                served.predictor.predict_proba, pixels, timeout
+            )
+        except Exception:
+            self.metrics.observe_version(served.version, False, time.perf_counter() - start)
+            raise
+        self.metrics.observe_version(served.version, True, time.perf_counter() - start)
+        labels = probabilities.argmax(axis=1).astype(np.int64)
+        if version is None and not alias:
+            shadow = self.models.shadow_of(served)
+            if shadow is not None:  # runs after this answer is sent (service/serving/shadow.py)
+                self.shadows.submit(shadow, pixels, labels)
+        return Answer(served, probabilities, labels)

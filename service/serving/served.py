@@ -3,14 +3,18 @@
 The default model is one immutable `ServedModel` (version + Predictor) behind a single
 reference: a request reads it once and finishes on that version even if a poll swaps in a newer
 one meanwhile. A background thread polls `Registry.state_token` (cheap) and, when it changes,
-resolves the served alias (production, else latest) and loads + verifies the new version before
-swapping. A version that fails verification is refused, logged and counted; the old one keeps
-serving. Versions pinned by requests are loaded on demand into a small LRU cache.
+resolves the served alias (production, else latest) and loads, verifies and warms up the new
+version (service/serving/warmup.py) before swapping. A version that fails verification or warm-up
+is refused, logged and counted; the old one keeps serving. The same poll picks up the alias's
+canary and shadow (registry/traffic.py), loaded and warmed the same way, and publishes all three
+as one immutable `Routing`. Versions pinned by requests are loaded on demand into a small LRU
+cache.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,9 +29,12 @@ from registry import (
     Registry,
     RegistryError,
 )
+from registry.traffic import AliasState, Split
 from service.observability.metrics import ServiceMetrics
 from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
 from service.serving.model import Predictor
+from service.serving.routing import Routing
+from service.serving.warmup import WarmupError, warm_up, warmup_batches
 
 __all__ = ["ServedModel", "ServedModels"]
 
@@ -57,13 +64,16 @@ class ServedModels:
         poll_interval_s: float = 2.0,
         cache_size: int = 4,
         metrics: ServiceMetrics | None = None,
+        warmup: tuple[int, ...] = warmup_batches(1024),
     ) -> None:
         self.registry = registry
         self.name = name
         self.alias = alias
         self.poll_interval_s = poll_interval_s
         self.metrics = metrics
-        self._current: ServedModel | None = None
+        self.warmup = warmup  # batch sizes every version is run at before it may serve
+        self._routing: Routing | None = None
+        self._rng = random.Random()  # canary coin flips for requests without a routing key
         self._aliases: dict[str, int] = {}
         self._token: str | None = None
         self._refused: set[int] = set()
@@ -79,7 +89,13 @@ class ServedModels:
     @property
     def current(self) -> ServedModel | None:
         """The default model, or None before the first successful load."""
-        return self._current
+        routing = self._routing
+        return None if routing is None else routing.production
+
+    @property
+    def routing(self) -> Routing | None:
+        """Production, canary and shadow as one consistent set (None before the first load)."""
+        return self._routing
 
     def start(self) -> None:
         """Load the default model now (if there is one) and start polling for new versions."""
@@ -94,24 +110,37 @@ class ServedModels:
             self._poller.join(timeout=10)
             self._poller = None
 
-    def get(self, version: int | None = None, alias: str | None = None) -> ServedModel:
-        """The model for a request: pinned version, alias, or (neither) the default model."""
-        current = self._current
+    def get(
+        self, version: int | None = None, alias: str | None = None, routing_key: str | None = None
+    ) -> ServedModel:
+        """The model for a request: pinned version, alias, or (neither) production or the canary.
+
+        An unpinned request goes to the canary for its percent of requests: always the same side
+        for the same ``routing_key``, at random without one.
+        """
+        routing = self._routing
         if version is None and not alias:
-            if current is None:
+            if routing is None:
                 raise ModelNotReady(f"no version of model {self.name!r} is loaded yet")
-            return current
+            return routing.pick(routing_key, self._rng)
+        current = None if routing is None else routing.production
         if version is None:
             version = self.resolve_alias(str(alias))
         if current is not None and current.version == version:
             return current
         return self._pinned(int(version))
 
+    def shadow_of(self, served: ServedModel) -> ServedModel | None:
+        """The shadow to run after an unpinned request answered by ``served`` (if sampled)."""
+        routing = self._routing
+        return None if routing is None else routing.shadow_of(served, self._rng)
+
     def refresh(self) -> bool:
         """One poll: swap in the version the alias now points to. True if the model changed.
 
-        The state token is only recorded once a change has been fully handled (swapped, refused
-        or found to need nothing), so a transient failure (e.g. an I/O error) is retried next poll.
+        The canary and shadow of the alias are (re)loaded on the same poll. The state token is
+        only recorded once a change has been fully handled (swapped, refused or found to need
+        nothing), so a transient failure (e.g. an I/O error) is retried next poll.
         """
         token = self.registry.state_token(self.name)
         if token == self._token:
@@ -119,46 +148,80 @@ class ServedModels:
         try:
             target = self._resolve_default()
             self._aliases = self.registry.aliases(self.name)
+            record = self.registry.alias_record(self.name, self.alias)
         except NotFoundError as err:
             logger.warning("no model to serve yet: %s", err)
             self._token = token
             return False
-        current = self._current
-        if target in self._refused or (current is not None and current.version == target):
+        previous = self.current
+        production = self._production(target, previous)
+        if production is None:
             self._token = token
             return False
-        try:
-            served = self._load(target)
-        except (IntegrityError, ValueError) as err:  # permanent: versions are immutable
-            self._refused.add(target)
-            self._token = token
-            self._count_failure()
-            logger.error("refused version %s of %r, keeping %s: %s", target, self.name,
-                         current.version if current else None, err)  # fmt: skip
-            return False
-        except Exception:
-            self._count_failure()
-            raise  # the poller logs it and tries again at the next poll
-        self._current = served  # the atomic swap: one reference assignment
+        state = AliasState.of(record) if record is not None else None
+        canary = self._extra(state.canary if state else None, production, "canary")
+        shadow = self._extra(state.shadow if state else None, production, "shadow")
+        self._routing = Routing(  # the atomic swap: one reference assignment
+            production,
+            canary,
+            state.canary.percent if canary and state and state.canary else 0.0,
+            shadow,
+            state.shadow.percent if shadow and state and state.shadow else 0.0,
+        )
         self._token = token
-        self._remember(served)
+        if production is previous:
+            return False
         if self.metrics is not None:
-            if current is not None:
+            if previous is not None:
                 self.metrics.reloads.inc()
             self.metrics.set_served(self.name, target)
         logger.info("serving %r version %s (was %s)", self.name, target,
-                    current.version if current else None)  # fmt: skip
+                    previous.version if previous else None)  # fmt: skip
         for listener in self.on_swap:
-            listener(served)
+            listener(production)
         return True
 
-    def _count_failure(self) -> None:
+    def _production(self, target: int, current: ServedModel | None) -> ServedModel | None:
+        """The model to serve as production: ``target`` loaded, or ``current`` if refused."""
+        if current is not None and current.version == target:
+            return current
+        if target in self._refused:
+            return current
+        served = self.loaded(target) or self._try_load(target, "production")
+        return current if served is None else served
+
+    def _extra(self, split: Split | None, production: ServedModel, role: str) -> ServedModel | None:
+        """The loaded canary or shadow of ``split`` (None if unset, production or refused)."""
+        if split is None or split.version == production.version or split.version in self._refused:
+            return None
+        return self.loaded(split.version) or self._try_load(split.version, role)
+
+    def _try_load(self, version: int, role: str) -> ServedModel | None:
+        """Load, verify and warm up ``version``; None (refused for good) if it is unusable."""
+        try:
+            served = self._load(version)
+        except (IntegrityError, ValueError) as err:  # permanent: versions are immutable
+            self._refused.add(version)
+            self._count_failure(err)
+            current = self.current
+            logger.error("refused version %s of %r as %s, keeping %s: %s", version, self.name,
+                         role, current.version if current else None, err)  # fmt: skip
+            return None
+        except Exception as err:
+            self._count_failure(err)
+            raise  # the poller logs it and tries again at the next poll
+        self._remember(served)
+        return served
+
+    def _count_failure(self, err: Exception) -> None:
         if self.metrics is not None:
             self.metrics.reload_failures.inc()
+            if isinstance(err, WarmupError):
+                self.metrics.warmup_failures.inc()
 
     def loaded(self, version: int) -> ServedModel | None:
         """The in-memory model of `version`, if this server has it loaded."""
-        current = self._current
+        current = self.current
         if current is not None and current.version == version:
             return current
         with self._cache_lock:
@@ -213,6 +276,7 @@ class ServedModels:
             raise ValueError(
                 f"layer sizes {predictor.layer_sizes} do not map 784 pixels to 10 digits"
             )
+        warm_up(predictor, self.warmup)  # WarmupError: refused, never served
         return ServedModel(
             self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)
         )

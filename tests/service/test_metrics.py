@@ -46,6 +46,27 @@ class Reference:
             "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
             buckets=LATENCY, registry=r,
         )  # fmt: skip
+        self.version_requests = Counter(
+            "digits_version_requests", "Predictions answered, by model version and outcome",
+            ["version", "outcome"], registry=r,
+        )  # fmt: skip
+        self.version_latency = Histogram(
+            "digits_version_latency_seconds",
+            "Prediction time (batcher + forward pass), by version",
+            ["version"], buckets=LATENCY, registry=r,
+        )  # fmt: skip
+        self.shadow_rows = Counter(
+            "digits_shadow_rows", "Rows a shadow version re-predicted after the answer",
+            ["version", "agreement"], registry=r,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            "digits_shadow_latency_seconds", "Shadow forward-pass time, by shadow version",
+            ["version"], buckets=LATENCY, registry=r,
+        )  # fmt: skip
+        self.shadow_dropped = Counter(
+            "digits_shadow_dropped", "Shadow runs skipped because the shadow queue was full",
+            ["version"], registry=r,
+        )  # fmt: skip
         Gauge(
             "digits_model_info", "1 for the model version served by default", ["name", "version"],
             registry=r,
@@ -54,6 +75,10 @@ class Reference:
         Counter("digits_model_reloads", "Successful model swaps", registry=r)
         Counter(
             "digits_model_reload_failures", "New versions refused (verification or load failed)",
+            registry=r,
+        )  # fmt: skip
+        Counter(
+            "digits_model_warmup_failures", "New versions refused because their warm-up failed",
             registry=r,
         )  # fmt: skip
 
@@ -104,6 +129,17 @@ def test_exposition_equals_prometheus_client() -> None:
     for value in seconds:
         ours.observe_queue_delay(value)
         reference.queue_delay.observe(value)
+    for i, value in enumerate(seconds):  # per-version series: two versions, both outcomes
+        version, ok = 1 + i % 2, i % 3 != 0
+        ours.observe_version(version, ok, value)
+        reference.version_requests.labels(str(version), "ok" if ok else "error").inc()
+        reference.version_latency.labels(str(version)).observe(value)
+    ours.observe_shadow(2, rows=5, agreed=3, seconds=0.002)
+    reference.shadow_rows.labels("2", "agree").inc(3)
+    reference.shadow_rows.labels("2", "disagree").inc(2)
+    reference.shadow_latency.labels("2").observe(0.002)
+    ours.observe_shadow_dropped(2)
+    reference.shadow_dropped.labels("2").inc()
     assert _text(ours.registry) == _text(reference.registry)
 
 

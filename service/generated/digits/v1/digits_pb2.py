@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(service/generated/digits/v1/digits.proto\x12\tdigits.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x1f\n\x05\x64type\x18\x02 \x01(\x0e\x32\x10.digits.v1.DType\x12\r\n\x05shape\x18\x03 \x03(\x03\"\x92\x01\n\x0ePredictRequest\x12!\n\x06images\x18\x01 \x01(\x0b\x32\x11.digits.v1.Tensor\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0f\n\x05\x61lias\x18\x03 \x01(\tH\x00\x12\x12\n\x05top_k\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x05 \x01(\tB\x07\n\x05modelB\x08\n\x06_top_k\"\x90\x01\n\x0fPredictResponse\x12\x0e\n\x06labels\x18\x01 \x03(\x03\x12(\n\rprobabilities\x18\x02 \x01(\x0b\x32\x11.digits.v1.Tensor\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\nrequest_id\x18\x06 \x01(\t\">\n\x0fGetModelRequest\x12\x11\n\x07version\x18\x01 \x01(\x03H\x00\x12\x0f\n\x05\x61lias\x18\x02 \x01(\tH\x00\x42\x07\n\x05model\"\x9f\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x13\n\x0blayer_sizes\x18\x04 \x03(\x03\x12\x32\n\x07metrics\x18\x05 \x03(\x0b\x32!.digits.v1.ModelInfo.MetricsEntry\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12-\n\tloaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07serving\x18\x08 \x01(\x08\x12\x15\n\rmanifest_json\x18\t \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"\xa7\x01\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.digits.v1.ModelInfo\x12;\n\x07\x61liases\x18\x02 \x03(\x0b\x32*.digits.v1.ListModelsResponse.AliasesEntry\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*B\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x01\x12\x11\n\rDTYPE_FLOAT32\x10\x02\x32\xa8\x02\n\x0f\x44igitClassifier\x12@\n\x07Predict\x12\x19.digits.v1.PredictRequest\x1a\x1a.digits.v1.PredictResponse\x12J\n\rPredictStream\x12\x19.digits.v1.PredictRequest\x1a\x1a.digits.v1.PredictResponse(\x01\x30\x01\x12<\n\x08GetModel\x12\x1a.digits.v1.GetModelRequest\x1a\x14.digits.v1.ModelInfo\x12I\n\nListModels\x12\x1c.digits.v1.ListModelsRequest\x1a\x1d.digits.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(service/generated/digits/v1/digits.proto\x12\tdigits.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n\x06Tensor\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x1f\n\x05\x64type\x18\x02 \x01(\x0e\x32\x10.digits.v1.DType\x12\r\n\x05shape\x18\x03 \x03(\x03\"\xa7\x01\n\x0ePredictRequest\x12!\n\x06images\x18\x01 \x01(\x0b\x32\x11.digits.v1.Tensor\x12\x11\n\x07version\x18\x02 \x01(\x03H\x00\x12\x0f\n\x05\x61lias\x18\x03 \x01(\tH\x00\x12\x12\n\x05top_k\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x13\n\x0brouting_key\x18\x06 \x01(\tB\x07\n\x05modelB\x08\n\x06_top_k\"\x90\x01\n\x0fPredictResponse\x12\x0e\n\x06labels\x18\x01 \x03(\x03\x12(\n\rprobabilities\x18\x02 \x01(\x0b\x32\x11.digits.v1.Tensor\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x03\x12\x12\n\nrequest_id\x18\x06 \x01(\t\">\n\x0fGetModelRequest\x12\x11\n\x07version\x18\x01 \x01(\x03H\x00\x12\x0f\n\x05\x61lias\x18\x02 \x01(\tH\x00\x42\x07\n\x05model\"\x9f\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x13\n\x0blayer_sizes\x18\x04 \x03(\x03\x12\x32\n\x07metrics\x18\x05 \x03(\x0b\x32!.digits.v1.ModelInfo.MetricsEntry\x12\x12\n\ncreated_at\x18\x06 \x01(\t\x12-\n\tloaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07serving\x18\x08 \x01(\x08\x12\x15\n\rmanifest_json\x18\t \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"\xa7\x01\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.digits.v1.ModelInfo\x12;\n\x07\x61liases\x18\x02 \x03(\x0b\x32*.digits.v1.ListModelsResponse.AliasesEntry\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*B\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x01\x12\x11\n\rDTYPE_FLOAT32\x10\x02\x32\xa8\x02\n\x0f\x44igitClassifier\x12@\n\x07Predict\x12\x19.digits.v1.PredictRequest\x1a\x1a.digits.v1.PredictResponse\x12J\n\rPredictStream\x12\x19.digits.v1.PredictRequest\x1a\x1a.digits.v1.PredictResponse(\x01\x30\x01\x12<\n\x08GetModel\x12\x1a.digits.v1.GetModelRequest\x1a\x14.digits.v1.ModelInfo\x12I\n\nListModels\x12\x1c.digits.v1.ListModelsRequest\x1a\x1d.digits.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,26 +36,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO_METRICSENTRY']._serialized_options = b'8\001'
   _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._loaded_options = None
   _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._serialized_options = b'8\001'
-  _globals['_DTYPE']._serialized_start=1001
-  _globals['_DTYPE']._serialized_end=1067
+  _globals['_DTYPE']._serialized_start=1022
+  _globals['_DTYPE']._serialized_end=1088
   _globals['_TENSOR']._serialized_start=88
   _globals['_TENSOR']._serialized_end=158
   _globals['_PREDICTREQUEST']._serialized_start=161
-  _globals['_PREDICTREQUEST']._serialized_end=307
-  _globals['_PREDICTRESPONSE']._serialized_start=310
-  _globals['_PREDICTRESPONSE']._serialized_end=454
-  _globals['_GETMODELREQUEST']._serialized_start=456
-  _globals['_GETMODELREQUEST']._serialized_end=518
-  _globals['_MODELINFO']._serialized_start=521
-  _globals['_MODELINFO']._serialized_end=808
-  _globals['_MODELINFO_METRICSENTRY']._serialized_start=762
-  _globals['_MODELINFO_METRICSENTRY']._serialized_end=808
-  _globals['_LISTMODELSREQUEST']._serialized_start=810
-  _globals['_LISTMODELSREQUEST']._serialized_end=829
-  _globals['_LISTMODELSRESPONSE']._serialized_start=832
-  _globals['_LISTMODELSRESPONSE']._serialized_end=999
-  _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._serialized_start=953
-  _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._serialized_end=999
-  _globals['_DIGITCLASSIFIER']._serialized_start=1070
-  _globals['_DIGITCLASSIFIER']._serialized_end=1366
+  _globals['_PREDICTREQUEST']._serialized_end=328
+  _globals['_PREDICTRESPONSE']._serialized_start=331
+  _globals['_PREDICTRESPONSE']._serialized_end=475
+  _globals['_GETMODELREQUEST']._serialized_start=477
+  _globals['_GETMODELREQUEST']._serialized_end=539
+  _globals['_MODELINFO']._serialized_start=542
+  _globals['_MODELINFO']._serialized_end=829
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=783
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=829
+  _globals['_LISTMODELSREQUEST']._serialized_start=831
+  _globals['_LISTMODELSREQUEST']._serialized_end=850
+  _globals['_LISTMODELSRESPONSE']._serialized_start=853
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1020
+  _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._serialized_start=974
+  _globals['_LISTMODELSRESPONSE_ALIASESENTRY']._serialized_end=1020
+  _globals['_DIGITCLASSIFIER']._serialized_start=1091
+  _globals['_DIGITCLASSIFIER']._serialized_end=1387
 # @@protoc_insertion_point(module_scope)

@@ -30,18 +30,20 @@ class Tensor(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("images", "version", "alias", "top_k", "request_id")
+    __slots__ = ("images", "version", "alias", "top_k", "request_id", "routing_key")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ALIAS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
     images: Tensor
     version: int
     alias: str
     top_k: int
     request_id: str
-    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., top_k: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    routing_key: str
+    def __init__(self, images: _Optional[_Union[Tensor, _Mapping]] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., top_k: _Optional[int] = ..., request_id: _Optional[str] = ..., routing_key: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("labels", "probabilities", "classes", "model", "version", "request_id")

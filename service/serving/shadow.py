@@ -1,0 +1,83 @@
+"""ShadowRunner: re-predict sampled requests with the shadow version, after they are answered.
+
+The handler only queues (pixels, answered labels, shadow model) and returns; a worker task on the
+same event loop takes the item once the loop is free again (after the response is on its way),
+runs the shadow's forward pass on a dedicated thread and counts how many top-1 labels agree and
+how long it took. The queue is bounded: when the shadow falls behind, new items are dropped (and
+counted) rather than queued, so a shadow can never delay or change an answer, nor grow memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from service.observability.metrics import ServiceMetrics
+from service.serving.served import ServedModel
+
+__all__ = ["ShadowRunner"]
+
+_Item = tuple[ServedModel, NDArray[Any], NDArray[np.int64]]
+
+
+class ShadowRunner:
+    """A bounded queue of shadow predictions and the one worker that runs them."""
+
+    def __init__(self, metrics: ServiceMetrics, *, max_queued: int = 64) -> None:
+        self.metrics = metrics
+        self.max_queued = max_queued
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, shadow: ServedModel, pixels: NDArray[Any], labels: NDArray[np.int64]) -> None:
+        """Queue a shadow run (call on the event loop); dropped when the queue is full."""
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait((shadow, pixels, labels))
+        except asyncio.QueueFull:
+            self.metrics.observe_shadow_dropped(shadow.version)
+
+    def _start(self) -> None:
+        self._queue = asyncio.Queue(maxsize=self.max_queued)
+        # One thread: a shadow never takes more than one core from the answers.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            shadow, pixels, labels = await self._queue.get()
+            start = time.perf_counter()
+            try:
+                proba = await loop.run_in_executor(
+                    self._executor, shadow.predictor.predict_proba, pixels
+                )
+            except Exception:  # a shadow's failure is its own: count nothing, answer nothing
+                continue
+            seconds = time.perf_counter() - start
+            agreed = int(np.count_nonzero(proba.argmax(axis=1) == labels))
+            self.metrics.observe_shadow(shadow.version, len(labels), agreed, seconds)
+
+    async def drain(self) -> None:
+        """Wait until every queued shadow run has finished (tests, benchmarks)."""
+        while self._queue is not None and not self._queue.empty():
+            await asyncio.sleep(0.005)
+
+    def close(self) -> None:
+        """Stop the worker (from any thread) and release the shadow thread."""
+        if self._worker is not None:
+            worker = self._worker
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                worker.get_loop().call_soon_threadsafe(worker.cancel)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
