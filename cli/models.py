@@ -1,4 +1,7 @@
-"""`digits models`: list, inspect, promote, roll back and garbage-collect registry versions."""
+"""`digits models`: list, inspect, promote, roll back and garbage-collect registry versions.
+
+The rollout actions (canary, shadow, history, rollback --to) live in cli/models_traffic.py.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from cli import models_traffic
 
 _DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
 _DEFAULT_ALIAS = "production"
@@ -36,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser(
         "models",
         parents=[common],
-        help="list, show, promote, roll back and garbage-collect model versions",
+        help="list, show, promote, roll back, canary, shadow and garbage-collect model versions",
         description="Manage the versions of a model in the registry. Exit codes: 0 ok, "
         "1 error (unknown model/version/alias, bad name), 2 usage, 3 integrity check failed.",
     )
@@ -54,10 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     promote = actions.add_parser("promote", parents=[common], help="point an alias at a version")
     promote.add_argument("version", metavar="VERSION", help="number, alias or 'latest'")
     promote.add_argument("--alias", default=_DEFAULT_ALIAS, help="alias to move (%(default)s)")
+    promote.add_argument("--reason", default="", help="why, for the history")
     rollback = actions.add_parser(
         "rollback", parents=[common], help="move an alias back to its previous version"
     )
     rollback.add_argument("--alias", default=_DEFAULT_ALIAS, help="alias to move (%(default)s)")
+    models_traffic.add_rollback_options(rollback)
+    models_traffic.add_actions(actions, common)
     gc = actions.add_parser(
         "gc", parents=[common], help="delete old versions (never an aliased one)"
     )
@@ -154,13 +162,16 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _promote(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
-    previous = registry.set_alias(name, args.alias, args.version)
+    previous = registry.set_alias(name, args.alias, args.version, reason=args.reason)
     return _moved(name, args.alias, previous, registry.resolve(name, args.alias))
 
 
 def _rollback(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    if args.to is not None:
+        return models_traffic.rollback_to(registry, name, args)
     previous = registry.resolve(name, args.alias)
-    return _moved(name, args.alias, previous, registry.rollback(name, args.alias))
+    version = registry.rollback(name, args.alias, reason=args.reason)
+    return _moved(name, args.alias, previous, version)
 
 
 def _moved(name: str, alias: str, previous: int | None, version: int) -> dict[str, Any]:
@@ -177,7 +188,16 @@ def _gc(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"text": text, "json": {"deleted": deleted, "kept": kept}}
 
 
-_ACTIONS = {"list": _list, "show": _show, "promote": _promote, "rollback": _rollback, "gc": _gc}
+_ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "promote": _promote,
+    "rollback": _rollback,
+    "gc": _gc,
+    "canary": models_traffic.canary,
+    "shadow": models_traffic.shadow,
+    "history": models_traffic.history,
+}
 
 
 def _plural(count: int, noun: str) -> str:

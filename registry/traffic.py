@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AliasState",
+    "Split",
     "abort_canary",
     "default_actor",
     "parse_time",
