@@ -62,6 +62,7 @@ def test_canary_abort_and_shadow(registry: Registry, digits: Digits) -> None:
     digits("promote", "1")
     digits("canary", "3", "--percent", "30")
     code, out, _ = digits("shadow", "2", "--percent", "20", "--json")
+    assert code == 0
     assert json.loads(out) == {
         "alias": "production", "version": 1,
         "canary": {"version": 3, "percent": 30.0}, "shadow": {"version": 2, "percent": 20.0},

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from registry import NotFoundError, Registry
-from registry import traffic
+from registry import NotFoundError, Registry, traffic
 from registry.aliases import alias_path
 from tests.registry.test_registry import toy_params
 
