@@ -97,9 +97,16 @@ class DigitsClient:
         alias: str | None = None,
         top_k: int | None = None,
         request_id: str | None = None,
+        routing_key: str | None = None,
     ) -> Prediction:
-        """Classify a batch; `version` or `alias` pin the model (default: production alias)."""
+        """Classify a batch; `version` or `alias` pin the model (default: production alias).
+
+        During a canary, requests with the same `routing_key` (else `request_id`) always get the
+        same version; without either the server picks at random.
+        """
         request = _request(images, version, alias, top_k, request_id)
+        if routing_key:
+            request.routing_key = routing_key
         metadata = (("x-request-id", request_id),) if request_id else None
         try:
             response = self._stub.Predict(request, timeout=self._timeout, metadata=metadata)

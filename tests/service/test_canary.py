@@ -1,0 +1,125 @@
+"""Canary on two replicas: the traffic split, sticky routing keys, abort, zero failed requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import grpc
+import pytest
+
+from registry import Registry, traffic
+from service.client import DigitsClient
+from service.client.client import encode_images
+from service.generated.digits.v1 import digits_pb2 as pb
+from tests.service.conftest import Running
+from tests.service.toy_models import publish, random_images
+
+pytestmark = pytest.mark.integration
+
+POLL_S = 0.1
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def replicas(registry: Registry, start_server: Callable[..., Running]) -> list[Running]:
+    """Two servers on the same registry, version 1 in production and version 2 published."""
+    publish(registry, seed=2, production=False)
+    return [start_server(registry, poll_interval_s=POLL_S) for _ in range(2)]
+
+
+def _start_canary(registry: Registry, replicas: list[Running], percent: float) -> None:
+    traffic.set_canary(registry, "digits", 2, percent)
+
+    def everyone_sees_it() -> bool:
+        routings = [r.server.core.models.routing for r in replicas]
+        return all(r is not None and r.canary is not None for r in routings)
+
+    _wait_for(everyone_sees_it)
+
+
+def test_canary_gets_its_percent_of_unpinned_requests(
+    registry: Registry, replicas: list[Running]
+) -> None:
+    _start_canary(registry, replicas, 30)
+    images = random_images(1)
+    versions = Counter(replicas[i % 2].client.predict(images).version for i in range(1000))
+    assert set(versions) == {1, 2}
+    assert 250 <= versions[2] <= 350, versions
+    for replica in replicas:  # both replicas split, and their metrics say so per version
+        text = replica.server.core.metrics.exposition().decode()
+        assert 'digits_version_requests_total{outcome="ok",version="2"}' in text
+        assert 'digits_version_latency_seconds_count{version="1"}' in text
+
+
+def test_same_routing_key_always_gets_the_same_version(
+    registry: Registry, replicas: list[Running]
+) -> None:
+    _start_canary(registry, replicas, 30)
+    images = random_images(1)
+    request = pb.PredictRequest(images=encode_images(images))
+    chosen: dict[str, int] = {}
+    for n in range(60):
+        key = f"user-{n}"
+        seen = set()
+        for replica in replicas:
+            seen.add(replica.client.predict(images, routing_key=key).version)
+            seen.add(replica.client.predict(images, request_id=key).version)  # id = key too
+            response = replica.stub.Predict(request, metadata=(("x-routing-key", key),))
+            seen.add(response.version)
+        assert len(seen) == 1, (key, seen)
+        chosen[key] = seen.pop()
+    assert set(chosen.values()) == {1, 2}  # keys do spread over both versions
+    traffic.set_canary(registry, "digits", 2, 60)  # a bigger canary keeps its keys
+    _wait_for(lambda: all(r.server.core.models.routing.canary_percent == 60 for r in replicas))
+    for key, version in chosen.items():
+        if version == 2:
+            assert replicas[0].client.predict(images, routing_key=key).version == 2
+
+
+def test_abort_returns_all_traffic_within_two_polls_and_fails_nothing(
+    registry: Registry, replicas: list[Running]
+) -> None:
+    _start_canary(registry, replicas, 50)
+    answers: list[tuple[float, int]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    images = random_images(2)
+
+    def hammer(target: str) -> None:
+        with DigitsClient(target, timeout=10) as client:
+            while not stop.is_set():
+                sent = time.monotonic()  # when routed matters, not when answered
+                try:
+                    answers.append((sent, client.predict(images).version))
+                except (grpc.RpcError, Exception) as err:
+                    failures.append(err)
+
+    threads = [threading.Thread(target=hammer, args=(r.target,)) for r in replicas * 2]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_for(lambda: sum(v == 2 for _, v in answers) >= 50)
+        aborted_at = time.monotonic()
+        traffic.abort_canary(registry, "digits", reason="test")
+        time.sleep(4 * POLL_S)
+        settled = time.monotonic()
+        _wait_for(lambda: sum(t > settled for t, _ in answers) >= 50)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert not failures, failures[:3]
+    late_canary = [t - aborted_at for t, v in answers if v == 2 and t > aborted_at + 2 * POLL_S]
+    assert not late_canary, f"{len(late_canary)} requests sent to the canary after 2 polls: " + (
+        f"{max(late_canary):.3f} s after the abort"
+    )
+    assert {v for t, v in answers if t > settled} == {1}
