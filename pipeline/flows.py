@@ -15,6 +15,7 @@ from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
 from pipeline.download import MNIST_FILES, MnistFile, default_cache_dir, ensure_mnist
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
+from pipeline.rollout import rollout_flow
 from pipeline.settings import TrainSettings
 
 __all__ = ["train_flow"]
@@ -109,5 +110,11 @@ def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[
         plots = draw_plots(trained, metrics, Path(tmp))
         version = publish(settings, trained, manifest, plots, decision)
     summary = report.summary(settings, version, metrics, decision, trained)
+    if decision.promote and settings.rollout_metrics:  # a canary rollout instead of a promotion
+        rolled = rollout_flow(version, list(settings.rollout_metrics), settings.registry_dir,
+                              settings.model_name, list(settings.rollout_steps),
+                              settings.rollout_interval_s)  # fmt: skip
+        summary["rollout"] = rolled["outcome"]
+        summary["promoted"] = rolled["outcome"] == "promoted"
     get_run_logger().info("%s", report.describe(summary))
     return summary

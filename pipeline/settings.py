@@ -62,6 +62,13 @@ class TrainSettings(BaseModel):
     """Retries per mirror on transient errors (connection, timeout, 5xx)."""
     download_backoff_s: float = Field(1.0, ge=0.0, le=60.0)
     """First back-off delay; doubles on every retry."""
+    rollout_metrics: tuple[str, ...] = ()
+    """Replicas' /metrics URLs; when set, a challenger the gate would promote goes through a
+    canary rollout (pipeline/rollout.py) instead of being promoted outright."""
+    rollout_steps: tuple[float, ...] = (10.0, 50.0, 100.0)
+    """Canary percents of that rollout, ascending."""
+    rollout_interval_s: float = Field(60.0, gt=0.0)
+    """Seconds each rollout step runs before its guards are checked."""
 
     @field_validator("layer_sizes")
     @classmethod

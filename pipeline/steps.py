@@ -145,9 +145,12 @@ def publish(
     extra_files: Mapping[str, Path],
     decision: GateDecision,
 ) -> ModelVersion:
-    """Publish a new version; point ``production`` at it when the gate says promote."""
+    """Publish a new version; point ``production`` at it when the gate says promote (unless a
+    canary rollout is configured: the flow hands it to pipeline/rollout.py then)."""
     registry = Registry(settings.registry_dir)
     version = registry.publish(settings.model_name, dict(model.params), manifest, extra_files)
-    if decision.promote:
-        registry.set_alias(settings.model_name, DEFAULT_ALIAS, version.version)
+    if decision.promote and not settings.rollout_metrics:
+        registry.set_alias(
+            settings.model_name, DEFAULT_ALIAS, version.version, reason=f"gate: {decision.reason}"
+        )
     return version
