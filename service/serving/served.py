@@ -13,7 +13,9 @@ cache.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import threading
 from collections import OrderedDict
@@ -228,6 +230,7 @@ class ServedModels:
             return self._cache.get(version)
 
     def _poll(self) -> None:
+        _lower_priority()
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.refresh()
@@ -287,3 +290,10 @@ class ServedModels:
             self._cache.move_to_end(served.version)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread by 10 (Linux: per thread) so loading, hashing and warming up a
+    new version yields the CPU to the event loop answering requests."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux / not permitted: slower swaps
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
