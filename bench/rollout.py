@@ -18,6 +18,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "swap_p99_vs_steady": {"target_max": 1.2, "measured": swap["swap_p99_vs_steady"]},
         "shadow_p99_vs_none": {"target_max": 1.1, "measured": shadow["shadow_p99_vs_none"]},
     }  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
     text = json.dumps(report, indent=2)
     args.out.write_text(text + "\n")
     print(text)

@@ -84,8 +84,16 @@ def _problem(record: Any) -> str | None:
     return None
 
 
-def read_all_aliases(model_dir: Path) -> dict[str, Record]:
-    """Every alias record of a model, keyed by alias name."""
+StatCache = dict[Path, tuple[tuple[int, int, int], Record]]
+
+
+def read_all_aliases(model_dir: Path, cache: StatCache | None = None) -> dict[str, Record]:
+    """Every alias record of a model, keyed by alias name.
+
+    With ``cache``, a file whose (inode, mtime, size) did not change is not parsed again: records
+    carry an event log of up to MAX_EVENTS entries, and pollers read them every few seconds.
+    Writes replace the file by rename, so a changed record always has a new inode.
+    """
     directory = model_dir / ALIASES_DIR
     if not directory.is_dir():
         return {}
@@ -93,10 +101,25 @@ def read_all_aliases(model_dir: Path) -> dict[str, Record]:
     for path in sorted(directory.glob("*.json")):
         if path.name.startswith("."):
             continue  # a temporary file of an interrupted write
-        record = read_alias(path)
+        record = _read_cached(path, cache) if cache is not None else read_alias(path)
         if record is not None:
             records[path.stem] = record
     return records
+
+
+def _read_cached(path: Path, cache: StatCache) -> Record | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    hit = cache.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    record = read_alias(path)
+    if record is not None:
+        cache[path] = (key, record)
+    return record
 
 
 def update_record(path: Path, alias: str, change: Change) -> Record:

@@ -92,6 +92,7 @@ class Registry:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._alias_cache: aliases_file.StatCache = {}  # state_token's parsed alias records
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
@@ -231,17 +232,17 @@ class Registry:
         """A cheap string that changes whenever a version is published or an alias moves.
 
         Meant for polling (hot reload): it lists one directory and reads the small alias
-        files; it never hashes weights. Missing models give a token too.
+        files (parsed again only when they changed); it never hashes weights. Includes each
+        alias's canary and shadow. Missing models give a token too.
         """
         model_dir = self._model_dir(name)
         versions = fmt.version_numbers(model_dir) if model_dir.is_dir() else []
         parts = [f"latest={versions[-1] if versions else 0}"]
         try:
-            records = aliases_file.read_all_aliases(model_dir)
-            parts += [
-                f"{alias}={r['version']},canary={r.get('canary')},shadow={r.get('shadow')}"
-                for alias, r in records.items()
-            ]
+            records = aliases_file.read_all_aliases(model_dir, self._alias_cache)
+            for alias, record in records.items():
+                extras = [f",{k}={record[k]}" for k in ("canary", "shadow") if record.get(k)]
+                parts.append(f"{alias}={record['version']}{''.join(extras)}")
         except IntegrityError:
             parts.append("aliases=invalid")
         return ";".join(parts)
