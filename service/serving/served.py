@@ -13,9 +13,7 @@ cache.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import random
 import threading
 from collections import OrderedDict
@@ -35,6 +33,7 @@ from registry.traffic import AliasState, Split
 from service.observability.metrics import ServiceMetrics
 from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
 from service.serving.model import Predictor
+from service.serving.priority import lower_thread_priority
 from service.serving.routing import Routing
 from service.serving.warmup import WarmupError, warm_up, warmup_batches
 
@@ -230,7 +229,7 @@ class ServedModels:
             return self._cache.get(version)
 
     def _poll(self) -> None:
-        _lower_priority()
+        lower_thread_priority()  # loading and warm-up yield the CPU to the answers
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.refresh()
@@ -290,10 +289,3 @@ class ServedModels:
             self._cache.move_to_end(served.version)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-
-
-def _lower_priority() -> None:
-    """Nice the calling thread by 10 (Linux: per thread) so loading, hashing and warming up a
-    new version yields the CPU to the event loop answering requests."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux / not permitted: slower swaps
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

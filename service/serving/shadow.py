@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.observability.metrics import ServiceMetrics
+from service.serving.priority import lower_thread_priority
 from service.serving.served import ServedModel
 
 __all__ = ["ShadowRunner"]
@@ -33,7 +34,7 @@ _Item = tuple[ServedModel, NDArray[Any], NDArray[np.int64]]
 class ShadowRunner:
     """A bounded queue of shadow predictions and the one worker that runs them."""
 
-    def __init__(self, metrics: ServiceMetrics, *, max_queued: int = 64) -> None:
+    def __init__(self, metrics: ServiceMetrics, *, max_queued: int = 256) -> None:
         self.metrics = metrics
         self.max_queued = max_queued
         self._queue: asyncio.Queue[_Item] | None = None
@@ -52,8 +53,10 @@ class ShadowRunner:
 
     def _start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.max_queued)
-        # One thread: a shadow never takes more than one core from the answers.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        # One thread, niced: a shadow never takes more than one core, nor one the answers need.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="shadow", initializer=lower_thread_priority
+        )
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
     async def _work(self) -> None:
