@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,8 @@ import pytest
 
 from cli.main import main
 from registry import Registry
-from service.client import DigitsClient
-from tests.service.conftest import Running, start
+from tests.service.conftest import Running
+from tests.service.replicas import metrics_urls, replicas_under_load
 from tests.service.toy_models import MODEL, random_images, toy_params
 
 pytestmark = pytest.mark.integration
@@ -33,30 +32,8 @@ def registry(tmp_path: Path) -> Registry:
 @pytest.fixture
 def replicas(registry: Registry) -> Iterator[list[Running]]:
     """Two replicas with /metrics on free ports, answering a steady stream of requests."""
-    servers = [start(registry, poll_interval_s=POLL_S, metrics_port=0) for _ in range(2)]
-    stop = threading.Event()
-    failures: list[BaseException] = []
-    images = random_images(4, seed=3)
-
-    def load(target: str) -> None:
-        with DigitsClient(target, timeout=10) as client:
-            while not stop.is_set():
-                try:
-                    client.predict(images)
-                except BaseException as err:
-                    failures.append(err)
-                stop.wait(0.002)
-
-    threads = [threading.Thread(target=load, args=(s.target,)) for s in servers]
-    for thread in threads:
-        thread.start()
-    yield servers
-    stop.set()
-    for thread in threads:
-        thread.join(10)
-    for server in servers:
-        server.close()
-    assert not failures, failures[:3]  # zero failed requests through every step
+    with replicas_under_load(registry, poll_interval_s=POLL_S) as servers:
+        yield servers
 
 
 def _publish(registry: Registry, params: dict[str, np.ndarray]) -> int:
@@ -65,7 +42,7 @@ def _publish(registry: Registry, params: dict[str, np.ndarray]) -> int:
 
 def _rollout(replicas: list[Running], registry: Registry, version: int,
              capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:  # fmt: skip
-    urls = [f"http://127.0.0.1:{r.server.metrics_port}/metrics" for r in replicas]
+    urls = metrics_urls(replicas)
     code = main([
         "rollout", str(version), "--registry", str(registry.root), "--metrics", *urls,
         "--steps", "10,50,100", "--interval", "700ms", "--max-p99-ratio", "5", "--json",
