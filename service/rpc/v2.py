@@ -6,7 +6,6 @@ from importlib import metadata
 
 import grpc
 
-from registry import NotFoundError, RegistryError
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, seconds_left
@@ -17,7 +16,7 @@ from service.rpc.v2_converters import (
     to_infer_response,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import ModelUnusable, NotFound, PredictError
+from service.serving.errors import NotFound, PredictError
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
@@ -69,22 +68,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        repository = self.core.models
-        try:
-            listed = repository.registry.list_versions(repository.name)
-        except NotFoundError as err:
-            raise NotFound(str(err)) from None
-        except RegistryError as err:
-            raise ModelUnusable(str(err)) from None
-        versions = [str(mv.version) for mv in listed]
+        listed, _ = await self.core.list_versions()
+        versions = [str(info.version) for info in listed]
         version, alias = _model_ref(request.version)
         if alias is not None:
-            version = repository.resolve_alias(alias)
+            version = (await self.core.describe(alias=alias)).version
         if version is not None and str(version) not in versions:
-            raise NotFound(f"model {repository.name!r} has no version {version}")
+            raise NotFound(f"model {self.core.models.name!r} has no version {version}")
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
-            name=repository.name,
+            name=self.core.models.name,
             versions=versions,
             platform=_PLATFORM,
             inputs=inputs,
