@@ -182,5 +182,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
+    assert isinstance(summary, dict)  # the flow returns its summary, or raises
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     return 0

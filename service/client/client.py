@@ -148,7 +148,7 @@ class DigitsClient:
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
             request = health_pb2.HealthCheckRequest(service=service)
-            reply = stub.Check(request, timeout=self._timeout)
+            reply = stub.Check(request, timeout=self._timeout)  # type: ignore[attr-defined]  # the stubs give HealthStub no methods
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:  # Check's answer for an unknown service
                 return "SERVICE_UNKNOWN"

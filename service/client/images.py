@@ -91,8 +91,9 @@ def _decode_picture(path: Path, data: bytes) -> NDArray[np.uint8]:
     from io import BytesIO
 
     try:
-        with Image.open(BytesIO(data)) as picture:
-            picture.load()
+        with Image.open(BytesIO(data)) as opened:
+            opened.load()
+            picture: Image.Image = opened
             if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
                 rgba = picture.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -42,7 +43,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("Predict")
     async def Predict(
-        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PredictResponse:
         return await self._predict(request, context, None)
 
@@ -50,7 +51,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def PredictStream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.PredictResponse]:
         if self._open_streams >= self.max_streams:
             raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
@@ -71,7 +72,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def _answer_stream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         answers: asyncio.Queue[pb.PredictResponse | Exception | None],
     ) -> None:
         """Read and answer a stream's requests while PredictStream writes the earlier answers.
@@ -94,14 +95,14 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("GetModel")
     async def GetModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInfo:
         version, alias = model_ref(request)
         return to_model_info(await self.core.describe(version, alias))
 
     @handle_errors("ListModels")
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListModelsResponse:
         versions, aliases = await self.core.list_versions()
         return pb.ListModelsResponse(models=[to_model_info(v) for v in versions], aliases=aliases)
@@ -109,7 +110,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def _predict(
         self,
         request: pb.PredictRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         request_id: str | None,
     ) -> pb.PredictResponse:
         """One prediction; the response echoes request.request_id, else `request_id`, else the
