@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+IMAGE_SIDE = 28  # MNIST images are 28 x 28 pixels
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784: the network's input width
+N_CLASSES = 10  # the digits 0-9: the network's output width
+DEFAULT_LAYER_SIZES = (N_PIXELS, 128, 40, N_CLASSES)  # the design document's network
+
 LOSSES = ("cross_entropy", "mse")
 SCHEDULES = ("constant", "cosine")
 
@@ -12,7 +17,7 @@ SCHEDULES = ("constant", "cosine")
 class ModelConfig:
     """Shape of the MLP and the loss it is trained with."""
 
-    layer_sizes: tuple[int, ...] = (784, 128, 40, 10)  # input, hidden..., classes
+    layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES  # input, hidden..., classes
     loss: str = "cross_entropy"  # "cross_entropy" (default) or "mse" (the seed's cost J)
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from core.activations import log_softmax
+from core.activations import log_softmax, shifted_exp
 
 Array = NDArray[np.floating]
 
@@ -34,7 +34,23 @@ def cross_entropy_delta(probs: Array, targets: Array) -> Array:
     return delta
 
 
-def mse(logits: Array, probs: Array, targets: Array) -> float:
+def cross_entropy_from_labels(logits: Array, labels: NDArray[np.integer]) -> tuple[float, Array]:
+    """Fused softmax + cross-entropy for integer labels (m,): the mean loss and dJ/dZ (m, k).
+
+    The loss is mean(log-sum-exp(z) - z[label]) and the delta (A - Y)/m is formed in the
+    softmax's own buffer, without a one-hot matrix: one exp pass over the logits in all.
+    """
+    rows = np.arange(len(labels))
+    delta, sums, maxima = shifted_exp(logits)
+    picked = logits[rows, labels]
+    loss = float((np.log(sums[:, 0]) + maxima[:, 0] - picked).sum()) / len(labels)
+    delta /= sums  # softmax probabilities
+    delta[rows, labels] -= 1.0
+    delta *= 1.0 / len(labels)
+    return loss, delta
+
+
+def mse(logits: Array | None, probs: Array, targets: Array) -> float:
     """The seed's cost J: squared error summed over classes, averaged over the m samples."""
     del logits
     diff = probs - targets

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core import losses
+
 Array = NDArray[np.floating]
 Labels = NDArray[np.integer]
 
@@ -57,8 +59,7 @@ def accuracy(probs: Array, labels: Labels) -> float:
 def cost_mse(probs: Array, labels: Labels) -> float:
     """The seed's cost J = (1/m) sum_i ||y_i - a_i||^2."""
     probs, labels = _check(probs, labels)
-    diff = probs - one_hot(labels, probs.shape[1], np.float64)
-    return float(np.einsum("ij,ij->", diff, diff) / probs.shape[0])
+    return losses.mse(None, probs, one_hot(labels, probs.shape[1], np.float64))
 
 
 def rmse(probs: Array, labels: Labels) -> float:

@@ -12,8 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.mlp import layer_sizes_of
 from registry import aliases as aliases_file
 from registry import files as files
 from registry import format as fmt
@@ -148,12 +147,10 @@ def _caller_fields(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> di
 
 def _infer_layer_sizes(params: Mapping[str, Any]) -> list[int] | None:
     """784-128-40-10 from W1 (128, 784), W2 (40, 128), W3 (10, 40); None for other layouts."""
-    shapes: list[tuple[int, ...]] = []
-    while f"W{len(shapes) + 1}" in params:
-        shapes.append(np.shape(params[f"W{len(shapes) + 1}"]))
-    if not shapes or any(len(shape) != 2 for shape in shapes):
+    try:
+        return list(layer_sizes_of(params))
+    except ValueError:
         return None
-    return [int(shapes[0][1])] + [int(shape[0]) for shape in shapes]
 
 
 def _package_version() -> str:
