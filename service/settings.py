@@ -85,9 +85,9 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
+            raise ValueError("--tls-cert and --tls-key (DIGITS_TLS_CERT, _KEY) go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+            raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well")
         if self.max_streams is not None and self.max_streams >= self.workers:
             raise ValueError(
                 f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
@@ -95,7 +95,8 @@ class ServiceSettings(BaseSettings):
         if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
             raise ValueError(
                 f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
-                "give tls_cert/tls_key or set plaintext=true (DIGITS_PLAINTEXT=true)"
+                "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
+                "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
             )
         return self
 

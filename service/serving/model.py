@@ -89,4 +89,3 @@ class Predictor:
             h = h @ weight  # (n, n_out)
             h += bias
         return softmax(h, out=h)  # in place: h is this call's own buffer
-
