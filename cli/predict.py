@@ -127,11 +127,13 @@ def _rows(names: list[str], answer: Any) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    from core.config import N_CLASSES
+
     width = max(len("file"), *(len(row["file"]) for row in rows))
     if "top_k" in rows[0]:
         extra = [f"top{i + 1}".rjust(8) for i in range(len(rows[0]["top_k"]))]
     else:
-        extra = [f"p{digit}".rjust(6) for digit in range(10)]
+        extra = [f"p{digit}".rjust(6) for digit in range(N_CLASSES)]
     lines = [f"{'file':<{width}}  label  prob    version  {' '.join(extra)}"]
     for row in rows:
         if "top_k" in row:

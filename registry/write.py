@@ -8,11 +8,11 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from core.mlp import layer_sizes_of
+from core.version import package_version
 from registry import aliases as aliases_file
 from registry import files as files
 from registry import format as fmt
@@ -65,7 +65,7 @@ def publish_version(
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": listed,
                 "tensors": tensors,
-                "package_version": _package_version(),
+                "package_version": package_version(),
             }
             manifest_bytes = fmt.encode_manifest(full)
             files.write_new_file(staging / fmt.MANIFEST_FILE, manifest_bytes)
@@ -151,10 +151,3 @@ def _infer_layer_sizes(params: Mapping[str, Any]) -> list[int] | None:
         return list(layer_sizes_of(params))
     except ValueError:
         return None
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:
-        return "unknown"

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, DEFAULT_ROOT
+
 __all__ = ["ServiceSettings"]
 
 
@@ -27,11 +29,11 @@ class ServiceSettings(BaseSettings):
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
-    registry: Path = Path("models")
+    registry: Path = Path(DEFAULT_ROOT)
     """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
-    model_name: str = "digits"
+    model_name: str = DEFAULT_MODEL_NAME
     """Registry model name to serve."""
-    alias: str = "production"
+    alias: str = DEFAULT_ALIAS
     """Alias served by default; "production" falls back to the latest version when unset."""
     poll_interval_s: float = Field(default=2.0, ge=0)
     """Seconds between registry polls for hot reload; 0 disables reloading."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, request_id_of, seconds_left
@@ -119,7 +120,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
         version, alias = model_ref(request)
-        top_k = top_k_of(request, n_classes=10)
+        top_k = top_k_of(request, n_classes=N_CLASSES)
         answer = await self.core.predict_async(
             pixels, version=version, alias=alias, timeout=seconds_left(context)
         )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 from typing import Any
 
 import grpc
 
+from core.version import package_version
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, seconds_left
@@ -62,7 +62,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
+        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=package_version())
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
@@ -117,13 +117,6 @@ def _model_ref(version: str) -> tuple[int | None, str | None]:
     if version.isdecimal():
         return int(version), None
     return None, version
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import N_CLASSES, N_PIXELS
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.serving.errors import InvalidInput
 from service.serving.validation import check_pixels, pixels_from_bytes
@@ -29,8 +30,6 @@ PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
 OUTPUT_NAMES = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 
-_PIXELS = 784
-_CLASSES = 10
 # Wire datatype -> (name in service.validation.DTYPES, typed `contents` field that carries it).
 _INPUT_DATATYPES = {"UINT8": ("uint8", "uint_contents"), "FP32": ("float32", "fp32_contents")}
 _TYPED_FIELDS = (
@@ -146,9 +145,9 @@ def tensor_metadata() -> tuple[list[pb.ModelMetadataResponse.TensorMetadata], ..
     load generators should send: any byte is a valid pixel); FP32 in [0, 1] is accepted as well.
     """
     tensor = pb.ModelMetadataResponse.TensorMetadata
-    inputs = [tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, _PIXELS])]
+    inputs = [tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, N_PIXELS])]
     outputs = [
-        tensor(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, _CLASSES]),
+        tensor(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, N_CLASSES]),
         tensor(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
     ]
     return inputs, outputs
