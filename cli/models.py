@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cli.exits import ExitCode
+
 _DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
 _DEFAULT_ALIAS = "production"
-_INTEGRITY_EXIT = 3  # a file of a version is missing or altered
+_INTEGRITY_EXIT = ExitCode.INTEGRITY
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

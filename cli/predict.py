@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.exits import ExitCode
+
 _DEFAULT_TARGET = "127.0.0.1:50051"
-_SERVICE_ERROR_EXIT = 3  # the server answered with an error or could not be reached
+_SERVICE_ERROR_EXIT = ExitCode.SERVICE
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
     from service.client.images import load_files
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise CommandError("--tls-cert and --tls-key must be given together", exit_code=2)
+        raise CommandError(
+            "--tls-cert and --tls-key must be given together", exit_code=ExitCode.USAGE
+        )
     if args.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1", exit_code=2)
+        raise CommandError("--batch-size must be at least 1", exit_code=ExitCode.USAGE)
     names, images = load_files(args.files, invert=args.invert)
     credentials = None
     if args.tls_ca or args.tls_cert:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cli.exits import ExitCode
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -39,4 +41,4 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     try:
         return ServiceSettings(**overrides(args, ServiceSettings.model_fields))
     except ValidationError as err:
-        raise CommandError(describe_validation_error(err), exit_code=2) from None
+        raise CommandError(describe_validation_error(err), exit_code=ExitCode.USAGE) from None
