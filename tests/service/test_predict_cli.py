@@ -173,7 +173,7 @@ def test_mutual_tls_options(
         main([*base, "--tls-cert", str(client.cert), "--tls-key", str(client.key), "--json"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["predictions"][0]["version"] == 1
-    assert main(base) == 3  # no client certificate: the handshake is refused
+    assert main(base) == ExitCode.SERVICE  # no client certificate: the handshake is refused
     assert "UNAVAILABLE" in capsys.readouterr().err
     assert main([*base, "--tls-cert", str(client.cert)]) == 2
     assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err
