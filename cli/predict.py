@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.exits import ExitCode
+from cli.table import format_table
 
 _DEFAULT_TARGET = "127.0.0.1:50051"
 _SERVICE_ERROR_EXIT = ExitCode.SERVICE
@@ -133,19 +134,26 @@ def _rows(names: list[str], answer: Any) -> list[dict[str, Any]]:
 def _table(rows: list[dict[str, Any]]) -> str:
     from core.config import N_CLASSES
 
-    width = max(len("file"), *(len(row["file"]) for row in rows))
-    if "top_k" in rows[0]:
-        extra = [f"top{i + 1}".rjust(8) for i in range(len(rows[0]["top_k"]))]
-    else:
-        extra = [f"p{digit}".rjust(6) for digit in range(N_CLASSES)]
-    lines = [f"{'file':<{width}}  label  prob    version  {' '.join(extra)}"]
+    top_k = "top_k" in rows[0]
+    extra = (
+        [f"top{i + 1}" for i in range(len(rows[0]["top_k"]))]
+        if top_k
+        else [f"p{digit}" for digit in range(N_CLASSES)]
+    )
+    headers = ["file", "label", "prob", "version", *extra]
+    lines = []
     for row in rows:
-        if "top_k" in row:
-            cells = [f"{t['class']}:{t['probability']:.4f}"[:8].rjust(8) for t in row["top_k"]]
+        if top_k:
+            cells = [f"{t['class']}:{t['probability']:.4f}" for t in row["top_k"]]
         else:
-            cells = [f"{p:6.4f}" for p in row["probabilities"]]
+            cells = [f"{p:.4f}" for p in row["probabilities"]]
         lines.append(
-            f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:6.4f}  "
-            f"{row['version']:>7}  {' '.join(cells)}"
+            [
+                row["file"],
+                str(row["label"]),
+                f"{row['probability']:.4f}",
+                str(row["version"]),
+                *cells,
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return format_table(headers, lines, right_aligned=range(1, len(headers))) + "\n"

@@ -1,8 +1,8 @@
 """The multi-layer perceptron: ReLU hidden layers, a softmax output, and back-propagation.
 
-Parameters follow the seed's table: ``W{l}`` is (n_out, n_in) and ``b{l}`` is (n_out, 1). Rows
-of ``X`` are samples, so a layer computes ``Z = X @ W.T + b.T``, the transpose of the seed's
-column layout ``Z = W X + b`` with identical numbers.
+Parameters follow the design document's table: ``W{l}`` is (n_out, n_in) and ``b{l}`` is
+(n_out, 1). Rows of ``X`` are samples, so a layer computes ``Z = X @ W.T + b.T``, the transpose
+of the design document's column layout ``Z = W X + b`` with identical numbers.
 
 All parameters live in one contiguous buffer (``flat_params``) and ``params`` holds views of
 it, likewise the gradients: Adam then updates the whole network with a handful of vector
@@ -54,7 +54,7 @@ def layer_sizes_of(params: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 def count_params(layer_sizes: tuple[int, ...]) -> int:
-    """Total number of scalars: 106,050 for (784, 128, 40, 10) (the seed says 105,898 by slip)."""
+    """Total number of scalars: 106,050 for (784, 128, 40, 10) (the design document: 105,898)."""
     return sum(rows * cols for rows, cols in param_shapes(layer_sizes).values())
 
 

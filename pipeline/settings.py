@@ -35,7 +35,7 @@ class TrainSettings(BaseModel):
     layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES
     """Input, hidden..., classes; MNIST needs 784 inputs and 10 classes."""
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
-    """Training loss; "mse" is the seed's cost J."""
+    """Training loss; "mse" is the design document's cost J."""
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     """Fraction of training rows held out for per-epoch validation metrics."""
     train_limit: int | None = Field(None, ge=1)
