@@ -192,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     blas = {name: str(args.blas_threads) for name in _BLAS_VARS}
     os.environ.update(blas)
+    from tests.helpers.toy_models import toy_params
+
     from registry import Registry
-    from tests.service.toy_models import toy_params
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="rollout-", dir=RESULTS))

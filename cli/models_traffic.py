@@ -129,10 +129,10 @@ def history(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any
     )  # fmt: skip
     rows = [[e["time"], e["alias"], e.get("event", "-"), str(e.get("version", "-")),
              _detail(e), e.get("actor", "-"), e.get("reason") or "-"] for e in events]  # fmt: skip
-    from cli.models import _table
+    from cli.table import format_table
 
     headers = ["TIME (UTC)", "ALIAS", "EVENT", "VERSION", "DETAIL", "ACTOR", "REASON"]
-    text = _table(headers, rows, right_aligned={3}) if rows else "no alias changes recorded"
+    text = format_table(headers, rows, right_aligned={3}) if rows else "no alias changes recorded"
     return {"text": text, "json": {"model": name, "events": events}}
 
 

@@ -1,6 +1,6 @@
 """`digits rollout VERSION`: step a canary through percents, check guards, promote or roll back.
 
-Exit codes: 0 promoted, 4 rolled back (a guard failed; production never changed), 1 error.
+Exit codes: 0 promoted, 6 rolled back (a guard failed; production never changed), 1 error.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import json
 import re
 from pathlib import Path
 
-_ROLLED_BACK_EXIT = 4
+from cli.exits import ExitCode
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -41,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "shadow of production throughout; after each --interval read every replica's "
         "Prometheus /metrics and abort (all traffic back to production) when the canary's error "
         "rate, p99 latency ratio or top-1 agreement breaks a limit; after the last step promote "
-        "it. Exit codes: 0 promoted, 4 rolled back, 1 error.",
+        "it. Exit codes: 0 promoted, 6 rolled back, 1 error.",
     )
     add = parser.add_argument
     add("version", metavar="VERSION", help="number, alias or 'latest'")
@@ -101,4 +102,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model}@{args.alias}: stays {result.production}; canary {result.version} "
               "rolled back")  # fmt: skip
-    return 0 if result.promoted else _ROLLED_BACK_EXIT
+    return ExitCode.OK if result.promoted else ExitCode.ROLLED_BACK

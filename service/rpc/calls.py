@@ -61,7 +61,7 @@ _ID_PREFIX = os.urandom(4).hex()
 _ID_COUNTER = itertools.count(1)
 
 
-def request_id_of(context: grpc.ServicerContext) -> str:
+def request_id_of(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's x-request-id metadata, or a short generated id."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
@@ -69,21 +69,23 @@ def request_id_of(context: grpc.ServicerContext) -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-def routing_key_of(context: grpc.ServicerContext, *fields: str) -> str | None:
+def routing_key_of(
+    context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any], *fields: str
+) -> str | None:
     """The canary routing key: the first non-empty of ``fields`` (the message's routing key,
     then its request id) or the x-routing-key, then x-request-id metadata; None = route at random.
     """
-    for value in fields:
-        if value:
-            return value
+    for field in fields:
+        if field:
+            return field
     found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if key in ("x-routing-key", "x-request-id") and value:
-            found.setdefault(key, str(value))
+            found.setdefault(key, str(value)[:128])
     return found.get("x-routing-key") or found.get("x-request-id")
 
 
-def seconds_left(context: grpc.aio.ServicerContext) -> float | None:
+def seconds_left(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
@@ -145,7 +147,7 @@ def _decorate_async(method: str, fn: F) -> F:
     # Counted before the abort is awaited: grpc.aio sends the status inside abort(), so a client
     # could otherwise read the metrics before this request is in them.
     @functools.wraps(fn)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:
             response = await fn(self, request, context)
@@ -159,7 +161,7 @@ def _decorate_async(method: str, fn: F) -> F:
 
     @functools.wraps(fn)
     async def streaming(
-        self: Any, request: Any, context: grpc.aio.ServicerContext
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.config import N_CLASSES, N_PIXELS
 from registry import (
     IntegrityError,
     InvalidNameError,
@@ -274,9 +275,10 @@ class ServedModels:
     def _load(self, version: int) -> ServedModel:
         loaded = self.registry.load(self.name, version)
         predictor = Predictor.from_loaded(loaded)
-        if (predictor.n_features, predictor.n_classes) != (784, 10):
+        if (predictor.n_features, predictor.n_classes) != (N_PIXELS, N_CLASSES):
             raise ValueError(
-                f"layer sizes {predictor.layer_sizes} do not map 784 pixels to 10 digits"
+                f"layer sizes {predictor.layer_sizes} do not map {N_PIXELS} pixels to "
+                f"{N_CLASSES} digits"
             )
         warm_up(predictor, self.warmup)  # WarmupError: refused, never served
         return ServedModel(

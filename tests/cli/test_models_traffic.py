@@ -12,7 +12,7 @@ import pytest
 
 from cli.main import main
 from registry import Registry
-from tests.registry.test_registry import toy_params
+from tests.helpers.registry_data import toy_params
 
 Digits = Callable[..., tuple[int, str, str]]
 

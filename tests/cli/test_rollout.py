@@ -12,9 +12,9 @@ import pytest
 
 from cli.main import main
 from registry import Registry
-from tests.service.conftest import Running
-from tests.service.replicas import metrics_urls, replicas_under_load
-from tests.service.toy_models import MODEL, random_images, toy_params
+from tests.helpers.replicas import metrics_urls, replicas_under_load
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import MODEL, random_images, toy_params
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def test_a_canary_that_disagrees_with_production_is_rolled_back_at_the_first_ste
         params[key] = np.roll(params[key], 1, axis=0)
     bad = _publish(registry, params)
     code, result = _rollout(replicas, registry, bad, capsys)
-    assert code == 4 and result["outcome"] == "aborted", result
+    assert code == 6 and result["outcome"] == "aborted", result
     assert len(result["steps"]) == 1, result
     assert any("agreement" in failure for failure in result["steps"][0]["failures"]), result
     assert result["steps"][0]["agreement"] < 0.05, result

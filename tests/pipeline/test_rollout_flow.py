@@ -13,8 +13,8 @@ from pipeline.flows import train_flow
 from pipeline.rollout import rollout_flow
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.service.replicas import metrics_urls, replicas_under_load
-from tests.service.toy_models import MODEL, toy_params
+from tests.helpers.replicas import metrics_urls, replicas_under_load
+from tests.helpers.toy_models import MODEL, toy_params
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 

@@ -11,7 +11,7 @@ import pytest
 
 from registry import NotFoundError, Registry, traffic
 from registry.aliases import alias_path
-from tests.registry.test_registry import toy_params
+from tests.helpers.registry_data import toy_params
 
 
 @pytest.fixture

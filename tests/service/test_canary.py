@@ -14,8 +14,8 @@ from registry import Registry, traffic
 from service.client import DigitsClient
 from service.client.client import encode_images
 from service.generated.digits.v1 import digits_pb2 as pb
-from tests.service.conftest import Running
-from tests.service.toy_models import publish, random_images
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 

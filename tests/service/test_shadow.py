@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from registry import Registry, traffic
 from service.serving.model import Predictor
-from tests.service.conftest import Running
-from tests.service.toy_models import publish, random_images, toy_params
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import publish, random_images, toy_params
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from registry import Registry
 from service.client import ServiceError
 from service.serving.model import Predictor
 from service.serving.warmup import WarmupError, warm_up, warmup_batches
-from tests.service.conftest import Running
-from tests.service.toy_models import MODEL, publish, random_images, toy_params
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import MODEL, publish, random_images, toy_params
 
 
 def _with_nan(seed: int) -> dict[str, np.ndarray]:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 from registry import Registry
 from service.client import DigitsClient
-from tests.service.conftest import Running, start
-from tests.service.toy_models import random_images
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import random_images
 
 
 @contextlib.contextmanager
