@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -104,9 +105,7 @@ class DigitsClient:
         During a canary, requests with the same `routing_key` (else `request_id`) always get the
         same version; without either the server picks at random.
         """
-        request = _request(images, version, alias, top_k, request_id)
-        if routing_key:
-            request.routing_key = routing_key
+        request = _request(images, version, alias, top_k, request_id, routing_key)
         metadata = (("x-request-id", request_id),) if request_id else None
         try:
             response = self._stub.Predict(request, timeout=self._timeout, metadata=metadata)
@@ -120,10 +119,19 @@ class DigitsClient:
         version: int | None = None,
         alias: str | None = None,
         top_k: int | None = None,
+        routing_key: str | None = None,
     ) -> Iterator[Prediction]:
-        """Classify many batches over one bidirectional stream; yields answers in order."""
+        """Classify many batches over one bidirectional stream; yields answers in order.
+
+        During a canary the whole stream stays on one version: every message carries
+        `routing_key`, by default one random key per stream (the messages' request ids, "0",
+        "1", ..., would otherwise send the n-th message of every stream the same way).
+        """
         counter = itertools.count()
-        requests = (_request(batch, version, alias, top_k, str(next(counter))) for batch in batches)
+        key = routing_key or uuid.uuid4().hex
+        requests = (
+            _request(batch, version, alias, top_k, str(next(counter)), key) for batch in batches
+        )
         try:
             for response in self._stub.PredictStream(requests):
                 yield Prediction.from_pb(response)
@@ -183,10 +191,13 @@ def _request(
     alias: str | None,
     top_k: int | None,
     request_id: str | None,
+    routing_key: str | None = None,
 ) -> pb.PredictRequest:
     if version is not None and alias is not None:
         raise ValueError("pass either version or alias, not both")
-    request = pb.PredictRequest(images=encode_images(images), request_id=request_id or "")
+    request = pb.PredictRequest(
+        images=encode_images(images), request_id=request_id or "", routing_key=routing_key or ""
+    )
     if version is not None:
         request.version = int(version)
     elif alias is not None:

@@ -123,3 +123,14 @@ def test_abort_returns_all_traffic_within_two_polls_and_fails_nothing(
         f"{max(late_canary):.3f} s after the abort"
     )
     assert {v for t, v in answers if t > settled} == {1}
+
+
+def test_a_stream_stays_on_one_version(registry: Registry, replicas: list[Running]) -> None:
+    _start_canary(registry, replicas, 50)
+    batches = [random_images(1, seed=n) for n in range(12)]
+    seen = []
+    for _ in range(20):  # 20 streams of 12 messages: each on one version, both versions used
+        versions = {p.version for p in replicas[0].client.predict_stream(batches)}
+        assert len(versions) == 1
+        seen.append(versions.pop())
+    assert set(seen) == {1, 2}
