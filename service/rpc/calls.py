@@ -70,19 +70,19 @@ def request_id_of(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, 
 
 
 def routing_key_of(
-    context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any], *fields: str
+    context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any],
+    routing_key: str = "",
+    request_id: str = "",
 ) -> str | None:
-    """The canary routing key: the first non-empty of ``fields`` (the message's routing key,
-    then its request id) or the x-routing-key, then x-request-id metadata; None = route at random.
-    """
-    for field in fields:
-        if field:
-            return field
+    """The canary routing key, first found: the message's ``routing_key``, the x-routing-key
+    metadata, the message's ``request_id``, the x-request-id metadata; None = route at random."""
+    if routing_key:
+        return routing_key
     found: dict[str, str] = {}
     for key, value in context.invocation_metadata() or ():
         if key in ("x-routing-key", "x-request-id") and value:
             found.setdefault(key, str(value)[:128])
-    return found.get("x-routing-key") or found.get("x-request-id")
+    return found.get("x-routing-key") or request_id or found.get("x-request-id")
 
 
 def seconds_left(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:

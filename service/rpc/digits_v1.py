@@ -84,11 +84,14 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         answers that preceded it, so the client receives those first.
         """
         stream_id = None
+        # Canary routing: one key for the whole stream (metadata, else a generated id), so a
+        # stream stays on one version; the messages' own request ids only correlate answers.
+        stream_key = routing_key_of(context) or request_id_of(context)
         try:
             async for request in request_iterator:
                 if stream_id is None and not request.request_id:
                     stream_id = request_id_of(context)  # one id for the whole stream
-                await answers.put(await self._predict(request, context, stream_id))
+                await answers.put(await self._predict(request, context, stream_id, stream_key))
         except Exception as err:
             await answers.put(err)
             return
@@ -113,9 +116,11 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         request: pb.PredictRequest,
         context: grpc.aio.ServicerContext[Any, Any],
         request_id: str | None,
+        stream_key: str | None = None,
     ) -> pb.PredictResponse:
         """One prediction; the response echoes request.request_id, else `request_id`, else the
-        x-request-id metadata or a generated id."""
+        x-request-id metadata or a generated id. Routed by request.routing_key, else
+        `stream_key` (streams), else the request id or the metadata (routing_key_of)."""
         if not request.HasField("images"):
             raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
@@ -126,7 +131,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             version=version,
             alias=alias,
             timeout=seconds_left(context),
-            routing_key=routing_key_of(context, request.routing_key, request.request_id),
+            routing_key=request.routing_key
+            or stream_key
+            or routing_key_of(context, request_id=request.request_id),
         )
         return to_response(
             answer, top_k, request.request_id or request_id or request_id_of(context)

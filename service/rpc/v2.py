@@ -98,7 +98,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             version=version,
             alias=alias,
             timeout=seconds_left(context),
-            routing_key=routing_key_of(context, request.id),
+            routing_key=routing_key_of(context, request_id=request.id),
         )
         return to_infer_response(
             answer.probabilities,

@@ -75,6 +75,10 @@ def test_same_routing_key_always_gets_the_same_version(
             seen.add(replica.client.predict(images, request_id=key).version)  # id = key too
             response = replica.stub.Predict(request, metadata=(("x-routing-key", key),))
             seen.add(response.version)
+            # The metadata key wins over a request id that would route elsewhere.
+            other = pb.PredictRequest(images=request.images, request_id=f"{key}-other")
+            response = replica.stub.Predict(other, metadata=(("x-routing-key", key),))
+            seen.add(response.version)
         assert len(seen) == 1, (key, seen)
         chosen[key] = seen.pop()
     assert set(chosen.values()) == {1, 2}  # keys do spread over both versions
@@ -131,6 +135,20 @@ def test_a_stream_stays_on_one_version(registry: Registry, replicas: list[Runnin
     seen = []
     for _ in range(20):  # 20 streams of 12 messages: each on one version, both versions used
         versions = {p.version for p in replicas[0].client.predict_stream(batches)}
+        assert len(versions) == 1
+        seen.append(versions.pop())
+    assert set(seen) == {1, 2}
+
+
+def test_a_raw_stream_without_keys_is_routed_as_one(
+    registry: Registry, replicas: list[Running]
+) -> None:
+    _start_canary(registry, replicas, 50)
+    images = encode_images(random_images(1))
+    seen = []
+    for _ in range(20):  # message ids "0".."5" in every stream: the server keys the stream
+        messages = [pb.PredictRequest(images=images, request_id=str(i)) for i in range(6)]
+        versions = {r.version for r in replicas[1].stub.PredictStream(iter(messages))}
         assert len(versions) == 1
         seen.append(versions.pop())
     assert set(seen) == {1, 2}
