@@ -18,6 +18,7 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +86,9 @@ class ServedModels:
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._loader = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="model-loader", initializer=lower_thread_priority
+        )
         # Called with the new default model after every swap (the server flips health to SERVING).
         self.on_swap: list[Callable[[ServedModel], None]] = []
 
@@ -108,6 +112,7 @@ class ServedModels:
 
     def stop(self) -> None:
         self._stop.set()
+        self._loader.shutdown(wait=False, cancel_futures=True)
         if self._poller is not None:
             self._poller.join(timeout=10)
             self._poller = None
@@ -201,7 +206,9 @@ class ServedModels:
     def _try_load(self, version: int, role: str) -> ServedModel | None:
         """Load, verify and warm up ``version``; None (refused for good) if it is unusable."""
         try:
-            served = self._load(version)
+            # On the niced loader thread: load, hashing and warm-up yield the CPU to the answers,
+            # while this poller (not niced) still applies routing changes on time.
+            served = self._loader.submit(self._load, version).result()
         except (IntegrityError, ValueError) as err:  # permanent: versions are immutable
             self._refused.add(version)
             self._count_failure(err)
@@ -230,7 +237,6 @@ class ServedModels:
             return self._cache.get(version)
 
     def _poll(self) -> None:
-        lower_thread_priority()  # loading and warm-up yield the CPU to the answers
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.refresh()

@@ -19,7 +19,7 @@ from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 
-POLL_S = 0.1
+POLL_S = 0.2  # short, yet two polls outlast a busy CI machine's scheduling delays
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
