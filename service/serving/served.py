@@ -86,6 +86,7 @@ class ServedModels:
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self.polls = 0  # registry polls completed by the poller (a change lands within two)
         self._loader = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="model-loader", initializer=lower_thread_priority
         )
@@ -242,6 +243,7 @@ class ServedModels:
                 self.refresh()
             except Exception:  # a broken registry must never kill the poller
                 logger.exception("model poll failed; retrying in %ss", self.poll_interval_s)
+            self.polls += 1
 
     def _resolve_default(self) -> int:
         if self.alias == "production":
