@@ -134,7 +134,7 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
     from pipeline.canary_metrics import scrape
     from registry import traffic
 
-    seconds, rounds = (2.0, 2) if quick else (3.0, 6)
+    seconds, rounds = (1.5, 1) if quick else (3.0, 6)
     pairs: list[tuple[float | None, float | None]] = []
     failed = requests = 0
     for _ in range(rounds):
