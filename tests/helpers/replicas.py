@@ -36,7 +36,7 @@ def replicas_under_load(
                     failures.append(err)
                 stop.wait(0.002)
 
-    threads = [threading.Thread(target=load, args=(s.target,)) for s in servers]
+    threads = [threading.Thread(target=load, args=(s.target,)) for s in servers * 2]
     for thread in threads:
         thread.start()
     try:

@@ -34,7 +34,7 @@ def test_rollout_flow_rolls_back_a_bad_canary_and_names_the_flow_run(tmp_path: P
     bad = registry.publish(MODEL, params, {}).version
     with replicas_under_load(registry) as servers:
         result = rollout_flow(bad, metrics_urls(servers), registry.root, MODEL, [20.0, 100.0],
-                              0.7, Guards(max_p99_ratio=5.0))  # fmt: skip
+                              0.7, Guards(max_p99_ratio=20.0, min_requests=10))  # fmt: skip
     assert result["outcome"] == "aborted" and len(result["steps"]) == 1
     assert registry.resolve(MODEL) == 1
     rollout_events = _events(registry)[1:]
