@@ -130,9 +130,12 @@ class ServingCore:
 
         A request that pins nothing goes to production or, for its percent, to the canary
         (sticky by ``routing_key``); afterwards it may be queued for the shadow. A pinned version
-        that is not in memory yet is loaded (verified and warmed up) inline, once.
+        that is not in memory yet is loaded (verified and warmed up) once, in a worker thread:
+        the event loop never waits on the registry.
         """
-        served = self.models.get(version, alias, routing_key)
+        served = self.models.in_memory(version, alias, routing_key)
+        if served is None:
+            served = await asyncio.to_thread(self.models.get, version, alias)
         start = time.perf_counter()
         try:
             probabilities = await self.loop_batcher.run(
