@@ -89,8 +89,8 @@ def _swap(client: ProcessPoolExecutor, target: str, registry: Any, quick: bool) 
     """Promote back and forth under load. Each swap window (the 2 s after a promotion is written)
     is paired with the 2 s of steady traffic just before it (ending 0.5 s before the promotion),
     so a burst from elsewhere on the machine hits both sides of a pair alike."""
-    gap = 4.0
-    promotions = 2 if quick else 6
+    gap = 4.5  # the steady 2 s before a promotion ends 0.5 s before it, after the last window
+    promotions = 2 if quick else 8
     run: Future[dict[str, list[Any]]] = client.submit(load, target, 1.0 + gap * promotions + 2)
     time.sleep(1.0 + gap)  # the child's first second is its own warm-up
     moments = []
@@ -134,7 +134,7 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
     from pipeline.canary_metrics import scrape
     from registry import traffic
 
-    seconds, rounds = (1.5, 1) if quick else (3.0, 6)
+    seconds, rounds = (1.5, 1) if quick else (3.0, 8)
     pairs: list[tuple[float | None, float | None]] = []
     failed = requests = 0
     for _ in range(rounds):
