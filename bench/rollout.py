@@ -136,7 +136,7 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
 
     seconds, rounds = (1.5, 1) if quick else (3.0, 8)
     pairs: list[tuple[float | None, float | None]] = []
-    failed = requests = 0
+    failed = requests = shadowed = 0
     for _ in range(rounds):
         pair = []
         for mode in ("none", "shadow"):
@@ -149,6 +149,7 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
             pair.append(_p99_ms(data["latency"]))
             failed += int((~data["ok"]).sum())
             requests += len(data["ok"])
+            shadowed += len(data["ok"]) if mode == "shadow" else 0
             if mode == "shadow":
                 traffic.stop_shadow(registry, MODEL, reason="bench/rollout.py")
         pairs.append((pair[1], pair[0]))
@@ -163,7 +164,7 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
         "shadow_p99_vs_none_per_round": ratios,
         "shadow_p99_vs_none": float(np.median(ratios)) if ratios else None,
         "shadow_rows_compared": stats.compared,
-        "shadow_rows_of_shadow_round_requests": round(stats.compared / (requests / 2), 3),
+        "shadow_rows_of_shadow_round_requests": round(stats.compared / shadowed, 3),
     }
 
 
