@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -85,20 +86,57 @@ def _p99_ms(latencies: np.ndarray) -> float | None:
     return round(float(np.percentile(latencies, 99)) * 1e3, 3) if len(latencies) else None
 
 
-def _swap(client: ProcessPoolExecutor, target: str, registry: Any, quick: bool) -> dict[str, Any]:
+def _server_buckets(metrics: str) -> dict[float, float]:
+    """The server's own Predict handling-time histogram (cumulative buckets, seconds)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "digits_request_latency_seconds_bucket"
+        and sample.labels.get("method") == "Predict"
+    }
+
+
+def _server_p99_ms(windows: list[tuple[dict[float, float], dict[float, float]]]) -> float:
+    """p99 (ms, interpolated in the buckets) of the requests the server handled in ``windows``."""
+    from pipeline.canary_metrics import quantile
+
+    pooled: dict[float, float] = {}
+    for before, after in windows:
+        for le, count in after.items():
+            pooled[le] = pooled.get(le, 0.0) + count - before.get(le, 0.0)
+    return round(quantile(0.99, pooled) * 1e3, 3)
+
+
+def _swap(
+    client: ProcessPoolExecutor, target: str, metrics: str, registry: Any, quick: bool
+) -> dict[str, Any]:
     """Promote back and forth under load. Each swap window (the 2 s after a promotion is written)
     is paired with the 2 s of steady traffic just before it (ending 0.5 s before the promotion),
-    so a burst from elsewhere on the machine hits both sides of a pair alike."""
+    so a burst from elsewhere on the machine hits both sides of a pair alike. The server's own
+    handling-time histogram is read at each window's edges too: it excludes client-side stalls."""
     gap = 4.5  # the steady 2 s before a promotion ends 0.5 s before it, after the last window
     promotions = 2 if quick else 8
     run: Future[dict[str, list[Any]]] = client.submit(load, target, 1.0 + gap * promotions + 2)
-    time.sleep(1.0 + gap)  # the child's first second is its own warm-up
-    moments = []
-    for i in range(promotions):
-        moments.append(time.monotonic())
+    start = time.monotonic() + 1.0 + gap  # the child's first second is its own warm-up
+    moments = [start + i * gap for i in range(promotions)]
+    server: dict[str, list[tuple[dict[float, float], dict[float, float]]]] = {
+        "steady": [], "swap": [],
+    }  # fmt: skip
+    for i, moment in enumerate(moments):
+        _sleep_until(moment - 0.5 - SWAP_WINDOW_S)
+        steady_start = _server_buckets(metrics)
+        _sleep_until(moment - 0.5)
+        server["steady"].append((steady_start, _server_buckets(metrics)))
+        _sleep_until(moment)
+        swap_start = _server_buckets(metrics)
         registry.set_alias(MODEL, "production", 2 if i % 2 == 0 else 1, reason="bench/rollout.py")
-        if i < promotions - 1:
-            time.sleep(gap)
+        _sleep_until(moment + SWAP_WINDOW_S)
+        server["swap"].append((swap_start, _server_buckets(metrics)))
     data = {k: np.asarray(v) for k, v in run.result().items()}
     sent, latency = data["sent"], data["latency"]
     pairs, first_answers = [], []
@@ -124,7 +162,13 @@ def _swap(client: ProcessPoolExecutor, target: str, registry: Any, quick: bool) 
         "pooled_p99_ms_swap": _p99_ms(latency[swap_all]),
         "pooled_p99_ms_steady": _p99_ms(latency[steady_all]),
         "steady_p50_ms": round(float(np.percentile(latency[steady_all], 50)) * 1e3, 3),
+        "server_side_p99_ms_swap": _server_p99_ms(server["swap"]),
+        "server_side_p99_ms_steady": _server_p99_ms(server["steady"]),
     }
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(moment - time.monotonic(), 0.0))
 
 
 def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: Any,
@@ -137,15 +181,20 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
     seconds, rounds = (1.5, 1) if quick else (3.0, 8)
     pairs: list[tuple[float | None, float | None]] = []
     failed = requests = shadowed = 0
+    server: dict[str, list[tuple[dict[float, float], dict[float, float]]]] = {
+        "none": [], "shadow": [],
+    }  # fmt: skip
     for _ in range(rounds):
         pair = []
         for mode in ("none", "shadow"):
             if mode == "shadow":
                 traffic.set_shadow(registry, MODEL, 2, 100, reason="bench/rollout.py")
             time.sleep(2 * POLL_S + 0.2)  # every poll has seen it
+            before = _server_buckets(metrics)
             data = {
                 k: np.asarray(v) for k, v in client.submit(load, target, seconds).result().items()
             }
+            server[mode].append((before, _server_buckets(metrics)))
             pair.append(_p99_ms(data["latency"]))
             failed += int((~data["ok"]).sum())
             requests += len(data["ok"])
@@ -163,6 +212,8 @@ def _shadow(client: ProcessPoolExecutor, target: str, metrics: str, registry: An
         "p99_ms_pairs_shadow_vs_none": pairs,
         "shadow_p99_vs_none_per_round": ratios,
         "shadow_p99_vs_none": float(np.median(ratios)) if ratios else None,
+        "server_side_p99_ms_none": _server_p99_ms(server["none"]),
+        "server_side_p99_ms_shadow": _server_p99_ms(server["shadow"]),
         "shadow_rows_compared": stats.compared,
         "shadow_rows_of_shadow_round_requests": round(stats.compared / shadowed, 3),
     }
@@ -216,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     with _server(work, env) as (target, metrics), \
             ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client:  # fmt: skip
         client.submit(load, target, 0.5).result()  # imports and connections, untimed
-        report["swap"] = _swap(client, target, registry, args.quick)
+        report["swap"] = _swap(client, target, metrics, registry, args.quick)
         registry.set_alias(MODEL, "production", 1, reason="bench/rollout.py")
         report["shadow"] = _shadow(client, target, metrics, registry, args.quick)
     swap, shadow = report["swap"], report["shadow"]
