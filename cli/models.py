@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
+
+from cli.locations import registry_location
 
 _DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
 _DEFAULT_ALIAS = "production"
@@ -19,10 +20,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--registry",
-        type=Path,
-        metavar="DIR",
+        type=registry_location,
+        metavar="DIR|URL",
         default=argparse.SUPPRESS,
-        help="registry directory (default: $DIGITS_REGISTRY or ./models)",
+        help="registry directory or s3://bucket/prefix (default: $DIGITS_REGISTRY or ./models)",
     )
     common.add_argument(
         "--model",
@@ -116,12 +117,12 @@ def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "layer_sizes": mv.manifest.get("layer_sizes"),
                 "parent_version": mv.manifest.get("parent_version"),
                 "aliases": tags,
-                "path": str(mv.path),
+                "path": mv.location,
             }
         )
     headers = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
     text = _table(headers, rows, right_aligned={0, 2, 4})
-    document = {"model": name, "registry": str(registry.root), "aliases": aliases}
+    document = {"model": name, "registry": registry.location, "aliases": aliases}
     return {"text": text, "json": {**document, "versions": entries}}
 
 
@@ -133,7 +134,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         ("model", name),
         ("version", str(mv.version)),
         ("aliases", ", ".join(tags) or "-"),
-        ("path", str(mv.path)),
+        ("path", mv.location),
         ("integrity", f"ok ({_plural(len(manifest['files']), 'file')} verified)"),
     ]
     skip = {"name", "version", "files", "tensors"}
@@ -146,7 +147,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         "name": name,
         "version": mv.version,
         "aliases": tags,
-        "path": str(mv.path),
+        "path": mv.location,
         "integrity": "ok",
         "manifest": manifest,
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 # flag dest -> ServiceSettings field; a flag left out keeps the env var or the default.
 _FIELDS = (
-    "registry", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
+    "registry", "cache_dir", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
     "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
@@ -26,7 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "docs/service.md); flags win.",
     )
     add = parser.add_argument
-    add("--registry", type=Path, metavar="DIR", help="model registry directory (./models)")
+    add("--registry", metavar="DIR|URL",
+        help="model registry: a directory or s3://bucket/prefix (./models)")  # fmt: skip
+    add("--cache-dir", type=Path, metavar="DIR",
+        help="local cache of verified files from an s3:// registry (user cache dir)")  # fmt: skip
     add("--host", help="address to bind (127.0.0.1; 0.0.0.0 needs TLS or --plaintext)")
     add("--port", type=int, help="gRPC port (50051; 0 = any free port)")
     add("--metrics-host", help="Prometheus endpoint address (default: --host)")

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cli.locations import registry_location
+
 _NOT_PUBLISHED_EXIT = 3  # trained (or tried to) but the gate, divergence or data said no
 
 # Option dest -> TrainSettings field; options left unset keep the settings' defaults.
@@ -77,9 +79,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     gate = parser.add_argument_group("publishing")
     gate.add_argument(
         "--registry",
-        type=Path,
-        metavar="DIR",
-        help="registry directory (default: $DIGITS_REGISTRY or ./models)",
+        type=registry_location,
+        metavar="DIR|URL",
+        help="registry directory or s3://bucket/prefix (default: $DIGITS_REGISTRY or ./models)",
     )
     gate.add_argument("--model", metavar="NAME", help="model name (digits)")
     gate.add_argument(
@@ -110,13 +112,15 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     }
     fields["offline"] = args.offline
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
-        if key in fields:
+        if isinstance(fields.get(key), Path):
             fields[key] = fields[key].expanduser().resolve()
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
         raise CommandError(describe_validation_error(err), 2) from None
-    return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
+    if isinstance(settings.registry_dir, Path):
+        return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
+    return settings
 
 
 def prefer_quiet_prefect_defaults() -> None:

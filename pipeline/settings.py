@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from pipeline.mirrors import resolve_mirrors
 
@@ -17,8 +24,15 @@ def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
 
 
-def _default_registry() -> Path:
-    return Path(os.environ.get("DIGITS_REGISTRY") or "models")
+def _default_registry() -> Path | str:
+    return _registry_location(os.environ.get("DIGITS_REGISTRY") or "models")
+
+
+def _registry_location(value: Any) -> Any:
+    """An s3://bucket/prefix URL stays text (a Path would fold its '//'); the rest is a Path."""
+    if isinstance(value, str) and value.startswith("s3://"):
+        return value
+    return Path(value) if isinstance(value, str) else value
 
 
 class TrainSettings(BaseModel):
@@ -48,8 +62,10 @@ class TrainSettings(BaseModel):
     """Promote when accuracy >= production's accuracy on the same test set minus this."""
     model_name: str = Field("digits", min_length=1, max_length=64)
     """Registry model name."""
-    registry_dir: Path = Field(default_factory=_default_registry)
-    """Registry root; $DIGITS_REGISTRY or ./models."""
+    registry_dir: Annotated[Path | str, BeforeValidator(_registry_location)] = Field(
+        default_factory=_default_registry
+    )
+    """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
     """Dataset cache; None means the per-user cache directory."""
     mirrors: tuple[str, ...] = Field(default_factory=_default_mirrors)

@@ -4,20 +4,25 @@ Only this package touches the stored models (safetensors files, manifests, alias
 stays pure NumPy and `pipeline`, `service` and `cli` go through `Registry`.
 """
 
+from registry.errors import (
+    LATEST,
+    ConflictError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+    StoreUnavailableError,
+    validate_model_name,
+)
 from registry.registry import (
     DEFAULT_ALIAS,
     DEFAULT_MODEL_NAME,
-    LATEST,
     REGISTRY_ENV_VAR,
-    IntegrityError,
-    InvalidNameError,
+    UNCONDITIONAL,
     LoadedModel,
     ModelVersion,
-    NotFoundError,
     Registry,
-    RegistryError,
     default_root,
-    validate_model_name,
 )
 
 __all__ = [
@@ -25,6 +30,8 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "LATEST",
     "REGISTRY_ENV_VAR",
+    "UNCONDITIONAL",
+    "ConflictError",
     "IntegrityError",
     "InvalidNameError",
     "LoadedModel",
@@ -32,6 +39,7 @@ __all__ = [
     "NotFoundError",
     "Registry",
     "RegistryError",
+    "StoreUnavailableError",
     "default_root",
     "validate_model_name",
 ]

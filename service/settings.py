@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ServiceSettings"]
@@ -27,8 +28,13 @@ class ServiceSettings(BaseSettings):
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
-    registry: Path = Path("models")
-    """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
+    registry: Path | str = Path("models")
+    """Model registry: a directory or s3://bucket/prefix (DIGITS_REGISTRY, shared with the
+    registry CLI). Object storage takes its endpoint and credentials from the standard AWS
+    variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+    cache_dir: Path = Field(default_factory=lambda: _user_cache_dir() / "registry")
+    """Local cache of verified files of an s3:// registry, keyed by sha256, so a restart does
+    not download them again (default: $XDG_CACHE_HOME or ~/.cache, then digits/registry)."""
     model_name: str = "digits"
     """Registry model name to serve."""
     alias: str = "production"
@@ -82,6 +88,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     """Python logging level name."""
 
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_location(cls, value: Any) -> Any:
+        # An s3:// URL stays text: a Path would fold its "//".
+        if isinstance(value, str) and not value.startswith("s3://"):
+            return Path(value)
+        return value
+
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -107,6 +121,12 @@ class ServiceSettings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+
+def _user_cache_dir() -> Path:
+    """The XDG user cache directory (what platformdirs answers on Linux), then digits/."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digits"
 
 
 def _is_loopback(host: str) -> bool:

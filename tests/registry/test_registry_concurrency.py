@@ -47,7 +47,7 @@ from registry import Registry
 def pause(staging):
     print(staging, flush=True)
     time.sleep(120)  # the test kills us here, between staging and rename
-Registry(sys.argv[1]).publish("digits", small_params(99), {"seed": 99}, _before_rename=pause)
+Registry(sys.argv[1]).publish("digits", small_params(99), {"seed": 99}, _before_commit=pause)
 """
 )
 
@@ -136,7 +136,7 @@ def test_threads_publish_distinct_versions_while_gc_runs(tmp_path: Path) -> None
 
 
 @pytest.mark.integration
-def test_publisher_killed_before_rename_leaves_a_valid_registry(tmp_path: Path) -> None:
+def test_publisher_killed_before_commit_leaves_a_valid_registry(tmp_path: Path) -> None:
     registry = Registry(tmp_path / "models")
     registry.publish("digits", small_params(1), {"seed": 1})
     token = registry.state_token("digits")
