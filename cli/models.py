@@ -70,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from registry import IntegrityError, Registry, RegistryError, default_root
 
-    registry = Registry(getattr(args, "registry", None) or default_root())
     name = getattr(args, "model", None) or _DEFAULT_MODEL
     as_json = getattr(args, "json", False)
     action = _ACTIONS[args.action]
     try:
+        registry = Registry(getattr(args, "registry", None) or default_root())
         result = action(registry, name, args)
     except IntegrityError as err:
         raise CommandError(f"integrity check failed: {err}", _INTEGRITY_EXIT) from err

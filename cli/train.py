@@ -152,12 +152,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _existing_version(settings: Any) -> int | None:
-    from registry import NotFoundError, Registry
+    """Latest version of the model, None when it has none; also checks the registry is usable
+    (an unreachable store, wrong credentials or a missing bucket fail here, before training)."""
+    from cli.main import CommandError
+    from registry import NotFoundError, Registry, RegistryError
 
     try:
         versions = Registry(settings.registry_dir).list_versions(settings.model_name)
     except NotFoundError:
         return None
+    except RegistryError as err:
+        raise CommandError(str(err)) from None
     return versions[-1].version if versions else None
 
 
@@ -165,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
 
     settings = settings_from_args(args)
-    if args.if_empty and (latest := _existing_version(settings)) is not None:
+    latest = _existing_version(settings)
+    if args.if_empty and latest is not None:
         message = f"{settings.model_name} already has v{latest} in {settings.registry_dir}"
         print(
             json.dumps({"skipped": True, "reason": message})
@@ -179,10 +185,11 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.flows import train_flow
     from pipeline.gate import GateRejected
     from pipeline.report import describe
+    from registry import RegistryError
 
     try:
         summary = train_flow(settings)
-    except (GateRejected, DivergenceError, DownloadError) as err:
+    except (GateRejected, DivergenceError, DownloadError, RegistryError) as err:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
