@@ -11,6 +11,7 @@ _FIELDS = (
     "registry", "cache_dir", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
+    "max_connection_age_s", "max_connection_age_grace_s",
     "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
     "log_format", "log_level",
 )  # fmt: skip
@@ -50,6 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--blas-threads", type=int, metavar="N", help="BLAS threads (1; 0 = BLAS default)")
     add("--grace", dest="grace_s", type=float, metavar="S",
         help="seconds in-flight requests get on SIGTERM/SIGINT (10)")  # fmt: skip
+    add("--max-connection-age", dest="max_connection_age_s", type=float, metavar="S",
+        help="close client connections after S seconds so they rebalance (0 = never)")  # fmt: skip
+    add("--max-connection-age-grace", dest="max_connection_age_grace_s", type=float,
+        metavar="S", help="seconds calls on an aged connection get to finish (10)")  # fmt: skip
     add("--drain-delay", dest="drain_delay_s", type=float, metavar="S",
         help="on SIGTERM: seconds of NOT_SERVING health before the port closes (0)")  # fmt: skip
     add("--tls-cert", type=Path, metavar="PEM", help="server certificate chain (enables TLS)")

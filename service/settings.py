@@ -65,6 +65,12 @@ class ServiceSettings(BaseSettings):
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
+    max_connection_age_s: float = Field(default=0.0, ge=0)
+    """Close each client connection after this many seconds (0 = never), so clients reconnect,
+    re-resolve DNS and spread over replicas added since (grpc.max_connection_age_ms)."""
+    max_connection_age_grace_s: float = Field(default=10.0, ge=0)
+    """Seconds calls in flight on an aged connection get before it is closed
+    (grpc.max_connection_age_grace_ms)."""
     drain_delay_s: float = Field(default=0.0, ge=0)
     """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
     so load balancers stop routing here before the port closes (0 = close at once)."""
