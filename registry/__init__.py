@@ -17,6 +17,7 @@ from registry.errors import (
 from registry.registry import (
     DEFAULT_ALIAS,
     DEFAULT_MODEL_NAME,
+    DEFAULT_ROOT,
     REGISTRY_ENV_VAR,
     UNCONDITIONAL,
     LoadedModel,
@@ -28,6 +29,7 @@ from registry.registry import (
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_MODEL_NAME",
+    "DEFAULT_ROOT",
     "LATEST",
     "REGISTRY_ENV_VAR",
     "UNCONDITIONAL",

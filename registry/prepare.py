@@ -6,12 +6,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.mlp import layer_sizes_of
+from core.version import package_version
 from registry import format as fmt
 from registry.errors import InvalidNameError, validate_file_name
 
@@ -37,7 +36,7 @@ class Prepared:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": dict(listed),
             "tensors": self.tensors,
-            "package_version": _package_version(),
+            "package_version": package_version(),
         }
 
 
@@ -71,16 +70,7 @@ def _caller_fields(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> di
 
 def _infer_layer_sizes(params: Mapping[str, Any]) -> list[int] | None:
     """784-128-40-10 from W1 (128, 784), W2 (40, 128), W3 (10, 40); None for other layouts."""
-    shapes: list[tuple[int, ...]] = []
-    while f"W{len(shapes) + 1}" in params:
-        shapes.append(np.shape(params[f"W{len(shapes) + 1}"]))
-    if not shapes or any(len(shape) != 2 for shape in shapes):
-        return None
-    return [int(shapes[0][1])] + [int(shape[0]) for shape in shapes]
-
-
-def _package_version() -> str:
     try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+        return list(layer_sizes_of(params))
+    except ValueError:
+        return None

@@ -37,6 +37,7 @@ from registry.storage import S3_SCHEME, Storage
 DEFAULT_MODEL_NAME = "digits"
 DEFAULT_ALIAS = "production"
 REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
+DEFAULT_ROOT = "models"  # the registry when neither a flag nor DIGITS_REGISTRY names one
 _CAS_ATTEMPTS = 200  # alias compare-and-swap retries before giving up (8 writers need ~8)
 
 
@@ -55,7 +56,7 @@ Expected = int | None | _Unconditional
 def default_root(environ: Mapping[str, str] | None = None) -> str | Path:
     """``$DIGITS_REGISTRY`` when set and non-empty (a directory or s3:// URL), else ``./models``."""
     env = os.environ if environ is None else environ
-    value = env.get(REGISTRY_ENV_VAR) or "models"
+    value = env.get(REGISTRY_ENV_VAR) or DEFAULT_ROOT
     return value if value.startswith(S3_SCHEME) else Path(value)
 
 

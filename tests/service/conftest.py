@@ -12,7 +12,7 @@ import pytest
 from registry import Registry
 from service.client import DigitsClient
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.server import DigitsServer, create_server
+from service.rpc.server import DigitsServer, create_server
 from service.settings import ServiceSettings
 from tests.service.toy_models import publish
 

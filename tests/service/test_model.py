@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core import MLP
-from service.model import Predictor
+from service.serving.model import Predictor
 from tests.service.toy_models import random_images, reference_proba, toy_params
 
 

@@ -16,7 +16,7 @@ import pytest
 from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.healthcheck import main as healthcheck
-from service.logs import JsonFormatter
+from service.observability.logs import JsonFormatter
 from tests.service.conftest import Running
 from tests.service.toy_models import random_images
 
