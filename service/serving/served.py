@@ -189,12 +189,13 @@ class ServedModels:
     def _set_reachable(self, reachable: bool, err: Exception | None = None) -> None:
         """Log each change once (not every poll) and mirror it in digits_registry_reachable."""
         if reachable != self._reachable:
-            current = self._current.version if self._current is not None else None
+            current = self._current
+            serving = f"version {current.version}" if current is not None else "no model yet"
             if reachable:
-                logger.info("registry reachable again; serving %r version %s", self.name, current)
+                logger.info("registry reachable again; serving %r %s", self.name, serving)
             else:
-                logger.error("registry unreachable, still serving %r version %s: %s",
-                             self.name, current, err)  # fmt: skip
+                logger.error("registry unreachable; serving %r %s until it is back: %s",
+                             self.name, serving, err)  # fmt: skip
         self._reachable = reachable
         if self.metrics is not None:
             self.metrics.registry_reachable.set(1 if reachable else 0)

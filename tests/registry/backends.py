@@ -47,9 +47,11 @@ def flip_stored_byte(registry: Registry, name: str, version: int, file: str, off
 
 
 def stored_version_count(registry: Registry, name: str) -> int:
-    """How many versions' files are really stored (directories, or upload prefixes on S3)."""
+    """How many publishes' files are really stored, committed or not (version and staging
+    directories, or upload prefixes on S3)."""
     if isinstance(registry.root, Path):
-        return sum(1 for p in (registry.root / name).iterdir() if p.name.isdigit())
+        entries = (registry.root / name).iterdir()
+        return sum(1 for p in entries if p.name.isdigit() or p.name.startswith(".staging-"))
     client, storage = _s3(registry)
     keys = client.list_objects_v2(Bucket=BUCKET, Prefix=storage._key(name, "uploads", ""))
     return len({item["Key"].split("/")[-2] for item in keys.get("Contents", [])})

@@ -21,6 +21,7 @@ from registry import (
     NotFoundError,
     Registry,
 )
+from registry import s3 as registry_s3
 from tests.registry.backends import (
     BACKENDS,
     flip_stored_byte,
@@ -105,7 +106,7 @@ def test_eight_publishing_processes_get_eight_distinct_complete_versions(
 
 @pytest.mark.integration
 def test_publisher_killed_between_upload_and_commit_leaves_no_version(
-    registry: Registry, root: str
+    registry: Registry, root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry.publish("digits", small_params(1), {"seed": 1})
     process = _python(CRASHING_PUBLISHER, root)
@@ -117,6 +118,11 @@ def test_publisher_killed_between_upload_and_commit_leaves_no_version(
     reader = Registry(root)
     assert [v.version for v in reader.list_versions("digits")] == [1]
     assert reader.resolve("digits", "latest") == 1
+    assert stored_version_count(reader, "digits") == 2  # the dead publisher's files, unseen
+    # gc removes them once their owner is gone (S3: once older than the grace period).
+    monkeypatch.setattr(registry_s3, "ORPHAN_GRACE_S", 0.0)
+    assert reader.gc("digits", keep=5) == []
+    assert stored_version_count(reader, "digits") == 1
     nxt = reader.publish("digits", small_params(2), {"seed": 2})
     assert nxt.version == 2
     assert_published_by_seed(reader, {1: 1, 2: 2})
