@@ -8,49 +8,47 @@ the manifest format and every check made on what is read (docs/registry.md).
 from __future__ import annotations
 
 import os
-import random
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-
-from numpy.typing import NDArray
+from typing import Any
 
 from registry import aliases as alias_records
 from registry import format as fmt
 from registry.errors import (
     LATEST,
-    ConflictError,
     IntegrityError,
     InvalidNameError,
     NotFoundError,
-    RegistryError,
     describe_versions,
     validate_alias,
     validate_model_name,
 )
 from registry.local import LocalStorage
 from registry.prepare import ExtraFiles, prepare
+from registry.promotion import UNCONDITIONAL, Expected, move_alias, promotion
 from registry.storage import S3_SCHEME, Storage
+from registry.versions import LoadedModel, ModelVersion, file_where
+
+__all__ = [
+    "DEFAULT_ALIAS",
+    "DEFAULT_MODEL_NAME",
+    "DEFAULT_ROOT",
+    "REGISTRY_ENV_VAR",
+    "UNCONDITIONAL",
+    "LoadedModel",
+    "ModelVersion",
+    "Registry",
+    "default_root",
+    "open_storage",
+]
 
 DEFAULT_MODEL_NAME = "digits"
 DEFAULT_ALIAS = "production"
 REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
 DEFAULT_ROOT = "models"  # the registry when neither a flag nor DIGITS_REGISTRY names one
-_CAS_ATTEMPTS = 200  # alias compare-and-swap retries before giving up (8 writers need ~8)
 
-
-class _Unconditional:
-    def __repr__(self) -> str:
-        return "UNCONDITIONAL"
-
-
-UNCONDITIONAL: Final = _Unconditional()
-"""Default of ``promote(expected=...)``: move the alias wherever it points now."""
 
 Ref = int | str | None
-Expected = int | None | _Unconditional
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> str | Path:
@@ -67,33 +65,6 @@ def open_storage(root: str | os.PathLike[str], cache_dir: Path | None = None) ->
 
         return S3Storage(root, cache_dir=cache_dir)
     return LocalStorage(root)
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One published version: where it lives and its (checksum-verified) manifest."""
-
-    name: str
-    version: int
-    location: str
-    manifest: dict[str, Any]
-
-    @property
-    def path(self) -> Path:
-        """The version's directory (local registries only; RegistryError on object storage)."""
-        if self.location.startswith(S3_SCHEME):
-            raise RegistryError(f"version {self.version} lives in object storage, not a directory")
-        return Path(self.location)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified version with its parameters, ready for ``MLP.from_params``."""
-
-    name: str
-    version: int
-    params: dict[str, NDArray[Any]]
-    manifest: dict[str, Any]
 
 
 class Registry:
@@ -217,13 +188,13 @@ class Registry:
             if file_name != Path(file_name).name or file_name.startswith("."):
                 raise IntegrityError(f"{version.location}: manifest lists a bad name {file_name!r}")
             data = self.storage.read_file(name, version.version, version.manifest, file_name)
-            fmt.check_bytes(data, entry, _file_where(version, file_name))
+            fmt.check_bytes(data, entry, file_where(version, file_name))
             if file_name == fmt.WEIGHTS_FILE:
                 weights = data  # parse the very bytes that were hashed
         tensors = version.manifest.get("tensors")
         if not isinstance(tensors, dict):
             raise IntegrityError(f"{version.location}: manifest has no 'tensors' table")
-        params = fmt.decode_weights(weights, tensors, _file_where(version, fmt.WEIGHTS_FILE))
+        params = fmt.decode_weights(weights, tensors, file_where(version, fmt.WEIGHTS_FILE))
         return LoadedModel(name, version.version, params, version.manifest)
 
     def verify(self, name: str, ref: Ref = None) -> ModelVersion:
@@ -270,17 +241,7 @@ class Registry:
         """
         validate_alias(alias)
         target = self.resolve(name, version)
-
-        def move(record: dict[str, Any] | None) -> tuple[int, list[int]] | None:
-            current = None if record is None else int(record["version"])
-            if not isinstance(expected, _Unconditional) and current != expected:
-                raise ConflictError(
-                    f"alias {alias!r} of model {name!r} points to {current}, not the expected "
-                    f"{expected}; nothing was changed"
-                )
-            return alias_records.pointed(record, target)
-
-        return self._move_alias(name, alias, move)
+        return move_alias(self.storage, name, alias, promotion(name, alias, target, expected))
 
     def set_alias(self, name: str, alias: str, version: int | str) -> int | None:
         """Point ``alias`` at ``version`` unconditionally (``promote`` without ``expected``)."""
@@ -298,7 +259,7 @@ class Registry:
             return step
 
         try:
-            self._move_alias(name, alias, back)
+            move_alias(self.storage, name, alias, back)
         except NotFoundError as err:
             if not moved:
                 raise
@@ -307,28 +268,6 @@ class Registry:
                 "was deleted"
             ) from err
         return moved[0]
-
-    def _move_alias(
-        self,
-        name: str,
-        alias: str,
-        move: Callable[[dict[str, Any] | None], tuple[int, list[int]] | None],
-    ) -> int | None:
-        """Read the alias with its ETag, compute the new record, write it if the ETag held."""
-        self._existing_versions(name)
-        for attempt in range(_CAS_ATTEMPTS):
-            found = self.storage.read_alias(name, alias)
-            record, etag = found if found is not None else (None, None)
-            previous = None if record is None else int(record["version"])
-            change = move(record)
-            if change is None:
-                return previous
-            data = alias_records.encode_alias(alias, *change)
-            if self.storage.write_alias(name, alias, data, etag=etag, target=change[0]):
-                return previous
-            # Lost a race: back off a little (jittered) so 8 promoters do not collide forever.
-            time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
-        raise ConflictError(f"alias {alias!r} of model {name!r} kept changing; gave up")
 
     # ---- garbage collection ----------------------------------------------------------------
 
@@ -352,10 +291,3 @@ class Registry:
             known = ", ".join(self.list_models()) or "none"
             raise NotFoundError(f"model {name!r} not found in {self.location} (models: {known})")
         return versions
-
-
-def _file_where(version: ModelVersion, file_name: str) -> str:
-    """A file of a version for messages: its path, or its version's URL and its name."""
-    if version.location.startswith(S3_SCHEME):
-        return f"{version.location} ({file_name})"
-    return str(Path(version.location) / file_name)
