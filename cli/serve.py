@@ -8,7 +8,8 @@ from typing import Any
 
 # flag dest -> ServiceSettings field; a flag left out keeps the env var or the default.
 _FIELDS = (
-    "registry", "host", "port", "metrics_host", "metrics_port", "model_name", "alias",
+    "registry", "host", "port", "http_port", "http_host", "cors_origins", "metrics_host",
+    "metrics_port", "model_name", "alias",
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
     "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
@@ -19,7 +20,7 @@ _FIELDS = (
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve the registry's model over gRPC",
+        help="serve the registry's model over gRPC (and HTTP/REST with --http-port)",
         description="Serve the production model of a registry over gRPC (digits.v1, health, "
         "reflection, Open Inference Protocol), hot-reloading new versions. Each flag has an "
         "environment variable DIGITS_<SETTING> (e.g. DIGITS_PORT, DIGITS_GRACE_S; see "
@@ -29,6 +30,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--registry", type=Path, metavar="DIR", help="model registry directory (./models)")
     add("--host", help="address to bind (127.0.0.1; 0.0.0.0 needs TLS or --plaintext)")
     add("--port", type=int, help="gRPC port (50051; 0 = any free port)")
+    add(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="HTTP/REST port: Open Inference Protocol REST and the drawing page at / (0 = off)",
+    )
+    add("--http-host", help="HTTP address to bind (default: --host)")
+    add(
+        "--cors-origins",
+        nargs="+",
+        metavar="ORIGIN",
+        help="origins allowed to call the HTTP port from their pages (CORS; none = off)",
+    )
     add("--metrics-host", help="Prometheus endpoint address (default: --host)")
     add("--metrics-port", type=int, help="Prometheus /metrics port (9100; -1 = off)")
     add("--model-name", metavar="NAME", help="registry model to serve (digits)")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import grpc
 
-from registry import NotFoundError, RegistryError
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, seconds_left
@@ -17,13 +14,19 @@ from service.rpc.v2_converters import (
     to_infer_response,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import ModelUnusable, NotFound, PredictError
+from service.serving.errors import PredictError
+from service.serving.v2_model import (
+    PLATFORM,
+    SERVER_NAME,
+    check_model_name,
+    model_versions,
+    server_version,
+)
+from service.serving.v2_model import model_ref as _model_ref
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
 V2_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-_SERVER_NAME = "digits"
-_PLATFORM = "numpy"
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -62,31 +65,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=server_version())
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        repository = self.core.models
-        try:
-            listed = repository.registry.list_versions(repository.name)
-        except NotFoundError as err:
-            raise NotFound(str(err)) from None
-        except RegistryError as err:
-            raise ModelUnusable(str(err)) from None
-        versions = [str(mv.version) for mv in listed]
-        version, alias = _model_ref(request.version)
-        if alias is not None:
-            version = repository.resolve_alias(alias)
-        if version is not None and str(version) not in versions:
-            raise NotFound(f"model {repository.name!r} has no version {version}")
+        versions = model_versions(self.core, request.version)
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
-            name=repository.name,
+            name=self.core.models.name,
             versions=versions,
-            platform=_PLATFORM,
+            platform=PLATFORM,
             inputs=inputs,
             outputs=outputs,
         )
@@ -112,24 +103,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def _check_name(self, name: str) -> None:
-        if name != self.core.models.name:
-            raise NotFound(f"unknown model {name!r}; this server serves {self.core.models.name!r}")
-
-
-def _model_ref(version: str) -> tuple[int | None, str | None]:
-    """(version, alias) from a V2 version string: "" = default, "3" = version 3, else an alias."""
-    if not version:
-        return None, None
-    if version.isdecimal():
-        return int(version), None
-    return None, version
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
+        check_model_name(self.core, name)
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:
