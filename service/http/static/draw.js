@@ -49,10 +49,12 @@ pad.addEventListener("pointerdown", (event) => {
   pad.setPointerCapture(event.pointerId);
   drawing = true;
   const [x, y] = point(event);
+  ink.beginPath();  // a tap leaves a dot (a zero-length stroke would draw nothing)
+  ink.arc(x, y, LINE_WIDTH / 2, 0, 2 * Math.PI);
+  ink.fillStyle = ink.strokeStyle;
+  ink.fill();
   ink.beginPath();
   ink.moveTo(x, y);
-  ink.lineTo(x, y);  // a tap leaves a dot
-  ink.stroke();
   dirty = true;
 });
 
@@ -69,6 +71,7 @@ for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     if (!drawing) return;
     drawing = false;
+    dirty = true;  // the end of a stroke always sends the whole drawing
     schedule(0);
   });
 }
@@ -93,7 +96,7 @@ async function predict(blob) {
       method: "POST", body: blob, headers: {"Content-Type": blob.type || "image/png"},
     });
     answer = await response.json();
-    if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
+    if (!response.ok) throw new Error(explain(answer.error) || `HTTP ${response.status}`);
   } catch (error) {
     if (mine >= shown) statusView.textContent = String(error.message || error);
     return;
@@ -101,6 +104,12 @@ async function predict(blob) {
   if (mine < shown) return;
   shown = mine;
   show(answer);
+}
+
+function explain(error) {
+  // The preparation's own words name CLI flags; on the page, say what to do instead.
+  if (error && error.includes("blank")) return "Nothing to read yet: the picture is blank.";
+  return error;
 }
 
 function show(answer) {
