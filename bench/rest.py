@@ -123,7 +123,7 @@ def measure(
             name: [{k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms")} for p in points]
             for name, points in runs.items()
         },
-        "ratios": _ratios(medians),
+        "ratios": _ratios(medians, runs),
     }
 
 
@@ -158,13 +158,24 @@ def _median(points: list[dict[str, Any]]) -> dict[str, Any]:
     return {**median, "errors": sum(p.get("errors", 0) for p in points)}
 
 
-def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _ratios(
+    medians: dict[str, dict[str, Any]], runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Ratios of the medians, and (`per_round`) the median of each round's own ratio, which a
+    busy machine's drift between rounds moves less."""
+
     def rate(name: str) -> float | None:
         value = medians.get(name, {}).get("requests_per_s")
         return float(value) if value else None
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return round(a / b, 3) if a and b else None
+
+    def per_round(ours: str, reference: str) -> float | None:
+        pairs = zip(runs.get(ours, []), runs.get(reference, []), strict=False)
+        ratios = [a["requests_per_s"] / b["requests_per_s"] for a, b in pairs
+                  if a.get("requests_per_s") and b.get("requests_per_s")]  # fmt: skip
+        return round(float(np.median(ratios)), 3) if ratios else None
 
     ml_json = rate("mlserver_json")
     out: dict[str, Any] = {
@@ -173,6 +184,11 @@ def _ratios(medians: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "digits_binary_vs_mlserver_binary": ratio(rate("digits_binary"), rate("mlserver_binary")),
         "grpc_http_on_vs_off": ratio(rate("grpc_http_on"), rate("grpc_http_off")),
         "target_vs_mlserver": TARGET_VS_MLSERVER,
+        "per_round": {
+            "digits_json_vs_mlserver_json": per_round("digits_json", "mlserver_json"),
+            "digits_binary_vs_mlserver_json": per_round("digits_binary", "mlserver_json"),
+            "grpc_http_on_vs_off": per_round("grpc_http_on", "grpc_http_off"),
+        },
     }
     json_ratio = out["digits_json_vs_mlserver_json"]
     out["json_met"] = None if json_ratio is None else json_ratio >= TARGET_VS_MLSERVER
