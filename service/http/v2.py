@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.version import package_version
 from service.http.body import read_body
 from service.http.endpoint import endpoint
 from service.http.v2_json import encode_infer_response, parse_infer_request
@@ -33,7 +34,6 @@ from service.serving.v2_model import (
     check_model_name,
     model_ref,
     model_versions,
-    server_version,
 )
 
 __all__ = ["V2Rest"]
@@ -78,13 +78,13 @@ class V2Rest:
 
     @endpoint("ServerMetadata")
     async def server_metadata(self, request: Request) -> Response:
-        return _json({"name": SERVER_NAME, "version": server_version(), "extensions": []})
+        return _json({"name": SERVER_NAME, "version": package_version(), "extensions": []})
 
     @endpoint("ModelMetadata")
     async def model_metadata(self, request: Request) -> Response:
         check_model_name(self.core, request.path_params["name"])
         version = request.path_params.get("version", "")
-        versions = await asyncio.to_thread(model_versions, self.core, version)  # reads the disk
+        versions = await model_versions(self.core, version)  # registry reads off the loop
         inputs, outputs = (
             [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in tensors]
             for tensors in TENSOR_METADATA
@@ -105,7 +105,9 @@ class V2Rest:
         check_model_name(self.core, request.path_params["name"])
         if self.draining:
             raise ModelNotReady("the server is shutting down")
-        self.core.model(*model_ref(request.path_params.get("version", "")))  # loads a pinned one
+        version, alias = model_ref(request.path_params.get("version", ""))
+        if self.core.models.in_memory(version, alias) is None:  # load a pinned one, off the loop
+            await asyncio.to_thread(self.core.models.get, version, alias)
         return _json({"name": self.core.models.name, "ready": True})
 
     @endpoint("ModelInfer")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
+from core.version import package_version
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, seconds_left
@@ -15,13 +18,7 @@ from service.rpc.v2_converters import (
 )
 from service.serving.core import ServingCore
 from service.serving.errors import PredictError
-from service.serving.v2_model import (
-    PLATFORM,
-    SERVER_NAME,
-    check_model_name,
-    model_versions,
-    server_version,
-)
+from service.serving.v2_model import PLATFORM, SERVER_NAME, check_model_name, model_versions
 from service.serving.v2_model import model_ref as _model_ref
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
@@ -39,19 +36,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerLive")
     async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @handle_errors("ServerReady")
     async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.core.ready)
 
     @handle_errors("ModelReady")
     async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelReadyResponse:
         # A probe asks a yes/no question: unknown models and versions are "not ready", not errors.
         try:
@@ -63,16 +60,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerMetadata")
     async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=SERVER_NAME, version=server_version())
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=package_version())
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        versions = model_versions(self.core, request.version)
+        versions = await model_versions(self.core, request.version)
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
             name=self.core.models.name,
@@ -84,7 +81,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ModelInfer")
     async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInferResponse:
         self._check_name(request.model_name)
         outputs = requested_outputs(request)

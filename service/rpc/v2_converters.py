@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +47,7 @@ _TYPED_FIELDS = (
 )
 
 
-def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> NDArray:
+def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> NDArray[Any]:
     """Read the typed contents of `tensor`, insisting on the one field its datatype uses."""
     contents = tensor.contents
     others = [name for name in _TYPED_FIELDS if name != field and len(getattr(contents, name))]
@@ -63,7 +64,7 @@ def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> 
     return np.asarray(contents.fp32_contents, dtype=np.float32)
 
 
-def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray:
+def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray[Any]:
     """Decode the request's `images` tensor into checked (N, 784) uint8 or float32 pixels.
 
     The data may come from raw_input_contents (row-major little-endian bytes) or from the typed

@@ -9,11 +9,10 @@ protocol (https://kserve.github.io/website/latest/modelserving/data_plane/v2_pro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import metadata
 
-from registry import NotFoundError, RegistryError
+from core.config import N_CLASSES, N_PIXELS
 from service.serving.core import ServingCore
-from service.serving.errors import InvalidInput, ModelUnusable, NotFound
+from service.serving.errors import InvalidInput, NotFound
 
 __all__ = [
     "INPUT_DATATYPES",
@@ -29,7 +28,6 @@ __all__ = [
     "check_outputs",
     "model_ref",
     "model_versions",
-    "server_version",
 ]
 
 SERVER_NAME = "digits"
@@ -38,16 +36,14 @@ INPUT_NAME = "images"
 PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
 OUTPUT_NAMES = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
-PIXELS = 784
-CLASSES = 10
 # V2 datatype -> dtype name of service.serving.validation.DTYPES.
 INPUT_DATATYPES = {"UINT8": "uint8", "FP32": "float32"}
 # (name, datatype, shape) of the inputs and of the outputs; -1 is the variable batch dimension.
 # The metadata format allows one datatype per tensor, so `images` is advertised as UINT8 (what
 # load generators should send: any byte is a valid pixel); FP32 in [0, 1] is accepted as well.
 TENSOR_METADATA: tuple[tuple[tuple[str, str, tuple[int, ...]], ...], ...] = (
-    ((INPUT_NAME, "UINT8", (-1, PIXELS)),),
-    ((PROBABILITIES_OUTPUT, "FP32", (-1, CLASSES)), (LABEL_OUTPUT, "INT64", (-1,))),
+    ((INPUT_NAME, "UINT8", (-1, N_PIXELS)),),
+    ((PROBABILITIES_OUTPUT, "FP32", (-1, N_CLASSES)), (LABEL_OUTPUT, "INT64", (-1,))),
 )
 
 
@@ -88,31 +84,17 @@ def model_ref(version: str) -> tuple[int | None, str | None]:
     return None, version
 
 
-def model_versions(core: ServingCore, version: str) -> list[str]:
-    """The registry versions of the served model, as strings, for its metadata.
+async def model_versions(core: ServingCore, version: str) -> list[str]:
+    """The versions of the served model, as strings, for its metadata.
 
-    NotFound when the registry has no such model or `version` (a number or an alias) is not one
-    of them; ModelUnusable when the registry cannot be read. Reads the disk: call it off the loop.
+    NotFound when `version` (a number or an alias) is not one of them; the core's registry errors
+    (NotFound, ModelUnusable) otherwise. The registry is read in a worker thread.
     """
-    models = core.models
-    try:
-        listed = models.registry.list_versions(models.name)
-    except NotFoundError as err:
-        raise NotFound(str(err)) from None
-    except RegistryError as err:
-        raise ModelUnusable(str(err)) from None
-    versions = [str(mv.version) for mv in listed]
+    listed, _ = await core.list_versions()
+    versions = [str(info.version) for info in listed]
     number, alias = model_ref(version)
     if alias is not None:
-        number = models.resolve_alias(alias)
+        number = (await core.describe(alias=alias)).version
     if number is not None and str(number) not in versions:
-        raise NotFound(f"model {models.name!r} has no version {number}")
+        raise NotFound(f"model {core.models.name!r} has no version {number}")
     return versions
-
-
-def server_version() -> str:
-    """The installed digits package version (server metadata)."""
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"

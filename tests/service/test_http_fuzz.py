@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from registry import Registry
-from tests.service.conftest import Running, free_port, start
-from tests.service.toy_models import publish
+from tests.helpers.servers import Running, free_port, start
+from tests.helpers.toy_models import publish
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import pytest
 
 from registry import Registry
 from service.client.images import load_image
-from tests.service.conftest import Running, free_port, start
-from tests.service.toy_models import publish
+from tests.helpers.servers import Running, free_port, start
+from tests.helpers.toy_models import publish
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from registry import Registry
-from tests.service.conftest import Running, free_port
-from tests.service.toy_models import publish, random_images
+from tests.helpers.servers import Running, free_port
+from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 

@@ -121,8 +121,8 @@ def _result_json(result: Any) -> dict[str, Any]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Both edges over a registry where version 1 is production and version 2 is newer."""
     from registry import Registry
-    from tests.service.conftest import free_port, start
-    from tests.service.toy_models import publish
+    from tests.helpers.servers import free_port, start
+    from tests.helpers.toy_models import publish
 
     registry = Registry(tmp_path_factory.mktemp("http-triton") / "models")
     publish(registry, seed=1)
