@@ -31,8 +31,8 @@ class ServiceSettings(BaseSettings):
     http_host: str | None = None
     """Address the HTTP edge binds; default: same as host (the same plaintext rule applies)."""
     cors_origins: tuple[str, ...] = ()
-    """Origins allowed to call the HTTP edge from a browser page elsewhere (CORS), e.g.
-    '["https://app.example"]' in DIGITS_CORS_ORIGINS; empty = CORS off (same origin only)."""
+    """Origins allowed to call the HTTP edge from browser pages elsewhere (CORS): a comma list
+    on the command line, a JSON list in DIGITS_CORS_ORIGINS; empty = CORS off (same origin)."""
     metrics_host: str | None = None
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
