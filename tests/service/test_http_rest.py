@@ -268,3 +268,22 @@ def test_binary_header_length_outside_the_body(rest: Running, http: httpx.Client
         headers={"Inference-Header-Content-Length": str(len(trailing))},
     )
     assert response.status_code == 400 and "binary_data_size" in response.text
+
+
+def test_shutdown_turns_readiness_off_then_closes_the_port(
+    registry: Registry, start_server: Callable[..., Running]
+) -> None:
+    import threading
+
+    running = start_server(registry, http_port=free_port(), drain_delay_s=1.0)
+    with httpx.Client(base_url=running.http_url, timeout=10) as http:
+        assert http.get("/v2/health/ready").status_code == 200
+        stopping = threading.Thread(target=running.server.stop, args=(2.0,))
+        stopping.start()
+        _wait_for(lambda: http.get("/v2/health/ready").status_code == 503)
+        # During the drain delay requests are still served (load balancers are moving away).
+        assert http.post(INFER, json=_json_request(random_images(1))).status_code == 200
+        stopping.join(timeout=20)
+        assert not stopping.is_alive()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(running.http_url + "/v2/health/live", timeout=2)
