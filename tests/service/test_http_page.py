@@ -27,7 +27,13 @@ from tests.helpers.toy_models import publish
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded build
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]  # CI containers may have a small /dev/shm
 MNIST_DIR = os.environ.get("MNIST_DIR")
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 # A 7 in pad coordinates (the pad is 280 x 280): the top bar, then the long diagonal.
