@@ -26,7 +26,7 @@ def _actor() -> str:
 # No retries: a rollout that failed has aborted its canary; rerunning it is a decision.
 @task
 def rollout(
-    registry_dir: Path, model_name: str, version: int, metrics_urls: list[str],
+    registry_dir: str | Path, model_name: str, version: int, metrics_urls: list[str],
     steps: list[float], interval_s: float, guards: Guards, actor: str,
 ) -> dict[str, Any]:  # fmt: skip
     logger = get_run_logger()
@@ -42,7 +42,7 @@ def rollout(
 def rollout_flow(
     version: int,
     metrics_urls: list[str],
-    registry_dir: Path = Path("models"),
+    registry_dir: str | Path = "models",
     model_name: str = "digits",
     steps: list[float] | None = None,
     interval_s: float = 60.0,

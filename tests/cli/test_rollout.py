@@ -12,7 +12,7 @@ import pytest
 
 from cli.main import main
 from registry import Registry
-from tests.helpers.replicas import metrics_urls, replicas_under_load
+from tests.helpers.loaded_replicas import metrics_urls, replicas_under_load
 from tests.helpers.servers import Running
 from tests.helpers.toy_models import MODEL, random_images, toy_params
 

@@ -13,7 +13,7 @@ from pipeline.flows import train_flow
 from pipeline.rollout import rollout_flow
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.helpers.replicas import metrics_urls, replicas_under_load
+from tests.helpers.loaded_replicas import metrics_urls, replicas_under_load
 from tests.helpers.toy_models import MODEL, toy_params
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

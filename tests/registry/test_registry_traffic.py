@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from registry import NotFoundError, Registry, traffic
-from registry.aliases import alias_path
 from tests.helpers.registry_data import toy_params
 
 
@@ -79,7 +78,7 @@ def test_gc_keeps_canary_and_shadow_versions(registry: Registry) -> None:
 
 
 def test_old_alias_files_without_the_new_fields_still_load(registry: Registry) -> None:
-    path = alias_path(registry.root / "digits", "production")
+    path = Path(registry.root) / "digits" / "aliases" / "production.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"alias": "production", "version": 2, "history": [1]}))
     assert registry.resolve("digits") == 2
