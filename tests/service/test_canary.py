@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -157,3 +158,20 @@ def test_a_raw_stream_without_keys_is_routed_as_one(
         assert len(versions) == 1
         seen.append(versions.pop())
     assert set(seen) == {1, 2}
+
+
+def test_canary_and_abort_on_an_s3_registry(
+    s3_url: str, start_server: Callable[..., Running], tmp_path: Path
+) -> None:
+    registry = Registry(s3_url)
+    publish(registry, seed=1)
+    publish(registry, seed=2, production=False)
+    running = start_server(registry, poll_interval_s=POLL_S, cache_dir=tmp_path / "cache")
+    _start_canary(registry, [running], 50)
+    images = random_images(1)
+    versions = Counter(running.client.predict(images).version for _ in range(200))
+    assert 60 <= versions[2] <= 140, versions
+    traffic.abort_canary(registry, "digits")
+    polls = running.server.core.models.polls
+    _wait_for(lambda: running.server.core.models.polls >= polls + 2)
+    assert {running.client.predict(images).version for _ in range(50)} == {1}
