@@ -26,6 +26,10 @@ _FIELDS = {
     "train_limit": "train_limit",
     "min_accuracy": "min_accuracy",
     "tolerance": "tolerance",
+    "download_deadline": "download_deadline_s",
+    "download_min_rate": "download_min_rate",
+    "download_rate_window": "download_rate_window_s",
+    "download_retries": "download_retries",
 }
 
 
@@ -53,9 +57,39 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="dataset cache (default: the per-user cache dir, digits/mnist)",
+        help="directory with your MNIST files (gzip or unpacked; never modified) and where "
+        "downloads go, under DIR/downloaded/ (default: the per-user cache dir, digits/mnist)",
     )
-    data.add_argument("--offline", action="store_true", help="use only the cache")
+    data.add_argument(
+        "--offline", action="store_true", help="use only files already in the data dir"
+    )
+    data.add_argument(
+        "--download-deadline",
+        type=float,
+        metavar="S",
+        help="seconds one file may take from one mirror before the next is tried "
+        "($DIGITS_DOWNLOAD_DEADLINE_S, 600)",
+    )
+    data.add_argument(
+        "--download-min-rate",
+        type=float,
+        metavar="B/S",
+        help="bytes/s a download must average over each window, else the next mirror is tried; "
+        "0 for none ($DIGITS_DOWNLOAD_MIN_RATE, 10000)",
+    )
+    data.add_argument(
+        "--download-rate-window",
+        type=float,
+        metavar="S",
+        help="seconds the rate is averaged over; also the longest silence tolerated "
+        "($DIGITS_DOWNLOAD_RATE_WINDOW_S, 20)",
+    )
+    data.add_argument(
+        "--download-retries",
+        type=int,
+        metavar="N",
+        help="retries per mirror on connection errors and 5xx ($DIGITS_DOWNLOAD_RETRIES, 3)",
+    )
     model = parser.add_argument_group("model and training")
     model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
     model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")

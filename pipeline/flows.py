@@ -13,7 +13,7 @@ from prefect.states import Failed, State
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
-from pipeline.download import MNIST_FILES, MnistFile, default_cache_dir, ensure_mnist
+from pipeline.download import MNIST_FILES, Limits, MnistFile, default_cache_dir, ensure_mnist
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.settings import TrainSettings
 
@@ -28,10 +28,14 @@ def _only_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
 # Policy lives in the decorators: only I/O retries; tasks holding arrays skip input hashing.
 @task(retries=1, retry_delay_seconds=30, retry_condition_fn=_only_transient)
 def download(settings: TrainSettings) -> dict[str, Path]:
-    files = MNIST_FILES
-    if settings.file_sha256 is not None:
-        files = tuple(MnistFile(f.name, settings.file_sha256.get(f.name, f.sha256)) for f in files)
+    digests = settings.file_sha256 or {}
+    files = tuple(
+        MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
+    )
     cache_dir = settings.data_dir or default_cache_dir()
+    limits = Limits(
+        settings.download_deadline_s, settings.download_min_rate, settings.download_rate_window_s
+    )
     return ensure_mnist(
         cache_dir,
         settings.mirrors,
@@ -39,6 +43,7 @@ def download(settings: TrainSettings) -> dict[str, Path]:
         files=files,
         retries=settings.download_retries,
         base_delay_s=settings.download_backoff_s,
+        limits=limits,
         logger=get_run_logger(),
     )
 

@@ -21,6 +21,11 @@ def _default_registry() -> Path:
     return Path(os.environ.get("DIGITS_REGISTRY") or "models")
 
 
+def _from_env(variable: str, default: float) -> Any:
+    """A default factory: $variable when set (validated like any value), else ``default``."""
+    return lambda: os.environ.get(variable, "").strip() or default
+
+
 class TrainSettings(BaseModel):
     """Everything one training run needs; defaults train the production model."""
 
@@ -58,10 +63,38 @@ class TrainSettings(BaseModel):
     """Use only the cache; never touch the network."""
     file_sha256: dict[str, str] | None = None
     """Expected sha256 per file name, replacing MNIST's (other IDX datasets, tests)."""
-    download_retries: int = Field(3, ge=0, le=10)
-    """Retries per mirror on transient errors (connection, timeout, 5xx)."""
+    download_retries: int = Field(
+        default_factory=_from_env("DIGITS_DOWNLOAD_RETRIES", 3), ge=0, le=10, validate_default=True
+    )
+    """Retries per mirror on connection errors and HTTP 5xx; $DIGITS_DOWNLOAD_RETRIES."""
     download_backoff_s: float = Field(1.0, ge=0.0, le=60.0)
     """First back-off delay; doubles on every retry."""
+    download_deadline_s: float = Field(
+        default_factory=_from_env("DIGITS_DOWNLOAD_DEADLINE_S", 600.0),
+        gt=0.0,
+        le=86400.0,
+        allow_inf_nan=False,
+        validate_default=True,
+    )
+    """Seconds one file may take from one mirror before the next mirror is tried;
+    $DIGITS_DOWNLOAD_DEADLINE_S."""
+    download_min_rate: float = Field(
+        default_factory=_from_env("DIGITS_DOWNLOAD_MIN_RATE", 10_000.0),
+        ge=0.0,
+        allow_inf_nan=False,
+        validate_default=True,
+    )
+    """Bytes per second a download must average over every rate window, else the next mirror
+    is tried (0: no minimum); $DIGITS_DOWNLOAD_MIN_RATE."""
+    download_rate_window_s: float = Field(
+        default_factory=_from_env("DIGITS_DOWNLOAD_RATE_WINDOW_S", 20.0),
+        gt=0.0,
+        le=3600.0,
+        allow_inf_nan=False,
+        validate_default=True,
+    )
+    """Seconds over which the minimum rate is averaged; also the longest wait for a mirror's
+    response or for any byte of it; $DIGITS_DOWNLOAD_RATE_WINDOW_S."""
 
     @field_validator("layer_sizes")
     @classmethod
