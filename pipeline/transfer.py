@@ -73,7 +73,7 @@ class _Meter:
             rate = self.window_bytes / elapsed
             if rate < self.limits.min_rate:
                 raise TooSlow(
-                    f"too slow: {rate:.0f} B/s over {elapsed:.0f} s, below the minimum of "
+                    f"too slow: {rate:.3g} B/s over {elapsed:.0f} s, below the minimum of "
                     f"{self.limits.min_rate:g} B/s ({self.done}{of} bytes received)"
                 )
             self.window_start, self.window_bytes = now, 0

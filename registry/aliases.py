@@ -77,20 +77,35 @@ def point_alias(path: Path, alias: str, target: int) -> int | None:
     return previous
 
 
-def step_back(path: Path, alias: str, model: str) -> int:
-    """Move the alias to the last entry of its history and return that version."""
+def rollback_target(record: dict[str, Any], existing: set[int]) -> int | None:
+    """The newest entry of the alias's history that still exists, else None.
+
+    Versions deleted by hand are skipped, so an alias whose target (or whose last previous
+    target) was removed can still be rolled back to the newest version it pointed at before.
+    """
+    for version in reversed(record["history"]):
+        if version in existing and version != record["version"]:
+            return int(version)
+    return None
+
+
+def step_back(path: Path, alias: str, model: str, existing: set[int]) -> int:
+    """Move the alias to its rollback_target and return that version.
+
+    History entries newer than the target (deleted versions) are dropped with it. Raises
+    NotFoundError naming the way out when there is no alias or no existing previous version.
+    """
     record = read_alias(path)
     if record is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r} to roll back")
-    if not record["history"]:
+    target = rollback_target(record, existing)
+    if target is None:
+        gone = [v for v in record["history"] if v not in existing]
+        why = f" (previous versions {gone} were deleted)" if gone else ""
         raise NotFoundError(
-            f"alias {alias!r} of model {model!r} has no previous version to roll back to"
+            f"alias {alias!r} of model {model!r} has no previous version to roll back to{why}; "
+            f"point it at a version with `digits models promote VERSION --alias {alias}`"
         )
-    *history, previous = record["history"]
-    if not (path.parent.parent / str(previous)).is_dir():
-        raise NotFoundError(
-            f"cannot roll back {alias!r} of model {model!r}: previous version {previous} "
-            "was deleted"
-        )
-    write_alias(path, alias, previous, history)
-    return int(previous)
+    history = record["history"]
+    write_alias(path, alias, target, history[: len(history) - 1 - history[::-1].index(target)])
+    return target

@@ -194,7 +194,8 @@ class Registry:
         if record["version"] not in versions:
             raise NotFoundError(
                 f"alias {ref!r} of model {name!r} points to version {record['version']}, "
-                "which no longer exists"
+                f"which no longer exists (dangling alias); recover with `digits models rollback "
+                f"--alias {ref}` or `digits models promote VERSION --alias {ref}`"
             )
         return int(record["version"])
 
@@ -249,6 +250,15 @@ class Registry:
         self._existing_versions(name)
         return {a: int(r["version"]) for a, r in aliases_file.read_all_aliases(model_dir).items()}
 
+    def dangling_aliases(self, name: str) -> dict[str, int]:
+        """Alias name -> version number, for aliases whose version no longer exists.
+
+        A version directory removed by hand leaves its aliases pointing nowhere; they are
+        listed here so every view can show them, and rollback/promote/gc still work.
+        """
+        existing = set(self._existing_versions(name))
+        return {alias: v for alias, v in self.aliases(name).items() if v not in existing}
+
     def alias_history(self, name: str, alias: str) -> list[int]:
         """Previous targets of ``alias``, oldest first (the last one is where rollback goes)."""
         path = aliases_file.alias_path(self._model_dir(name), validate_alias(alias))
@@ -271,7 +281,8 @@ class Registry:
         path = aliases_file.alias_path(model_dir, validate_alias(alias))
         self._existing_versions(name)
         with files.file_lock(model_dir / fmt.LOCK_FILE):
-            return aliases_file.step_back(path, alias, name)
+            existing = set(fmt.version_numbers(model_dir))
+            return aliases_file.step_back(path, alias, name, existing)
 
     # ---- garbage collection ----------------------------------------------------------------
 

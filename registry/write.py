@@ -102,7 +102,8 @@ def collect_garbage(model_dir: Path, keep: int) -> list[int]:
         protected = set(versions[-keep:])
         for record in aliases_file.read_all_aliases(model_dir).values():
             protected.add(record["version"])
-            protected.update(record["history"][-1:])
+            target = aliases_file.rollback_target(record, set(versions))
+            protected.update([] if target is None else [target])
         # Record the highest number before deleting anything, so it is never handed out again.
         highest = fmt.highest_version_ever(model_dir)
         files.write_atomic(model_dir / fmt.COUNTER_FILE, f"{highest}\n".encode())
