@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.mirrors import DEFAULT_MIRRORS
+from pipeline.settings import TrainSettings
 from pipeline.transfer import Limits, TooSlow, stream_to_temp
 from pipeline.verify import Found, MnistFile, candidate_names, describe, identify, sha256_of
 
@@ -32,6 +33,7 @@ __all__ = [
     "Limits",
     "MnistFile",
     "default_cache_dir",
+    "download_limits",
     "ensure_mnist",
     "sha256_of",
 ]
@@ -96,6 +98,7 @@ class _Attempts:
 
     failures: list[tuple[str, str]] = field(default_factory=list)
     transient: bool = False
+    slow: set[str] = field(default_factory=set)  # URLs that crossed a bound of the Limits
 
 
 @dataclass
@@ -139,12 +142,12 @@ def ensure_mnist(
     touched: they are reported and the file is downloaded into ``cache_dir/downloaded/``.
     Transient errors (connection refused or reset, HTTP 5xx/429) are retried ``retries`` times
     per mirror with exponential back-off from ``base_delay_s``; a mirror that crosses a bound of
-    ``limits`` (deadline, minimum rate) is left at once for the next one, and tried last for
-    the remaining files; 404s and DNS failures are not retried. Raises DownloadError (one line:
-    every URL tried, why, and what to do instead).
+    ``limits`` (deadline, minimum rate; default: the settings') is left at once for the next
+    one, and tried last for the remaining files; 404s and DNS failures are not retried.
+    Raises DownloadError (one line: every URL tried, why, and what to do instead).
     """
     log = logger or logging.getLogger(__name__)
-    run = _Run(cache_dir / DOWNLOADS_DIR, retries, base_delay_s, limits or Limits(), log)
+    run = _Run(cache_dir / DOWNLOADS_DIR, retries, base_delay_s, limits or download_limits(), log)
     paths: dict[str, Path] = {}
     missing: list[str] = []
     for spec in files:
@@ -166,6 +169,14 @@ def ensure_mnist(
             "four MNIST files there (gzip or unpacked) or drop --offline to download them"
         )
     return paths
+
+
+def download_limits(settings: TrainSettings | None = None) -> Limits:
+    """The download bounds of ``settings`` (None: the defaults, or $DIGITS_DOWNLOAD_*)."""
+    settings = settings or TrainSettings()
+    return Limits(
+        settings.download_deadline_s, settings.download_min_rate, settings.download_rate_window_s
+    )
 
 
 def _find_verified(
@@ -203,7 +214,7 @@ def _download_one(spec: MnistFile, mirrors: Sequence[str], run: _Run) -> Path:
         url = mirror.rstrip("/") + "/" + spec.name
         if _fetch_with_retries(url, spec, attempts, run):
             return run.downloads / spec.name
-        if any(reason.startswith("too slow") for u, reason in attempts.failures if u == url):
+        if url in attempts.slow:
             run.slow.add(mirror)
     tried = "; ".join(f"{url} ({reason})" for url, reason in attempts.failures) or "no mirrors"
     raise DownloadError(
@@ -236,6 +247,8 @@ def _fetch_with_retries(url: str, spec: MnistFile, attempts: _Attempts, run: _Ru
             )
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             reason, retry, transient = _classify(err)
+            if isinstance(err, TooSlow):
+                attempts.slow.add(url)
         else:
             if _keep_if_verified(tmp, digest, spec):
                 run.log.info("%s: downloaded and verified from %s", spec.name, url)

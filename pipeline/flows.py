@@ -13,7 +13,13 @@ from prefect.states import Failed, State
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
-from pipeline.download import MNIST_FILES, Limits, MnistFile, default_cache_dir, ensure_mnist
+from pipeline.download import (
+    MNIST_FILES,
+    MnistFile,
+    default_cache_dir,
+    download_limits,
+    ensure_mnist,
+)
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.settings import TrainSettings
 
@@ -33,9 +39,6 @@ def download(settings: TrainSettings) -> dict[str, Path]:
         MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
     )
     cache_dir = settings.data_dir or default_cache_dir()
-    limits = Limits(
-        settings.download_deadline_s, settings.download_min_rate, settings.download_rate_window_s
-    )
     return ensure_mnist(
         cache_dir,
         settings.mirrors,
@@ -43,7 +46,7 @@ def download(settings: TrainSettings) -> dict[str, Path]:
         files=files,
         retries=settings.download_retries,
         base_delay_s=settings.download_backoff_s,
-        limits=limits,
+        limits=download_limits(settings),
         logger=get_run_logger(),
     )
 

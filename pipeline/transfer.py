@@ -36,11 +36,12 @@ class Limits:
     ``deadline_s``: seconds from the request to the last byte; ``min_rate``: bytes per second
     that the transfer must average over every ``window_s`` seconds (also the longest wait for
     the response headers or for any single read, so a silent mirror is left after ``window_s``).
+    The defaults are declared once, in pipeline.settings.TrainSettings (``download_*``).
     """
 
-    deadline_s: float = 600.0
-    min_rate: float = 10_000.0
-    window_s: float = 20.0
+    deadline_s: float
+    min_rate: float
+    window_s: float
 
 
 class TooSlow(OSError):
