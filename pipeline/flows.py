@@ -15,6 +15,7 @@ from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
 from pipeline.download import (
     MNIST_FILES,
+    DownloadError,
     MnistFile,
     default_cache_dir,
     download_limits,
@@ -99,10 +100,16 @@ def publish(
 def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[Any]:
     """Train, evaluate and gate a model; publish (and maybe promote) it; return a summary.
 
-    Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum.
+    Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum,
+    and with download.DownloadError when the dataset can be neither found nor downloaded.
     """
     settings = settings or TrainSettings()
-    dataset = load(download(settings), settings.train_limit)
+    try:
+        paths = download(settings)
+    except DownloadError as err:
+        # An expected verdict with a one-line reason (what to do), not a crash with a traceback.
+        return Failed(message=f"not published: {err}", data=err)
+    dataset = load(paths, settings.train_limit)
     trained = train(dataset, settings)
     metrics = evaluate(trained.model, dataset)
     champion = score_champion(settings, dataset)
