@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from service.images import load_image, prepare_files
+from service.client.images import load_image, prepare_files
 
 SIZE = (120, 160)  # portrait, so a wrong orientation changes the digit's shape
 

@@ -9,7 +9,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.exposition import generate_latest
 
-from service._fast_metrics import CounterSeries, HistogramSeries, HotMetrics
+from service.observability.hot_metrics import CounterSeries, HistogramSeries, HotMetrics
 
 __all__ = ["ServiceMetrics"]
 
@@ -25,7 +25,7 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        # Observed per request, so our lighter series (service/_fast_metrics.py says why).
+        # Observed per request, so our lighter series (hot_metrics.py says why).
         hot = HotMetrics()
         self._requests = hot.counter(
             "digits_requests", "RPCs handled, by method and status code", ["method", "code"]

@@ -1,7 +1,7 @@
 """Image files for `digits predict`: pictures and IDX archives turned into MNIST-style digits.
 
-Pictures (any format and mode Pillow reads) go through service.picture (what a viewer shows)
-and service.mnist_style (28x28 the MNIST way); IDX image files are already MNIST-shaped and
+Pictures (any format and mode Pillow reads) go through client.picture (what a viewer shows)
+and client.mnist_style (28x28 the MNIST way); IDX image files are already MNIST-shaped and
 pass through untouched. A batch prepares every file on its own: one unreadable file gives one
 error for that file, not for the batch.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from service.mnist_style import BOX, SIDE, to_mnist
-from service.picture import decode_picture
+from service.client.mnist_style import BOX, SIDE, to_mnist
+from service.client.picture import decode_picture
 
 __all__ = ["BOX", "SIDE", "Prepared", "load_files", "load_image", "prepare_files", "to_mnist"]
 

@@ -1,5 +1,5 @@
-"""Prediction errors and their one mapping to gRPC status codes at the edge of the service,
-with what every handler reads from its call context (request id, deadline)."""
+"""Per-call handling at the gRPC edge: the one mapping of PredictError to status codes, and
+what every handler reads from its call context (request id, deadline)."""
 
 from __future__ import annotations
 
@@ -15,50 +15,25 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
+from service.serving.errors import (
+    DeadlineExceeded,
+    InvalidInput,
+    ModelNotReady,
+    ModelUnusable,
+    NotFound,
+    Overloaded,
+    PredictError,
+)
+
 logger = logging.getLogger("service.rpc")
 
 __all__ = [
     "STATUS_CODES",
-    "DeadlineExceeded",
-    "InvalidInput",
-    "ModelNotReady",
-    "ModelUnusable",
-    "NotFound",
-    "Overloaded",
-    "PredictError",
     "handle_errors",
     "request_id_of",
     "seconds_left",
     "status_of",
 ]
-
-
-class PredictError(Exception):
-    """A failure the caller should hear about, with a message safe to send over the wire."""
-
-
-class InvalidInput(PredictError):
-    """The request itself is wrong (shape, dtype, byte length, values, limits)."""
-
-
-class ModelNotReady(PredictError):
-    """No model is loaded yet, or the server is shutting down."""
-
-
-class NotFound(PredictError):
-    """The requested model version or alias does not exist."""
-
-
-class ModelUnusable(PredictError):
-    """The requested version exists but failed verification or could not be loaded."""
-
-
-class Overloaded(PredictError):
-    """The server refuses work it cannot queue."""
-
-
-class DeadlineExceeded(PredictError):
-    """The caller's deadline passed before the answer was ready."""
 
 
 STATUS_CODES: dict[type[PredictError], grpc.StatusCode] = {
@@ -85,7 +60,7 @@ _ID_PREFIX = os.urandom(4).hex()
 _ID_COUNTER = itertools.count(1)
 
 
-def request_id_of(context: grpc.ServicerContext) -> str:
+def request_id_of(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's x-request-id metadata, or a short generated id."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
@@ -93,7 +68,7 @@ def request_id_of(context: grpc.ServicerContext) -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-def seconds_left(context: grpc.aio.ServicerContext) -> float | None:
+def seconds_left(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
@@ -155,7 +130,7 @@ def _decorate_async(method: str, fn: F) -> F:
     # Counted before the abort is awaited: grpc.aio sends the status inside abort(), so a client
     # could otherwise read the metrics before this request is in them.
     @functools.wraps(fn)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:
             response = await fn(self, request, context)
@@ -169,7 +144,7 @@ def _decorate_async(method: str, fn: F) -> F:
 
     @functools.wraps(fn)
     async def streaming(
-        self: Any, request: Any, context: grpc.aio.ServicerContext
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:

@@ -1,6 +1,6 @@
 """The gRPC server: digits.v1, health, reflection (and V2) over one ServingCore; clean shutdown.
 
-A grpc.aio server runs on its own event loop in a dedicated thread (service.loop_thread); the
+A grpc.aio server runs on its own event loop in a dedicated thread (service.rpc.loop_thread); the
 `DigitsServer` wrapper keeps a synchronous interface (start / stop / wait_for_termination) for
 the CLI, the tests and the benchmark. Why aio and not the thread-pool server: docs/service.md.
 """
@@ -20,17 +20,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from service import servicer
 from service.generated.digits.v1 import digits_pb2 as pb
-from service.logs import configure_logging
-from service.loop_thread import LoopThread
-from service.repository import ServedModel
-from service.serving import ServingCore
+from service.observability.logs import configure_logging
+from service.rpc import digits_v1
+from service.rpc.loop_thread import LoopThread
+from service.serving.core import ServingCore
+from service.serving.served import ServedModel
 from service.settings import ServiceSettings
 
 __all__ = ["DigitsServer", "Registration", "create_server", "serve"]
 
-logger = logging.getLogger("service.server")
+logger = logging.getLogger("service.rpc.server")
 
 DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
 # Adds servicers to the (grpc.aio) server and returns the full names of the services it added.
@@ -68,7 +68,7 @@ class DigitsServer:
 
     def start(self) -> None:
         """Start serving; health turns SERVING as soon as a default model is loaded."""
-        self.core.repository.on_swap.append(self._on_model)
+        self.core.models.on_swap.append(self._on_model)
         self.core.start()  # loads the model now when the registry has one
         if self.settings.metrics_port >= 0:
             host = self.settings.metrics_host or self.settings.host
@@ -105,7 +105,7 @@ class DigitsServer:
     def _on_model(self, model: ServedModel) -> None:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
-    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+    def _set_health(self, status: int) -> None:
         update = _set_all(self.health, ("", *self.services), status)
         if self.loop.in_loop:  # e.g. a model swap triggered by a handler: do not block the loop
             self.loop.submit(update)
@@ -116,7 +116,7 @@ class DigitsServer:
 async def _set_all(
     servicer: health_aio.HealthServicer,
     names: Sequence[str],
-    status: health_pb2.HealthCheckResponse.ServingStatus,
+    status: int,
 ) -> None:
     for name in names:
         await servicer.set(name, status)
@@ -131,7 +131,7 @@ def create_server(
     """Build (not start) the server and bind its port; returns it and the bound port.
 
     `registrations` add more servicers over the same core. When settings.enable_v2 is set and
-    `service.v2_servicer` exists, its `register_v2(server, core)` is called as well.
+    `service.rpc.v2` exists, its `register_v2(server, core)` is called as well.
     """
     core = core or ServingCore.from_settings(settings)
     loop = LoopThread(kind=settings.event_loop)
@@ -163,7 +163,7 @@ async def _build(
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
     ]
     grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
-    servicer.register(grpc_server, core, max_streams=settings.stream_limit)
+    digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())
@@ -180,9 +180,9 @@ async def _build(
 
 def _optional_v2(settings: ServiceSettings) -> list[Registration]:
     """The Open Inference Protocol adapter's hook, when enabled and installed."""
-    if not settings.enable_v2 or importlib.util.find_spec("service.v2_servicer") is None:
+    if not settings.enable_v2 or importlib.util.find_spec("service.rpc.v2") is None:
         return []
-    module = importlib.import_module("service.v2_servicer")
+    module = importlib.import_module("service.rpc.v2")
     return [module.register_v2]
 
 
@@ -213,7 +213,7 @@ def serve(settings: ServiceSettings) -> int:
         "listening",
         extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
                "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
-               "model": server.core.repository.name, "registry": str(settings.registry)},
+               "model": server.core.models.name, "registry": str(settings.registry)},
     )  # fmt: skip
 
     def on_signal(signum: int, frame: object) -> None:

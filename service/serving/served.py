@@ -1,4 +1,4 @@
-"""ModelRepository: the served models, hot-reloaded from the registry and swapped atomically.
+"""ServedModels: the served models, hot-reloaded from the registry and swapped atomically.
 
 The default model is one immutable `ServedModel` (version + Predictor) behind a single
 reference: a request reads it once and finishes on that version even if a poll swaps in a newer
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.config import N_CLASSES, N_PIXELS
 from registry import (
     IntegrityError,
     InvalidNameError,
@@ -25,13 +26,13 @@ from registry import (
     Registry,
     RegistryError,
 )
-from service.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
-from service.metrics import ServiceMetrics
-from service.model import Predictor
+from service.observability.metrics import ServiceMetrics
+from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.model import Predictor
 
-__all__ = ["ModelRepository", "ServedModel"]
+__all__ = ["ServedModel", "ServedModels"]
 
-logger = logging.getLogger("service.repository")
+logger = logging.getLogger("service.serving.served")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ServedModel:
     loaded_at: datetime
 
 
-class ModelRepository:
+class ServedModels:
     """Serves `name` at `alias` (default production, else latest) plus pinned versions."""
 
     def __init__(
@@ -209,9 +210,10 @@ class ModelRepository:
     def _load(self, version: int) -> ServedModel:
         loaded = self.registry.load(self.name, version)
         predictor = Predictor.from_loaded(loaded)
-        if (predictor.n_features, predictor.n_classes) != (784, 10):
+        if (predictor.n_features, predictor.n_classes) != (N_PIXELS, N_CLASSES):
             raise ValueError(
-                f"layer sizes {predictor.layer_sizes} do not map 784 pixels to 10 digits"
+                f"layer sizes {predictor.layer_sizes} do not map {N_PIXELS} pixels to "
+                f"{N_CLASSES} digits"
             )
         return ServedModel(
             self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from cli.exits import ExitCode
 from cli.main import main
 from core import MLP
 from core.idx import encode_idx
 from registry import Registry
-from service.images import load_image
-from service.server import create_server
+from service.client.images import load_image
+from service.rpc.server import create_server
 from service.settings import ServiceSettings
-from tests.service.certs import make_pki
-from tests.service.conftest import Running
+from tests.helpers.certs import make_pki
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +95,10 @@ def test_top_k_table_lists_the_best_classes(predict_server, drawings, capsys) ->
 
 def test_unknown_version_is_one_line_not_found(predict_server, drawings, capsys) -> None:
     target, _ = predict_server
-    assert main(["predict", "--target", target, "--version", "99", str(drawings[0])]) == 3
+    assert (
+        main(["predict", "--target", target, "--version", "99", str(drawings[0])])
+        == ExitCode.SERVICE
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NOT_FOUND" in err
 
@@ -104,7 +108,8 @@ def test_unreachable_server_is_one_line_unavailable(drawings, capsys) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert (
-        main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "5", str(drawings[0])]) == 3
+        main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "5", str(drawings[0])])
+        == ExitCode.SERVICE
     )
     err = capsys.readouterr().err
     assert err.startswith("digits predict: error: ") and err.count("\n") == 1
@@ -168,7 +173,7 @@ def test_mutual_tls_options(
         main([*base, "--tls-cert", str(client.cert), "--tls-key", str(client.key), "--json"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["predictions"][0]["version"] == 1
-    assert main(base) == 3  # no client certificate: the handshake is refused
+    assert main(base) == ExitCode.SERVICE  # no client certificate: the handshake is refused
     assert "UNAVAILABLE" in capsys.readouterr().err
     assert main([*base, "--tls-cert", str(client.cert)]) == 2
     assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err
@@ -181,7 +186,7 @@ def test_one_bad_file_among_many_still_answers_the_others(
     (tmp_path / "notes.png").write_text("not a picture")
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
     files = [drawings[0], tmp_path / "notes.png", drawings[1], tmp_path / "blank.png"]
-    assert main(["predict", "--target", target, "--json", *map(str, files)]) == 1
+    assert main(["predict", "--target", target, "--json", *map(str, files)]) == ExitCode.FAILED
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert [row["file"] for row in document["predictions"]] == [str(drawings[0]), str(drawings[1])]
@@ -193,7 +198,7 @@ def test_one_bad_file_among_many_still_answers_the_others(
     assert "notes.png: not a readable" in lines[0] and "blank.png: no digit found" in lines[1]
     assert "--invert" not in captured.err  # no flag can help a blank picture
 
-    assert main(["predict", "--target", target, *map(str, files)]) == 1  # the table too
+    assert main(["predict", "--target", target, *map(str, files)]) == ExitCode.FAILED  # table too
     table = capsys.readouterr().out.splitlines()
     assert len(table) == 3 and table[1].startswith(str(drawings[0]))
 
@@ -212,5 +217,5 @@ def test_show_input_saves_what_the_model_sees(predict_server, drawings, tmp_path
     assert main(["predict", "--target", target, "--show-input", str(folder), *files]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["0000-ring.png", "0001-two-0.png",
                                                         "0002-two-1.png"]  # fmt: skip
-    assert main(["predict", "--target", target, "--show-input", str(single), *files]) == 2
+    assert main(["predict", "--target", target, "--show-input", str(single), *files]) == 2  # usage
     assert "3 images; give a directory" in capsys.readouterr().err

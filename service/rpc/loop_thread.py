@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 __all__ = ["LoopThread"]
 
-logger = logging.getLogger("service.server")
+logger = logging.getLogger("service.rpc.server")
 
 T = TypeVar("T")
 

@@ -16,9 +16,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from core.config import IMAGE_SIDE
+
 __all__ = ["BOX", "SIDE", "to_mnist"]
 
-SIDE = 28  # MNIST canvas
+SIDE = IMAGE_SIDE  # MNIST canvas
 BOX = 20  # MNIST fits each digit's longest side into a 20 px box before centring
 # Ink after background removal: pixels above 10% of full scale count for the bounding box,
 # so faint JPEG noise around a stroke does not widen the crop.
