@@ -15,6 +15,8 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,15 +213,28 @@ def _download_one(spec: MnistFile, mirrors: Sequence[str], run: _Run) -> Path:
     attempts = _Attempts()
     run.downloads.mkdir(parents=True, exist_ok=True)
     for mirror in run.ordered(mirrors):
-        url = mirror.rstrip("/") + "/" + spec.name
-        if _fetch_with_retries(url, spec, attempts, run):
-            return run.downloads / spec.name
+        name = _source_name(mirror, spec)
+        url = mirror.rstrip("/") + "/" + name
+        if _fetch_with_retries(url, name, spec, attempts, run):
+            return run.downloads / name
         if url in attempts.slow:
             run.slow.add(mirror)
     tried = "; ".join(f"{url} ({reason})" for url, reason in attempts.failures) or "no mirrors"
     raise DownloadError(
         f"could not download {spec.name}: tried {tried}; {_HOW_TO_FIX}", attempts.transient
     )
+
+
+def _source_name(mirror: str, spec: MnistFile) -> str:
+    """The name to fetch: for a file:// mirror (a local directory) the first of the file's
+    candidate names present there, so an unpacked or dotted copy works too; else the
+    mirrors' name."""
+    if mirror.startswith("file://"):
+        directory = Path(urllib.request.url2pathname(urllib.parse.urlparse(mirror).path))
+        for name in candidate_names(spec.name):
+            if (directory / name).is_file():
+                return name
+    return spec.name
 
 
 def _classify(err: BaseException) -> tuple[str, bool, bool]:
@@ -238,19 +253,19 @@ def _classify(err: BaseException) -> tuple[str, bool, bool]:
     return str(reason) or type(err).__name__, True, True
 
 
-def _fetch_with_retries(url: str, spec: MnistFile, attempts: _Attempts, run: _Run) -> bool:
-    """Try one URL up to 1 + retries times; True when the verified file is now in place."""
+def _fetch_with_retries(
+    url: str, name: str, spec: MnistFile, attempts: _Attempts, run: _Run
+) -> bool:
+    """Try one URL up to 1 + retries times; True when the verified file is now downloaded/name."""
     for attempt in range(run.retries + 1):
         try:
-            tmp, digest = stream_to_temp(
-                url, run.downloads, spec.name, spec.size, run.limits, run.log
-            )
+            tmp, digest = stream_to_temp(url, run.downloads, name, spec.size, run.limits, run.log)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
             reason, retry, transient = _classify(err)
             if isinstance(err, TooSlow):
                 attempts.slow.add(url)
         else:
-            if _keep_if_verified(tmp, digest, spec):
+            if _keep_if_verified(tmp, digest, spec, name):
                 run.log.info("%s: downloaded and verified from %s", spec.name, url)
                 return True
             run.log.warning("%s: sha256 mismatch from %s; trying the next mirror", spec.name, url)
@@ -267,14 +282,14 @@ def _fetch_with_retries(url: str, spec: MnistFile, attempts: _Attempts, run: _Ru
     return False
 
 
-def _keep_if_verified(tmp: Path, digest: str, spec: MnistFile) -> bool:
+def _keep_if_verified(tmp: Path, digest: str, spec: MnistFile, name: str) -> bool:
     """Rename the temporary file into downloaded/ when its bytes or content verify, else drop it.
 
     Only the pipeline's own sub-directory is written, so this never replaces a user's file.
     """
     try:
         if digest == spec.sha256 or spec.accepts(identify(tmp)):
-            os.replace(tmp, tmp.parent / spec.name)  # atomic
+            os.replace(tmp, tmp.parent / name)  # atomic
             return True
         return False
     finally:

@@ -148,3 +148,18 @@ def test_real_mnist_regzipped_and_unpacked_verifies_with_builtin_checksums(tmp_p
     paths = ensure_mnist(tmp_path, [], offline=True)
     assert set(paths) == set(NAMES)
     assert _snapshot(tmp_path) == before
+
+
+def test_file_mirror_with_unpacked_and_dotted_files(tmp_path: Path):
+    """`--mirror file:///dir/` (what the final error suggests) takes any name a copy may have."""
+    arrays = _arrays(0)
+    specs = _specs(arrays)
+    source = tmp_path / "unpacked"
+    source.mkdir()
+    for index, (name, array) in enumerate(arrays.items()):
+        (source / candidate_names(name)[1 + index % 3]).write_bytes(encode_idx(array))
+    before = _snapshot(source)
+    paths = ensure_mnist(tmp_path / "data", [source.as_uri() + "/"], files=specs)
+    assert set(paths) == set(NAMES)
+    assert all(path.parent == tmp_path / "data" / DOWNLOADS_DIR for path in paths.values())
+    assert _snapshot(source) == before
