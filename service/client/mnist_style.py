@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from core.config import IMAGE_SIDE
+from service.client.clutter import without_edge_clutter
 
 __all__ = ["BOX", "SIDE", "to_mnist"]
 
@@ -30,23 +31,41 @@ _WORK_SIDE = 1024  # larger photos are reduced first: a digit needs no more deta
 _PAPER_SIDE = 64  # the paper is estimated on a copy this small (smooth light needs no more)
 _DIMMEST_PAPER = 16.0  # grey level below which paper is too dark to measure ink against
 _MAD_TO_SIGMA = 1.4826  # median absolute deviation -> standard deviation of Gaussian noise
+_PEAK_PERCENTILE = 99.0  # of the ink pixels: full scale for the strokes, ignoring outliers
 
 
 def to_mnist(gray: NDArray[np.generic], invert: bool | None = None) -> NDArray[np.uint8]:
     """Normalise a grayscale (H, W) picture (0-255) into an MNIST-style uint8 (28, 28) digit.
 
-    ``invert=None`` treats the picture as dark ink on light paper when its border is mostly
-    bright. Raises ValueError when no digit stands out; the message suggests the other
-    polarity only when that would find one.
+    ``invert=None`` treats the picture as dark ink on light paper when most of it (the paper)
+    is nearer its brightest than its darkest tone. Raises ValueError when no digit stands out;
+    the message suggests the other polarity only when that would find one.
     """
     if gray.ndim != 2 or min(gray.shape) == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     picture = _reduce(np.asarray(gray, dtype=np.float32))
-    dark_ink = float(_border(picture).mean()) > 127.5 if invert is None else invert
+    dark_ink = _looks_dark_on_light(picture) if invert is None else invert
     ink = _strokes(picture, dark_ink)
     if ink is None:
         raise ValueError(_no_digit(picture, dark_ink, forced=invert is not None))
     return _centre_by_mass(_fit_box(_crop_to_ink(ink)))
+
+
+def _looks_dark_on_light(picture: NDArray[np.float32]) -> bool:
+    """True when the typical pixel (the paper: most of the picture) is nearer the lightest tone
+    than the darkest, i.e. the ink is what is darker.
+
+    Unlike the border's brightness this holds for a sheet photographed on a dark table, and for
+    dim light (paper at 100 of 255 is still the light part). Extremes are taken after a 3x3
+    median, so one hot or dead pixel does not decide; thin 1-px drawings fall back to the raw
+    extremes.
+    """
+    median = float(np.median(picture))
+    smoothed = np.asarray(Image.fromarray(picture).filter(ImageFilter.MedianFilter(3)))
+    low, high = float(smoothed.min()), float(smoothed.max())
+    if high - low < _BLANK_CONTRAST:
+        low, high = float(picture.min()), float(picture.max())
+    return high - median < median - low
 
 
 def _strokes(picture: NDArray[np.float32], dark_ink: bool) -> NDArray[np.float32] | None:
@@ -66,24 +85,28 @@ def _strokes(picture: NDArray[np.float32], dark_ink: bool) -> NDArray[np.float32
     median = float(np.median(ink))
     spread = float(np.median(np.abs(ink - median))) * _MAD_TO_SIGMA
     ink = np.clip(ink - (median + 3.0 * spread), 0.0, None)
-    peak = float(ink.max())
+    # A table or the sheet's edge at the picture's border is not part of the digit.
+    ink = without_edge_clutter(ink, 0.05 * float(ink.max()))  # below the 10% crop threshold
+    strokes = ink[ink > 0.0]
+    # The stroke's own level, not its brightest pixel: one glint would dim the whole digit.
+    peak = float(np.percentile(strokes, _PEAK_PERCENTILE)) if strokes.size else 0.0
     if peak < _BLANK_CONTRAST:
         return None
-    scaled: NDArray[np.float32] = ink * np.float32(255.0 / peak)
+    scaled: NDArray[np.float32] = np.minimum(ink * np.float32(255.0 / peak), np.float32(255.0))
     return scaled
 
 
 def _paper(ink: NDArray[np.float32]) -> NDArray[np.float32]:
     """The dark paper's level under light strokes: a grey opening (min, then max) of a small copy.
 
-    The window is a quarter of the small copy's shorter side, wider than any stroke of a digit
+    The window is a third of the small copy's shorter side, wider than any stroke of a digit
     that fits the picture, so strokes vanish and only the light falling on the paper is left.
     """
     height, width = ink.shape
     scale = min(1.0, _PAPER_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BOX), dtype=np.float32)
-    window = max(3, min(small.shape) // 4 | 1)  # odd
+    window = max(3, min(small.shape) // 3 | 1)  # odd
     # Pad by a whole window of the edge value: the opening keeps a plateau that wide, so the
     # light at the picture's edge is estimated as well as in the middle (no rim of false ink).
     padded = np.pad(small, window, mode="edge")

@@ -160,3 +160,32 @@ def test_a_batch_reports_each_files_own_result(tmp_path: Path, reference):
     assert "invert" not in str(prepared[3].error)  # no flag can help a blank picture
     for item in (prepared[0], prepared[4]):
         assert item.image is not None and _similarity(item.image, reference) > 0.97
+
+
+def test_photo_of_a_sheet_on_a_dark_table(tmp_path: Path, reference):
+    """The paper fills most of the frame; a strip of dark table shows around it. The border is
+    dark, yet the ink is what is darker than the paper, and the table is not part of the digit."""
+    height, width = 260, 240
+    scene = np.full((height, width), 35.0)
+    scene[12:248, 14:226] = 215.0
+    mask = np.zeros((height, width))
+    mask[50:210, 60:180] = _stroke_mask()
+    scene *= 1.0 - 0.7 * mask
+    scene *= 1.0 - 0.4 * np.linspace(0.0, 1.0, width)[np.newaxis, :]  # light from the left
+    scene += np.random.default_rng(2).normal(0.0, 3.0, size=scene.shape)
+    Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8)).save(
+        tmp_path / "sheet.jpg", quality=90
+    )
+    assert _similarity(load_image(tmp_path / "sheet.jpg"), reference) > 0.95
+
+
+def test_a_digit_that_reaches_the_edge_is_kept(tmp_path: Path):
+    """Edge clutter is dropped only when a digit stands apart from it: a tight crop stays whole,
+    exactly as the same crop with a paper margin around it."""
+    tight = _seven(0, 255).crop((19, 24, 101, 141))  # the stroke touches every side but one
+    tight.save(tmp_path / "tight.png")
+    margin = Image.new("L", (tight.width + 40, tight.height + 40), 255)
+    margin.paste(tight, (20, 20))
+    margin.save(tmp_path / "margin.png")
+    digit = load_image(tmp_path / "tight.png")
+    assert _similarity(digit, load_image(tmp_path / "margin.png").astype(np.float32)) > 0.99
