@@ -28,11 +28,14 @@ _FIELDS = {
     "train_limit": "train_limit",
     "min_accuracy": "min_accuracy",
     "tolerance": "tolerance",
-    "download_deadline": "download_deadline_s",
-    "download_min_rate": "download_min_rate",
-    "download_rate_window": "download_rate_window_s",
-    "download_retries": "download_retries",
 }
+# Generated from the settings (cli.flags): name, type, help and default declared once there.
+_DOWNLOAD_FIELDS: tuple[str, ...] = (
+    "download_deadline_s",
+    "download_min_rate",
+    "download_rate_window_s",
+    "download_retries",
+)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -65,33 +68,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--offline", action="store_true", help="use only files already in the data dir"
     )
-    data.add_argument(
-        "--download-deadline",
-        type=float,
-        metavar="S",
-        help="seconds one file may take from one mirror before the next is tried "
-        "($DIGITS_DOWNLOAD_DEADLINE_S, 600)",
-    )
-    data.add_argument(
-        "--download-min-rate",
-        type=float,
-        metavar="B/S",
-        help="bytes/s a download must average over each window, else the next mirror is tried; "
-        "0 for none ($DIGITS_DOWNLOAD_MIN_RATE, 10000)",
-    )
-    data.add_argument(
-        "--download-rate-window",
-        type=float,
-        metavar="S",
-        help="seconds the rate is averaged over; also the longest silence tolerated "
-        "($DIGITS_DOWNLOAD_RATE_WINDOW_S, 20)",
-    )
-    data.add_argument(
-        "--download-retries",
-        type=int,
-        metavar="N",
-        help="retries per mirror on connection errors and 5xx ($DIGITS_DOWNLOAD_RETRIES, 3)",
-    )
+    from cli.flags import add_flags  # pydantic and the settings: at parser build, like serve
+    from pipeline.settings import TrainSettings
+
+    add_flags(data, TrainSettings, _DOWNLOAD_FIELDS)
     model = parser.add_argument_group("model and training")
     model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
     model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")
@@ -136,6 +116,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """Build a validated TrainSettings; bad values become one CommandError line."""
     from pydantic import ValidationError
 
+    from cli.flags import overrides
     from cli.main import CommandError
     from pipeline.settings import TrainSettings, describe_validation_error
 
@@ -144,6 +125,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         for dest, field in _FIELDS.items()
         if getattr(args, dest) is not None
     }
+    fields.update(overrides(args, _DOWNLOAD_FIELDS))
     fields["offline"] = args.offline
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
         if key in fields:

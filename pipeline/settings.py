@@ -6,28 +6,39 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS
 from pipeline.mirrors import resolve_mirrors
 from registry import DEFAULT_MODEL_NAME, default_root
 
-__all__ = ["TrainSettings", "describe_validation_error"]
+__all__ = ["DOWNLOAD_ENVIRONMENT", "TrainSettings", "describe_validation_error"]
 
 
 def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
 
 
-def _from_env(variable: str, default: float) -> Any:
-    """A default factory: $variable when set (validated like any value), else ``default``."""
-    return lambda: os.environ.get(variable, "").strip() or default
+# Download bounds a deployment may set in the environment: field -> variable.
+DOWNLOAD_ENVIRONMENT = {
+    "download_retries": "DIGITS_DOWNLOAD_RETRIES",
+    "download_deadline_s": "DIGITS_DOWNLOAD_DEADLINE_S",
+    "download_min_rate": "DIGITS_DOWNLOAD_MIN_RATE",
+    "download_rate_window_s": "DIGITS_DOWNLOAD_RATE_WINDOW_S",
+}
 
 
 class TrainSettings(BaseModel):
     """Everything one training run needs; defaults train the production model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     epochs: int = Field(20, ge=1, le=1000)
     """Passes over the training split."""
@@ -61,38 +72,32 @@ class TrainSettings(BaseModel):
     """Use only the cache; never touch the network."""
     file_sha256: dict[str, str] | None = None
     """Expected sha256 per file name, replacing MNIST's (other IDX datasets, tests)."""
-    download_retries: int = Field(
-        default_factory=_from_env("DIGITS_DOWNLOAD_RETRIES", 3), ge=0, le=10, validate_default=True
-    )
+    download_retries: int = Field(3, ge=0, le=10)
     """Retries per mirror on connection errors and HTTP 5xx; $DIGITS_DOWNLOAD_RETRIES."""
     download_backoff_s: float = Field(1.0, ge=0.0, le=60.0)
     """First back-off delay; doubles on every retry."""
-    download_deadline_s: float = Field(
-        default_factory=_from_env("DIGITS_DOWNLOAD_DEADLINE_S", 600.0),
-        gt=0.0,
-        le=86400.0,
-        allow_inf_nan=False,
-        validate_default=True,
-    )
+    download_deadline_s: float = Field(600.0, gt=0.0, le=86400.0, allow_inf_nan=False)
     """Seconds one file may take from one mirror before the next mirror is tried;
     $DIGITS_DOWNLOAD_DEADLINE_S."""
-    download_min_rate: float = Field(
-        default_factory=_from_env("DIGITS_DOWNLOAD_MIN_RATE", 10_000.0),
-        ge=0.0,
-        allow_inf_nan=False,
-        validate_default=True,
-    )
+    download_min_rate: float = Field(10_000.0, ge=0.0, allow_inf_nan=False)
     """Bytes per second a download must average over every rate window, else the next mirror
     is tried (0: no minimum); $DIGITS_DOWNLOAD_MIN_RATE."""
-    download_rate_window_s: float = Field(
-        default_factory=_from_env("DIGITS_DOWNLOAD_RATE_WINDOW_S", 20.0),
-        gt=0.0,
-        le=3600.0,
-        allow_inf_nan=False,
-        validate_default=True,
-    )
+    download_rate_window_s: float = Field(20.0, gt=0.0, le=3600.0, allow_inf_nan=False)
     """Seconds over which the minimum rate is averaged; also the longest wait for a mirror's
     response or for any byte of it; $DIGITS_DOWNLOAD_RATE_WINDOW_S."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _download_environment(cls, data: Any) -> Any:
+        """$DIGITS_DOWNLOAD_* for the download bounds not given explicitly (validated alike)."""
+        if not isinstance(data, dict):
+            return data
+        given = {
+            field: value
+            for field, variable in DOWNLOAD_ENVIRONMENT.items()
+            if field not in data and (value := os.environ.get(variable, "").strip())
+        }
+        return {**given, **data}
 
     @field_validator("layer_sizes")
     @classmethod
