@@ -130,6 +130,8 @@ def describe(found: Found, spec: MnistFile) -> str:
     wanted = f"IDX uint8 {spec.shape}" if spec.shape else "the file"
     digest = spec.idx_sha256 or spec.sha256
     got = found.idx_sha256 or found.sha256
+    if not got:  # could not be read at all
+        return f"{found.path} is {found.header}, not MNIST's {spec.name} ({wanted})"
     return (
         f"{found.path} holds {found.header} with content sha256 {got[:12]}…, "
         f"not MNIST's {spec.name} ({wanted}, content sha256 {digest[:12]}…)"
