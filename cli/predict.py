@@ -14,6 +14,11 @@ from cli.table import format_table
 
 _DEFAULT_TARGET = "127.0.0.1:50051"
 _SERVICE_ERROR_EXIT = ExitCode.SERVICE
+_TLS_FLAGS = {
+    "--tls-ca": "PEM file of the CA that signed the server",
+    "--tls-cert": "client certificate PEM (mutual TLS)",
+    "--tls-key": "client private key PEM (mutual TLS)",
+}
 _BAD_FILE_EXIT = ExitCode.FAILED  # some input could not be read; the others were still answered
 
 
@@ -68,15 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--batch-size", type=int, metavar="N", default=256, help="images per request (256)"
     )
-    parser.add_argument(
-        "--tls-ca", type=Path, metavar="PEM", help="PEM file of the CA that signed the server"
-    )
-    parser.add_argument(
-        "--tls-cert", type=Path, metavar="PEM", help="client certificate PEM (mutual TLS)"
-    )
-    parser.add_argument(
-        "--tls-key", type=Path, metavar="PEM", help="client private key PEM (mutual TLS)"
-    )
+    for flag, meaning in _TLS_FLAGS.items():
+        parser.add_argument(flag, type=Path, metavar="PEM", help=meaning)
     parser.set_defaults(handler=run)
 
 
