@@ -26,12 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser(
         "predict",
         help="classify digit images with a running server",
-        description="Classify PNG/JPEG images (fitted to 28x28 the MNIST way) or IDX image files "
+        description="Classify pictures (any format and mode Pillow reads, prepared as a viewer "
+        "shows them and fitted to 28x28 the MNIST way) or IDX image files "
         "with a running `digits serve`, and print labels and probabilities. Every file gets "
         "its own answer; unreadable files are reported on stderr (exit code 1) and the rest "
         "are still classified.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG or IDX image file")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="picture or IDX image file")
     parser.add_argument(
         "--target",
         metavar="HOST:PORT",
@@ -64,8 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--show-input",
         type=Path,
         metavar="PATH",
-        help="save the 28x28 input the model sees as PNG: PATH is the file for one image, "
-        "else a directory with one PNG per image",
+        help="save the 28x28 input the model sees as PNG: to PATH itself when it ends in .png "
+        "(one image), else into the directory PATH, one NNNN-name.png per image",
     )
     parser.add_argument(
         "--timeout", type=float, metavar="S", default=10.0, help="seconds per request (10)"
