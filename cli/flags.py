@@ -49,14 +49,17 @@ def add_flags(
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is typing.Literal:
             kwargs["choices"] = typing.get_args(kind)
+        elif typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is str:
+            kwargs.update(action="append", metavar="TEXT")  # repeatable, in order
+            kwargs["help"] += " Repeatable."
         elif typing.get_origin(kind) is tuple:
             kwargs["type"] = _comma_list(typing.get_args(kind)[0])
             kwargs["metavar"] = "A,B,..."
         elif kind in (int, float, str, Path):
             kwargs["type"] = kind
             kwargs["metavar"] = _metavar(field, kind)
-        elif set(typing.get_args(kind)) == {Path, str}:  # a path or a URL (the field decides)
-            kwargs["type"] = str
+        elif set(typing.get_args(kind)) == {Path, str}:  # a directory or an s3:// URL
+            kwargs["type"] = _path_or_url
             kwargs["metavar"] = "PATH|URL"
         else:
             raise TypeError(f"setting {field} of type {kind} has no command-line form")
@@ -82,7 +85,8 @@ def describe_validation_error(err: ValidationError, names: Mapping[str, str] | N
             continue
         field = str(problem["loc"][0])
         flag = (names or {}).get(field) or flag_name(field)
-        parts.append(f"{flag}: {message} (got {problem.get('input')!r})")
+        given = "" if "got " in message else f" (got {problem.get('input')!r})"
+        parts.append(f"{flag}: {message}{given}")
     return "; ".join(parts)
 
 
@@ -105,6 +109,11 @@ def _help(field: str, info: FieldInfo) -> str:
         else:
             text += f" (default: {'on' if default else 'off'})"
     return text.replace("%", "%%")  # argparse formats help with %
+
+
+def _path_or_url(text: str) -> Path | str:
+    """A URL (``s3://bucket/prefix``) stays text, since a Path would fold its ``//``."""
+    return text if "://" in text else Path(text)
 
 
 def _metavar(field: str, kind: type) -> str:

@@ -163,6 +163,21 @@ class ServedModels:
         if self.metrics is not None:
             self.metrics.reload_failures.inc()
 
+    def in_memory(self, version: int | None = None, alias: str | None = None) -> ServedModel | None:
+        """`get` without touching the registry: the model if it is in memory, else None.
+
+        ModelNotReady when the default model is asked for before the first load. The event loop
+        calls this first and runs `get` (which may read and verify files) in a worker thread
+        only when it returns None.
+        """
+        if version is None and not alias:
+            return self.get()
+        if version is None:
+            version = self._aliases.get(str(alias))
+            if version is None:
+                return None
+        return self.loaded(int(version))
+
     def loaded(self, version: int) -> ServedModel | None:
         """The in-memory model of `version`, if this server has it loaded."""
         current = self._current

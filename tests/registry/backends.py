@@ -9,8 +9,8 @@ import pytest
 
 from registry import Registry
 from registry.s3 import S3Storage
+from tests.helpers.registry_data import flip_byte
 from tests.helpers.seaweedfs import BUCKET, SeaweedS3
-from tests.registry.test_registry import flip_byte
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.integration)]
 

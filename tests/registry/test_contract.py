@@ -22,13 +22,13 @@ from registry import (
     Registry,
 )
 from registry import s3 as registry_s3
+from tests.helpers.registry_data import toy_params
 from tests.registry.backends import (
     BACKENDS,
     flip_stored_byte,
     registry_root,
     stored_version_count,
 )
-from tests.registry.test_registry import toy_params
 from tests.registry.test_registry_concurrency import (
     CRASHING_PUBLISHER,
     PUBLISHER,

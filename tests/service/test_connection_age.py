@@ -11,8 +11,8 @@ import pytest
 
 from registry import Registry
 from service.client import DigitsClient
-from tests.service.conftest import Running
-from tests.service.toy_models import random_images
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import random_images
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from registry import Registry
 from service.client import DigitsClient, ServiceError
 from tests.helpers.replicas import start_replicas, stop_replicas
 from tests.helpers.seaweedfs import SeaweedS3
-from tests.service.toy_models import publish, random_images
+from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 

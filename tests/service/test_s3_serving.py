@@ -11,8 +11,8 @@ import pytest
 
 from registry import IntegrityError, Registry
 from tests.helpers.seaweedfs import SeaweedS3
-from tests.service.conftest import Running
-from tests.service.toy_models import MODEL, publish, random_images
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import MODEL, publish, random_images
 
 pytestmark = pytest.mark.integration
 

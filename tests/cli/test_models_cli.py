@@ -15,7 +15,7 @@ import pytest
 from cli.exits import ExitCode
 from cli.main import main
 from registry import Registry
-from tests.registry.test_registry import flip_byte, toy_params
+from tests.helpers.registry_data import flip_byte, toy_params
 
 Run = tuple[int, str, str]
 Digits = Callable[..., Run]

@@ -22,8 +22,8 @@ from registry import Registry
 from service.client.images import load_image
 from service.rpc.server import create_server
 from service.settings import ServiceSettings
-from tests.service.certs import make_pki
-from tests.service.conftest import Running
+from tests.helpers.certs import make_pki
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 
