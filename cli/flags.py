@@ -58,8 +58,8 @@ def add_flags(
         elif kind in (int, float, str, Path):
             kwargs["type"] = kind
             kwargs["metavar"] = _metavar(field, kind)
-        elif set(typing.get_args(kind)) == {Path, str}:  # a directory or an s3:// URL
-            kwargs["type"] = _path_or_url
+        elif set(typing.get_args(kind)) == {Path, str}:  # a path or a URL (the field decides)
+            kwargs["type"] = str
             kwargs["metavar"] = "PATH|URL"
         else:
             raise TypeError(f"setting {field} of type {kind} has no command-line form")
@@ -109,11 +109,6 @@ def _help(field: str, info: FieldInfo) -> str:
         else:
             text += f" (default: {'on' if default else 'off'})"
     return text.replace("%", "%%")  # argparse formats help with %
-
-
-def _path_or_url(text: str) -> Path | str:
-    """A URL (``s3://bucket/prefix``) stays text, since a Path would fold its ``//``."""
-    return text if "://" in text else Path(text)
 
 
 def _metavar(field: str, kind: type) -> str:

@@ -45,8 +45,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
     fields = overrides(args, [field for group in _GROUPS.values() for field in group])
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
-        if isinstance(fields.get(key), Path):
-            fields[key] = fields[key].expanduser().resolve()
+        value = fields.get(key)
+        if value is not None and not str(value).startswith("s3://"):
+            fields[key] = Path(value).expanduser().resolve()
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
@@ -54,9 +55,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             "invalid training settings: " + describe_validation_error(err, _FLAG_NAMES),
             ExitCode.USAGE,
         ) from None
-    if isinstance(settings.registry_dir, Path):  # an s3:// URL stays as it is
-        resolved = settings.registry_dir.expanduser().resolve()
-        return settings.model_copy(update={"registry_dir": resolved})
+    if isinstance(settings.registry_dir, Path):
+        return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
     return settings
 
 

@@ -22,20 +22,20 @@ from registry import (
     Registry,
 )
 from registry import s3 as registry_s3
-from tests.helpers.registry_data import toy_params
-from tests.registry.backends import (
+from tests.helpers.publishers import (
+    CRASHING_PUBLISHER,
+    PUBLISHER,
+    assert_published_by_seed,
+    run_python,
+    small_params,
+)
+from tests.helpers.registry_backends import (
     BACKENDS,
     flip_stored_byte,
     registry_root,
     stored_version_count,
 )
-from tests.registry.test_registry_concurrency import (
-    CRASHING_PUBLISHER,
-    PUBLISHER,
-    _python,
-    assert_published_by_seed,
-    small_params,
-)
+from tests.helpers.registry_data import toy_params
 
 PROMOTER = """
 import sys
@@ -97,7 +97,7 @@ def test_round_trip_is_bit_exact(registry: Registry) -> None:
 def test_eight_publishing_processes_get_eight_distinct_complete_versions(
     registry: Registry, root: str
 ) -> None:
-    processes = [_python(PUBLISHER, root, str(seed)) for seed in range(8)]
+    processes = [run_python(PUBLISHER, root, str(seed)) for seed in range(8)]
     versions = [int(line) for line in _run_together(processes)]
     assert sorted(versions) == list(range(1, 9))
     assert [v.version for v in registry.list_versions("digits")] == list(range(1, 9))
@@ -109,7 +109,7 @@ def test_publisher_killed_between_upload_and_commit_leaves_no_version(
     registry: Registry, root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry.publish("digits", small_params(1), {"seed": 1})
-    process = _python(CRASHING_PUBLISHER, root)
+    process = run_python(CRASHING_PUBLISHER, root)
     assert process.stdout is not None
     staged = process.stdout.readline().strip()  # every file is stored, the commit is next
     assert staged
@@ -151,7 +151,7 @@ def test_eight_concurrent_promoters_lose_no_update(registry: Registry, root: str
     for seed in range(9):
         registry.publish("digits", small_params(seed), {"seed": seed})
     registry.promote("digits", 1)
-    results = _run_together([_python(PROMOTER, root, str(v), "-") for v in range(2, 10)])
+    results = _run_together([run_python(PROMOTER, root, str(v), "-") for v in range(2, 10)])
     assert results == ["moved"] * 8
     current = registry.resolve("digits", "production")
     history = registry.alias_history("digits", "production")
@@ -165,7 +165,7 @@ def test_compare_and_set_promotions_let_exactly_one_win(registry: Registry, root
     for seed in range(9):
         registry.publish("digits", small_params(seed), {"seed": seed})
     registry.promote("digits", 1)
-    results = _run_together([_python(PROMOTER, root, str(v), "1") for v in range(2, 10)])
+    results = _run_together([run_python(PROMOTER, root, str(v), "1") for v in range(2, 10)])
     assert sorted(results) == ["conflict"] * 7 + ["moved"]
     winner = 2 + results.index("moved")
     assert registry.resolve("digits", "production") == winner

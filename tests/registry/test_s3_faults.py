@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from registry import Registry
+from tests.helpers.registry_backends import stored_keys
 from tests.helpers.registry_data import toy_params
 from tests.helpers.seaweedfs import SeaweedS3, free_port
-from tests.registry.backends import stored_keys
 
 REPO = Path(__file__).resolve().parents[2]
 
