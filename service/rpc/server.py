@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.observability.logs import configure_logging
 from service.rpc import digits_v1
+from service.rpc.accounting import GoneClientAccounting
 from service.rpc.loop_thread import LoopThread
 from service.serving.core import ServingCore
 from service.serving.served import ServedModel
@@ -162,11 +163,15 @@ async def _build(
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
     ]
-    grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
+    accounting = GoneClientAccounting(core.metrics, ())
+    grpc_server = grpc.aio.server(
+        migration_thread_pool=sync_pool, options=options, interceptors=[accounting]
+    )
     digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())
+    accounting.prefixes = tuple(f"/{name}/" for name in services)  # health, reflection: not ours
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     for name in ("", *services):

@@ -9,7 +9,7 @@ import grpc
 from registry import NotFoundError, RegistryError
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from service.rpc.calls import handle_errors, seconds_left
+from service.rpc.calls import client_gone, handle_errors, seconds_left
 from service.rpc.v2_converters import (
     requested_outputs,
     tensor_metadata,
@@ -91,7 +91,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=outputs,
         )
 
-    @handle_errors("ModelInfer")
+    @handle_errors("ModelInfer", message_id=lambda request: request.id)
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
@@ -100,7 +100,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         pixels = to_images(request, max_rows=self.core.max_images)
         version, alias = _model_ref(request.model_version)
         answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=seconds_left(context)
+            pixels,
+            version=version,
+            alias=alias,
+            timeout=seconds_left(context),
+            gone=client_gone(context),
         )
         return to_infer_response(
             answer.probabilities,

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.serving.errors import InvalidInput
-from service.serving.validation import check_pixels, pixels_from_bytes
+from service.serving.validation import check_pixels, check_shape, pixels_from_bytes
 
 __all__ = [
     "INPUT_NAME",
@@ -89,9 +89,10 @@ def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray:
             raise InvalidInput(f"input '{INPUT_NAME}' has both raw and typed contents")
         return pixels_from_bytes(request.raw_input_contents[0], dtype, shape, max_rows=max_rows)
     values = _typed_values(tensor, field)
-    if min(shape, default=-1) < 0 or values.size != math.prod(shape):
+    check_shape(shape, max_rows)  # names a bad shape before the value count is compared
+    if values.size != math.prod(shape):
         raise InvalidInput(
-            f"input '{INPUT_NAME}' of shape {shape} needs {max(math.prod(shape), 0)} values "
+            f"input '{INPUT_NAME}' of shape {shape} needs {math.prod(shape)} values "
             f"in {field}, got {values.size}"
         )
     return check_pixels(values.reshape(shape), max_rows=max_rows)

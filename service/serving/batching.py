@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.serving.errors import DeadlineExceeded, ModelNotReady
+from service.serving.errors import Cancelled, DeadlineExceeded, ModelNotReady
 
 __all__ = ["LoopBatcher"]
 
 Forward = Callable[[NDArray[Any]], NDArray[np.float32]]
-_Item = tuple[Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float]
+Gone = Callable[[], bool]
+# (forward, rows, future, enqueued at, deadline or inf, has the caller left?)
+_Item = tuple[Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float, float, Gone | None]
 
 
 class LoopBatcher:
@@ -66,11 +68,20 @@ class LoopBatcher:
             self._pool.shutdown(wait=False)
 
     async def run(
-        self, forward: Forward, x: NDArray[Any], timeout: float | None = None
+        self,
+        forward: Forward,
+        x: NDArray[Any],
+        timeout: float | None = None,
+        gone: Gone | None = None,
     ) -> NDArray[Any]:
-        """Probabilities of x computed by `forward`, batched with other callers' rows if enabled."""
+        """Probabilities of x computed by `forward`, batched with other callers' rows if enabled.
+
+        `timeout` (s) and `gone()` are checked before the forward pass (and again when a queued
+        request's batch is formed): DeadlineExceeded / Cancelled instead of wasted work.
+        """
         if self._closed:
             raise ModelNotReady("server is shutting down")
+        _check_wanted(timeout, gone)
         if not self.enabled:
             self._observe_batch(len(x), 1)
             if len(x) <= self.inline_rows:
@@ -78,7 +89,9 @@ class LoopBatcher:
             return await asyncio.get_running_loop().run_in_executor(self._executor(), forward, x)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[NDArray[Any]] = loop.create_future()
-        self._pending.append((forward, x, future, time.perf_counter()))
+        now = time.perf_counter()
+        deadline = now + timeout if timeout is not None else float("inf")
+        self._pending.append((forward, x, future, now, deadline, gone))
         if not self._scheduled:
             self._scheduled = True
             if self.max_delay_s > 0:
@@ -100,7 +113,7 @@ class LoopBatcher:
         rows = 0
         while self._pending:
             item = self._pending[0]
-            if item[2].done():  # cancelled (deadline, client gone): never computed
+            if item[2].done() or _unwanted(item, now):  # never computed
                 self._pending.popleft()
                 continue
             if rows and rows + len(item[1]) > self.max_batch_rows:
@@ -146,7 +159,7 @@ def _deliver(items: list[_Item], result: NDArray[Any]) -> None:
             items[0][2].set_result(result)
         return
     start = 0
-    for _, x, future, _ in items:
+    for _, x, future, *_ in items:
         if not future.done():
             future.set_result(result[start : start + len(x)])
         start += len(x)
@@ -156,3 +169,20 @@ def _fail(items: list[_Item], err: BaseException) -> None:
     for item in items:
         if not item[2].done():
             item[2].set_exception(err)
+
+
+def _check_wanted(timeout: float | None, gone: Gone | None) -> None:
+    if timeout is not None and timeout <= 0:
+        raise DeadlineExceeded("deadline passed before the request was computed")
+    if gone is not None and gone():
+        raise Cancelled("the client cancelled the request")
+
+
+def _unwanted(item: _Item, now: float) -> bool:
+    """Fail a queued request whose deadline passed or whose caller left; True if so."""
+    try:
+        _check_wanted(item[4] - now if item[4] != float("inf") else None, item[5])
+    except (DeadlineExceeded, Cancelled) as err:
+        item[2].set_exception(err)
+        return True
+    return False

@@ -8,7 +8,7 @@ resolution, hot reload, batching and metrics live here once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,11 +106,17 @@ class ServingCore:
         version: int | None = None,
         alias: str | None = None,
         timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A pinned version that is not in memory yet is loaded (and verified) inline, once.
+        `timeout`: seconds left before the caller's deadline (None: no deadline); `gone()`: has
+        the caller cancelled? A request whose deadline passed (DeadlineExceeded) or whose caller
+        left (Cancelled) costs no forward pass, batching on or off. A pinned version that is not
+        in memory yet is loaded (and verified) inline, once.
         """
         served = self.models.get(version, alias)
-        probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
+        probabilities = await self.loop_batcher.run(
+            served.predictor.predict_proba, pixels, timeout, gone
+        )
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
