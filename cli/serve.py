@@ -12,7 +12,9 @@ _FIELDS = (
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
     "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
-    "log_format", "log_level",
+    "log_format", "log_level", "keepalive_time_s", "keepalive_timeout_s",
+    "keepalive_permit_without_calls", "min_ping_interval_s", "max_ping_strikes",
+    "max_connection_idle_s", "max_connection_age_s", "max_connection_age_grace_s",
 )  # fmt: skip
 
 
@@ -48,7 +50,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add("--grace", dest="grace_s", type=float, metavar="S",
         help="seconds in-flight requests get on SIGTERM/SIGINT (10)")  # fmt: skip
     add("--drain-delay", dest="drain_delay_s", type=float, metavar="S",
-        help="on SIGTERM: seconds of NOT_SERVING health before the port closes (0)")  # fmt: skip
+        help="on SIGTERM: seconds of NOT_SERVING health before the port closes (5)")  # fmt: skip
+    add("--keepalive-time", dest="keepalive_time_s", type=float, metavar="S",
+        help="PING a connection silent this long; dead peers are dropped (60)")  # fmt: skip
+    add("--keepalive-timeout", dest="keepalive_timeout_s", type=float, metavar="S",
+        help="seconds to wait for the PING's answer before closing (20)")  # fmt: skip
+    add("--keepalive-without-calls", dest="keepalive_permit_without_calls",
+        action=argparse.BooleanOptionalAction,
+        help="accept/send keepalive PINGs on connections with no call (on)")  # fmt: skip
+    add("--min-ping-interval", dest="min_ping_interval_s", type=float, metavar="S",
+        help="shortest client PING interval tolerated (5; gRPC's default is 300)")  # fmt: skip
+    add("--max-ping-strikes", type=int, metavar="N",
+        help="too-early PINGs before GOAWAY too_many_pings (2; 0 = unlimited)")  # fmt: skip
+    add("--max-connection-idle", dest="max_connection_idle_s", type=float, metavar="S",
+        help="close connections idle this long (900; 0 = never)")  # fmt: skip
+    add("--max-connection-age", dest="max_connection_age_s", type=float, metavar="S",
+        help="close connections this old, clients reconnect (1800; 0 = never)")  # fmt: skip
+    add("--max-connection-age-grace", dest="max_connection_age_grace_s", type=float,
+        metavar="S", help="time open calls get on an aged connection (300; 0 = none)")  # fmt: skip
     add("--tls-cert", type=Path, metavar="PEM", help="server certificate chain (enables TLS)")
     add("--tls-key", type=Path, metavar="PEM", help="private key of --tls-cert")
     add("--tls-client-ca", type=Path, metavar="PEM", help="require client certs signed by this CA")

@@ -24,6 +24,7 @@ from service.generated.digits.v1 import digits_pb2 as pb
 from service.observability.logs import configure_logging
 from service.rpc import digits_v1
 from service.rpc.accounting import GoneClientAccounting
+from service.rpc.keepalive import connection_options
 from service.rpc.loop_thread import LoopThread
 from service.serving.core import ServingCore
 from service.serving.served import ServedModel
@@ -79,16 +80,17 @@ class DigitsServer:
             self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("digits server started", extra={"services": list(self.services)})
 
-    def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new RPCs, let in-flight ones finish within `grace` s."""
+    def stop(self, grace: float | None = None, drain_delay: float = 0.0) -> None:
+        """Health NOT_SERVING, for `drain_delay` s still accepting requests (load balancers
+        notice), then refuse new RPCs and let in-flight ones finish within `grace` s."""
         with self._stop_lock:
             if self._stopped.is_set():
                 return
             self.loop.call(self.health.enter_graceful_shutdown())  # NOT_SERVING, for good
-            if self.settings.drain_delay_s > 0:
+            if drain_delay > 0:
                 logger.info("health NOT_SERVING; still accepting requests",
-                            extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
-                time.sleep(self.settings.drain_delay_s)
+                            extra={"drain_delay_s": drain_delay})  # fmt: skip
+                time.sleep(drain_delay)
             logger.info("draining", extra={"grace_s": grace})
             # Refuses new calls at once; in-flight ones get `grace` s (None: cancelled now).
             self.loop.call(self.grpc_server.stop(grace))
@@ -162,6 +164,7 @@ async def _build(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+        *connection_options(settings),
     ]
     accounting = GoneClientAccounting(core.metrics, ())
     grpc_server = grpc.aio.server(
@@ -223,8 +226,11 @@ def serve(settings: ServiceSettings) -> int:
 
     def on_signal(signum: int, frame: object) -> None:
         logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        # stop() blocks for up to grace_s: run it off the signal handler.
-        threading.Thread(target=server.stop, args=(settings.grace_s,), daemon=True).start()
+        # SIGTERM comes from orchestrators, whose load balancers need the drain delay to stop
+        # routing here; SIGINT from a person at a terminal, who wants the server gone now.
+        drain = settings.drain_delay_s if signum == signal.SIGTERM else 0.0
+        # stop() blocks for up to drain_delay_s + grace_s: run it off the signal handler.
+        threading.Thread(target=server.stop, args=(settings.grace_s, drain), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
