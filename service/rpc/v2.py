@@ -16,8 +16,11 @@ from service.rpc.v2_converters import (
     to_images,
     to_infer_response,
 )
+from service.rpc.v2_extensions import EXTENSIONS, model_config, model_statistics
+from service.rpc.v2_parameters import class_counts, refuse_unsupported
 from service.serving.core import ServingCore
 from service.serving.errors import ModelUnusable, NotFound, PredictError
+from service.serving.statistics import VersionStatistics
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
@@ -62,13 +65,57 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
+        return pb.ServerMetadataResponse(
+            name=_SERVER_NAME, version=_package_version(), extensions=EXTENSIONS
+        )
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        self._check_name(request.name)
+        versions, _ = self._versions(request.name, request.version)
+        inputs, outputs = tensor_metadata()
+        return pb.ModelMetadataResponse(
+            name=self.core.models.name,
+            versions=versions,
+            platform=_PLATFORM,
+            inputs=inputs,
+            outputs=outputs,
+        )
+
+    @handle_errors("ModelConfig")
+    async def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelConfigResponse:
+        self._versions(request.name, request.version)
+        batcher = self.core.loop_batcher
+        delay_us = round(batcher.max_delay_s * 1e6) if batcher.enabled else None
+        config = model_config(
+            self.core.models.name,
+            _PLATFORM,
+            max_batch_size=self.core.max_images,
+            batching_delay_us=delay_us,
+        )
+        return pb.ModelConfigResponse(config=config)
+
+    @handle_errors("ModelStatistics")
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        # Triton: an empty name asks for every model, an empty version for every version.
+        totals = self.core.statistics.snapshot()
+        if request.name or request.version:
+            _, version = self._versions(request.name or self.core.models.name, request.version)
+            if version is not None:
+                totals = [t for t in totals if t.version == version] or [
+                    VersionStatistics(self.core.models.name, version)
+                ]
+        return pb.ModelStatisticsResponse(model_stats=model_statistics(totals))
+
+    def _versions(self, name: str, version_ref: str) -> tuple[list[str], int | None]:
+        """The model's registry versions and the one `version_ref` names (None: default);
+        NotFound for another model or an unknown version or alias."""
+        self._check_name(name)
         repository = self.core.models
         try:
             listed = repository.registry.list_versions(repository.name)
@@ -77,26 +124,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         except RegistryError as err:
             raise ModelUnusable(str(err)) from None
         versions = [str(mv.version) for mv in listed]
-        version, alias = _model_ref(request.version)
+        version, alias = _model_ref(version_ref)
         if alias is not None:
             version = repository.resolve_alias(alias)
         if version is not None and str(version) not in versions:
             raise NotFound(f"model {repository.name!r} has no version {version}")
-        inputs, outputs = tensor_metadata()
-        return pb.ModelMetadataResponse(
-            name=repository.name,
-            versions=versions,
-            platform=_PLATFORM,
-            inputs=inputs,
-            outputs=outputs,
-        )
+        return versions, version
 
     @handle_errors("ModelInfer", message_id=lambda request: request.id)
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
         self._check_name(request.model_name)
+        refuse_unsupported(request)  # a parameter is honoured or refused, never dropped
         outputs = requested_outputs(request)
+        counts = class_counts(request, n_classes=10)
         pixels = to_images(request, max_rows=self.core.max_images)
         version, alias = _model_ref(request.model_version)
         answer = await self.core.predict_async(
@@ -113,6 +155,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             model_name=answer.model.name,
             model_version=str(answer.model.version),
             request_id=request.id,
+            class_counts=counts,
         )
 
     def _check_name(self, name: str) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from service.generated.inference import grpc_predict_v2_pb2 as pb
+from service.rpc.v2_parameters import classification_bytes
 from service.serving.errors import InvalidInput
 from service.serving.validation import check_pixels, check_shape, pixels_from_bytes
 
@@ -119,15 +120,23 @@ def to_infer_response(
     model_name: str,
     model_version: str,
     request_id: str = "",
+    class_counts: Mapping[str, int] | None = None,
 ) -> pb.ModelInferResponse:
     """Build the response with `outputs` as raw little-endian tensors (what tritonclient reads).
 
-    `probabilities` is (N, 10) and becomes FP32 [N, 10]; `labels` (N,) becomes INT64 [N].
+    `probabilities` is (N, 10) and becomes FP32 [N, 10], or with class_counts {"probabilities":
+    k} the classification extension's BYTES [N, k] "score:index" strings; `labels` (N,) becomes
+    INT64 [N].
     """
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=model_version, id=request_id
     )
     for name in outputs:
+        k = (class_counts or {}).get(name)
+        if k is not None:
+            response.outputs.add(name=name, datatype="BYTES", shape=[len(probabilities), k])
+            response.raw_output_contents.append(classification_bytes(probabilities, k))
+            continue
         if name == PROBABILITIES_OUTPUT:
             data = np.ascontiguousarray(probabilities, dtype="<f4")
             datatype = "FP32"

@@ -8,6 +8,7 @@ resolution, hot reload, batching and metrics live here once.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from registry import Registry
 from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
 from service.serving.served import ServedModel, ServedModels
+from service.serving.statistics import InferenceStatistics
 from service.serving.validation import check_pixels, pixels_from_bytes
 from service.settings import ServiceSettings
 
@@ -49,6 +51,7 @@ class ServingCore:
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
+        self.statistics = InferenceStatistics()
 
     @classmethod
     def from_settings(
@@ -116,7 +119,14 @@ class ServingCore:
         in memory yet is loaded (and verified) inline, once.
         """
         served = self.models.get(version, alias)
-        probabilities = await self.loop_batcher.run(
-            served.predictor.predict_proba, pixels, timeout, gone
-        )
+        forward = self.statistics.timed(served.name, served.version, served.predictor)
+        start = time.perf_counter_ns()
+        try:
+            probabilities = await self.loop_batcher.run(forward, pixels, timeout, gone)
+        except BaseException:  # also a cancelled wait: the request reached the model and failed
+            elapsed = time.perf_counter_ns() - start
+            self.statistics.request(served.name, served.version, len(pixels), elapsed, ok=False)
+            raise
+        elapsed = time.perf_counter_ns() - start
+        self.statistics.request(served.name, served.version, len(pixels), elapsed, ok=True)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
