@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 N_IMAGES = 5
+TOP3 = {"probabilities": 3}  # the classification extension: 3 best classes
 
 
 # --------------------------------------------------------------------------- driver (child process)
@@ -108,9 +109,7 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
         "unknown_output": _attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
         "model_config": _attempt(lambda: client.get_model_config("digits", as_json=True)),
         "classification": _attempt(
-            lambda: infer(
-                flat, "UINT8", outputs=["probabilities", "label"], counts={"probabilities": 3}
-            )  # fmt: skip
+            lambda: infer(flat, "UINT8", outputs=["probabilities", "label"], counts=TOP3)
         ),
         "classification_of_label": _attempt(
             lambda: infer(flat, "UINT8", outputs=["label"], counts={"label": 3})
