@@ -102,8 +102,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelStatisticsResponse:
-        # Triton: an empty name asks for every model, an empty version for every version.
+        # Triton: an empty name asks for every model, an empty version for every version; the
+        # served version is listed before its first inference too (perf_analyzer looks it up).
         totals = self.core.statistics.snapshot()
+        current = self.core.models.current
+        if current is not None and all(t.version != current.version for t in totals):
+            totals.append(VersionStatistics(current.name, current.version))
         if request.name or request.version:
             _, version = self._versions(request.name or self.core.models.name, request.version)
             if version is not None:

@@ -62,7 +62,13 @@ def model_statistics(totals: Sequence[VersionStatistics]) -> list[pb.ModelStatis
             inference_stats=pb.InferStatistics(
                 success=duration(stats.success),
                 fail=duration(stats.fail),
+                queue=duration(stats.queue),
+                # Triton counts input and output preparation per execution too, and its tools
+                # insist the three counts agree; digits decodes inputs and encodes outputs in
+                # the adapters, outside the model, so their time here is 0.
+                compute_input=pb.StatisticDuration(count=stats.compute_infer.count),
                 compute_infer=duration(stats.compute_infer),
+                compute_output=pb.StatisticDuration(count=stats.compute_infer.count),
             ),
         )
         for stats in totals

@@ -28,10 +28,24 @@ CLASSIFICATION = "classification"
 _CLASSIFIABLE = "probabilities"  # the one output with a score per class
 
 
+# Request parameters a unary ModelInfer honours as it is. Triton's clients (perf_analyzer) send
+# triton_enable_empty_final_response (bool): whether a decoupled-model stream ends with an empty
+# response flagged final. A unary call has one response and it is the final one, so either value
+# is met without doing anything (Triton ignores it for non-decoupled models too).
+_UNARY_FLAGS = ("triton_enable_empty_final_response",)
+
+
 def refuse_unsupported(request: pb.ModelInferRequest) -> None:
-    """InvalidInput naming the first parameter of the request, an input or an output that
-    this server does not honour (all but `classification` on an output)."""
-    _refuse(request.parameters, "the request")
+    """InvalidInput naming the parameters of the request, an input or an output that this
+    server does not honour: all but `classification` on an output and the unary-call flags."""
+    parameters = request.parameters
+    honoured = [
+        name
+        for name in _UNARY_FLAGS
+        if name in parameters  # (indexing a protobuf map would insert the key)
+        and parameters[name].WhichOneof("parameter_choice") == "bool_param"
+    ]
+    _refuse(request.parameters, "the request", allowed=honoured)
     for tensor in request.inputs:
         _refuse(tensor.parameters, f"input '{tensor.name}'")
     for output in request.outputs:

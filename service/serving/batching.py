@@ -28,8 +28,12 @@ __all__ = ["LoopBatcher"]
 
 Forward = Callable[[NDArray[Any]], NDArray[np.float32]]
 Gone = Callable[[], bool]
-# (forward, rows, future, enqueued at, deadline or inf, has the caller left?)
-_Item = tuple[Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float, float, Gone | None]
+Started = Callable[[], None]
+# (forward, rows, future, enqueued at, deadline or inf, has the caller left?, pass starts)
+_Item = tuple[
+    Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float, float, Gone | None,
+    Started | None,
+]  # fmt: skip
 
 
 class LoopBatcher:
@@ -73,17 +77,21 @@ class LoopBatcher:
         x: NDArray[Any],
         timeout: float | None = None,
         gone: Gone | None = None,
+        started: Started | None = None,
     ) -> NDArray[Any]:
         """Probabilities of x computed by `forward`, batched with other callers' rows if enabled.
 
         `timeout` (s) and `gone()` are checked before the forward pass (and again when a queued
         request's batch is formed): DeadlineExceeded / Cancelled instead of wasted work.
+        `started()` is called when the request leaves the queue for its forward pass.
         """
         if self._closed:
             raise ModelNotReady("server is shutting down")
         _check_wanted(timeout, gone)
         if not self.enabled:
             self._observe_batch(len(x), 1)
+            if started is not None:
+                started()
             if len(x) <= self.inline_rows:
                 return forward(x)
             return await asyncio.get_running_loop().run_in_executor(self._executor(), forward, x)
@@ -91,7 +99,7 @@ class LoopBatcher:
         future: asyncio.Future[NDArray[Any]] = loop.create_future()
         now = time.perf_counter()
         deadline = now + timeout if timeout is not None else float("inf")
-        self._pending.append((forward, x, future, now, deadline, gone))
+        self._pending.append((forward, x, future, now, deadline, gone, started))
         if not self._scheduled:
             self._scheduled = True
             if self.max_delay_s > 0:
@@ -121,6 +129,8 @@ class LoopBatcher:
             self._pending.popleft()
             rows += len(item[1])
             self._observe_delay(now - item[3])
+            if item[6] is not None:
+                item[6]()
             groups.setdefault((item[0], item[1].dtype.str), []).append(item)
         if self._pending:  # the rest waited already: the next batch runs right after this one
             self._scheduled = True

@@ -121,12 +121,18 @@ class ServingCore:
         served = self.models.get(version, alias)
         forward = self.statistics.timed(served.name, served.version, served.predictor)
         start = time.perf_counter_ns()
+        computed_from = [start]  # when its forward pass began (set by the batcher)
+
+        def started() -> None:
+            computed_from[0] = time.perf_counter_ns()
+
         try:
-            probabilities = await self.loop_batcher.run(forward, pixels, timeout, gone)
+            probabilities = await self.loop_batcher.run(forward, pixels, timeout, gone, started)
         except BaseException:  # also a cancelled wait: the request reached the model and failed
             elapsed = time.perf_counter_ns() - start
-            self.statistics.request(served.name, served.version, len(pixels), elapsed, ok=False)
+            self.statistics.request(served.name, served.version, len(pixels), elapsed, None)
             raise
         elapsed = time.perf_counter_ns() - start
-        self.statistics.request(served.name, served.version, len(pixels), elapsed, ok=True)
+        queued = computed_from[0] - start
+        self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))

@@ -47,6 +47,7 @@ class VersionStatistics:
     execution_count: int = 0  # forward passes
     success: Duration = field(default_factory=Duration)
     fail: Duration = field(default_factory=Duration)
+    queue: Duration = field(default_factory=Duration)  # answered requests' wait for their pass
     compute_infer: Duration = field(default_factory=Duration)
 
 
@@ -86,14 +87,16 @@ class InferenceStatistics:
         self._forwards[name, version] = (predictor, timed)
         return timed
 
-    def request(self, name: str, version: int, rows: int, ns: int, ok: bool) -> None:
-        """Record one request that reached the model: answered (ok) or failed, in `ns`."""
+    def request(self, name: str, version: int, rows: int, ns: int, queued_ns: int | None) -> None:
+        """Record one request that reached the model, `ns` long: answered after `queued_ns`
+        in the batcher's queue, or failed (queued_ns None)."""
         with self._lock:
             totals = self._get(name, version)
-            if ok:
+            if queued_ns is not None:
                 self._totals[name, version] = replace(
                     totals,
                     success=totals.success.plus(ns),
+                    queue=totals.queue.plus(queued_ns),
                     inference_count=totals.inference_count + rows,
                     last_inference_ms=int(time.time() * 1e3),
                 )
