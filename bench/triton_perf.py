@@ -32,7 +32,7 @@ def command() -> tuple[list[str], dict[str, str]] | str:
     spec = importlib.util.find_spec("nvidia.cuda_runtime")
     if spec is None or not spec.submodule_search_locations:
         return "perf_analyzer needs libcudart.so.12 (pip install nvidia-cuda-runtime-cu12)"
-    cudart = Path(list(spec.submodule_search_locations)[0]) / "lib"
+    cudart = Path(next(iter(spec.submodule_search_locations))) / "lib"
     path = os.pathsep.join(p for p in (str(cudart), os.environ.get("LD_LIBRARY_PATH")) if p)
     return [found], {**os.environ, "LD_LIBRARY_PATH": path}
 

@@ -5,117 +5,54 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-_NOT_PUBLISHED_EXIT = 3  # trained (or tried to) but the gate, divergence or data said no
+from cli.exits import ExitCode
 
-# Option dest -> TrainSettings field; options left unset keep the settings' defaults.
-_FIELDS = {
-    "mirrors": "mirrors",
-    "data_dir": "data_dir",
-    "registry": "registry_dir",
-    "model": "model_name",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "seed": "seed",
-    "loss": "loss",
-    "layer_sizes": "layer_sizes",
-    "validation_split": "validation_split",
-    "train_limit": "train_limit",
-    "min_accuracy": "min_accuracy",
-    "tolerance": "tolerance",
-}
+_NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 
-
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+# TrainSettings fields by flag group; each flag is generated from its field (cli/flags.py).
+_GROUPS = {
+    "data": ("mirrors", "data_dir", "offline"),
+    "model and training": (
+        "epochs", "batch_size", "lr", "schedule", "min_lr_ratio", "warmup_steps", "beta1",
+        "beta2", "eps", "shift_pixels", "seed", "loss", "layer_sizes", "validation_split",
+        "train_limit", "download_retries", "download_backoff_s",
+    ),
+    "publishing": ("registry_dir", "model_name", "min_accuracy", "tolerance"),
+}  # fmt: skip
+_FLAG_NAMES = {"mirrors": "--mirror", "registry_dir": "--registry", "model_name": "--model"}
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by `digits train` and `digits schedule`."""
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--mirror",
-        dest="mirrors",
-        action="append",
-        metavar="URL",
-        help="MNIST base URL, tried in order; repeatable (default: "
-        "$DIGITS_MNIST_MIRRORS, comma-separated, else the public mirrors)",
-    )
-    data.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="dataset cache (default: the per-user cache dir, digits/mnist)",
-    )
-    data.add_argument("--offline", action="store_true", help="use only the cache")
-    model = parser.add_argument_group("model and training")
-    model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
-    model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")
-    model.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (0.002)")
-    model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
-    model.add_argument("--loss", choices=("cross_entropy", "mse"), help="loss (cross_entropy)")
-    model.add_argument(
-        "--layer-sizes", type=_sizes, metavar="A,B,...", help="layer sizes (784,128,40,10)"
-    )
-    model.add_argument(
-        "--validation-split",
-        type=float,
-        metavar="X",
-        help="fraction held out for per-epoch validation (0)",
-    )
-    model.add_argument(
-        "--train-limit", type=int, metavar="N", help="train on the first N rows only (quick runs)"
-    )
-    gate = parser.add_argument_group("publishing")
-    gate.add_argument(
-        "--registry",
-        type=Path,
-        metavar="DIR",
-        help="registry directory (default: $DIGITS_REGISTRY or ./models)",
-    )
-    gate.add_argument("--model", metavar="NAME", help="model name (digits)")
-    gate.add_argument(
-        "--min-accuracy",
-        type=float,
-        metavar="X",
-        help="publish nothing below this test accuracy (0.97)",
-    )
-    gate.add_argument(
-        "--tolerance",
-        type=float,
-        metavar="X",
-        help="promote unless worse than production by more than this (0)",
-    )
+    from cli.flags import add_flags
+    from pipeline.settings import TrainSettings
+
+    for title, fields in _GROUPS.items():
+        group = parser.add_argument_group(title)
+        add_flags(group, TrainSettings, fields, names=_FLAG_NAMES)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
     """Build a validated TrainSettings; bad values become one CommandError line."""
     from pydantic import ValidationError
 
+    from cli.flags import describe_validation_error, overrides
     from cli.main import CommandError
-    from pipeline.settings import TrainSettings, describe_validation_error
+    from pipeline.settings import TrainSettings
 
-    fields: dict[str, Any] = {
-        field: getattr(args, dest)
-        for dest, field in _FIELDS.items()
-        if getattr(args, dest) is not None
-    }
-    fields["offline"] = args.offline
+    fields = overrides(args, [field for group in _GROUPS.values() for field in group])
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
         if key in fields:
             fields[key] = fields[key].expanduser().resolve()
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
-        raise CommandError(describe_validation_error(err), 2) from None
+        raise CommandError(
+            "invalid training settings: " + describe_validation_error(err, _FLAG_NAMES),
+            ExitCode.USAGE,
+        ) from None
     return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
 
 
@@ -182,5 +119,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
+    assert isinstance(summary, dict)  # the flow returns its summary, or raises
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     return 0

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
-from registry import NotFoundError, RegistryError
+from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.rpc.calls import client_gone, handle_errors, request_id_of, seconds_left
@@ -21,13 +20,7 @@ from service.rpc.digits_v1_converters import (
     top_k_of,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import (
-    InvalidInput,
-    ModelUnusable,
-    NotFound,
-    Overloaded,
-    PredictError,
-)
+from service.serving.errors import InvalidInput, Overloaded, PredictError
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -51,7 +44,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("Predict", message_id=lambda request: request.request_id)
     async def Predict(
-        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PredictResponse:
         return await self._predict(request, context, None)
 
@@ -59,7 +52,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def PredictStream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.PredictResponse]:
         if self._open_streams >= self.max_streams:
             raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
@@ -80,7 +73,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def _answer_stream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         answers: asyncio.Queue[pb.PredictResponse | Exception | None],
     ) -> None:
         """Read and answer a stream's requests while PredictStream writes the earlier answers.
@@ -108,34 +101,22 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("GetModel")
     async def GetModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInfo:
         version, alias = model_ref(request)
-        repository = self.core.models
-        if version is None and alias is None:
-            version = self.core.model().version  # ModelNotReady before the first load
-        elif version is None:
-            version = repository.resolve_alias(str(alias))
-        with _registry_errors():
-            manifest = repository.registry.get(repository.name, version).manifest
-            aliases = repository.registry.aliases(repository.name)
-        return self._info(version, manifest, aliases)
+        return to_model_info(await self.core.describe(version, alias))
 
     @handle_errors("ListModels")
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListModelsResponse:
-        repository = self.core.models
-        with _registry_errors():
-            versions = repository.registry.list_versions(repository.name)
-            aliases = repository.registry.aliases(repository.name)
-        models = [self._info(mv.version, mv.manifest, aliases) for mv in versions]
-        return pb.ListModelsResponse(models=models, aliases=aliases)
+        versions, aliases = await self.core.list_versions()
+        return pb.ListModelsResponse(models=[to_model_info(v) for v in versions], aliases=aliases)
 
     async def _predict(
         self,
         request: pb.PredictRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         request_id: str | None,
     ) -> pb.PredictResponse:
         """One prediction; the response echoes request.request_id, else `request_id`, else the
@@ -144,7 +125,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             raise InvalidInput("the request has no images")
         pixels = to_pixels(self.core, request.images)
         version, alias = model_ref(request)
-        top_k = top_k_of(request, n_classes=10)
+        top_k = top_k_of(request, n_classes=N_CLASSES)
         answer = await self.core.predict_async(
             pixels,
             version=version,
@@ -155,31 +136,6 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         return to_response(
             answer, top_k, request.request_id or request_id or request_id_of(context)
         )
-
-    def _info(
-        self, version: int, manifest: dict[str, Any], aliases: dict[str, int]
-    ) -> pb.ModelInfo:
-        loaded = self.core.models.loaded(version)
-        current = self.core.models.current
-        return to_model_info(
-            self.core.models.name,
-            version,
-            manifest,
-            aliases=aliases,
-            loaded_at_ns=int(loaded.loaded_at.timestamp() * 1e9) if loaded else None,
-            serving=current is not None and current.version == version,
-        )
-
-
-@contextlib.contextmanager
-def _registry_errors() -> Iterator[None]:
-    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
-    try:
-        yield
-    except NotFoundError as err:
-        raise NotFound(str(err)) from None
-    except RegistryError as err:
-        raise ModelUnusable(str(err)) from None
 
 
 def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int = 16) -> None:

@@ -108,7 +108,7 @@ class DigitsServer:
     def _on_model(self, model: ServedModel) -> None:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
-    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+    def _set_health(self, status: int) -> None:
         update = _set_all(self.health, ("", *self.services), status)
         if self.loop.in_loop:  # e.g. a model swap triggered by a handler: do not block the loop
             self.loop.submit(update)
@@ -119,7 +119,7 @@ class DigitsServer:
 async def _set_all(
     servicer: health_aio.HealthServicer,
     names: Sequence[str],
-    status: health_pb2.HealthCheckResponse.ServingStatus,
+    status: int,
 ) -> None:
     for name in names:
         await servicer.set(name, status)
@@ -217,13 +217,6 @@ def serve(settings: ServiceSettings) -> int:
     _limit_blas_threads(settings.blas_threads)
     server, port = create_server(settings)
     server.start()
-    logger.info(
-        "listening",
-        extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
-               "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
-               "model": server.core.models.name, "registry": str(settings.registry)},
-    )  # fmt: skip
-
     def on_signal(signum: int, frame: object) -> None:
         logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
         # SIGTERM comes from orchestrators, whose load balancers need the drain delay to stop
@@ -234,6 +227,13 @@ def serve(settings: ServiceSettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # Logged once the handlers are in place: whoever waits for this line may signal at once.
+    logger.info(
+        "listening",
+        extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
+               "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
+               "model": server.core.models.name, "registry": str(settings.registry)},
+    )  # fmt: skip
     while not server.wait_for_termination(timeout=0.5):
         pass  # short waits keep the main thread responsive to signals
     return 0

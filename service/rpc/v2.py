@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import Any
 
 import grpc
 
-from registry import NotFoundError, RegistryError
+from core.config import N_CLASSES
+from core.version import package_version
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import client_gone, handle_errors, seconds_left
@@ -19,7 +20,7 @@ from service.rpc.v2_converters import (
 from service.rpc.v2_extensions import EXTENSIONS, model_config, model_statistics
 from service.rpc.v2_parameters import class_counts, refuse_unsupported
 from service.serving.core import ServingCore
-from service.serving.errors import ModelUnusable, NotFound, PredictError
+from service.serving.errors import NotFound, PredictError
 from service.serving.statistics import VersionStatistics
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
@@ -39,19 +40,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerLive")
     async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @handle_errors("ServerReady")
     async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.core.ready)
 
     @handle_errors("ModelReady")
     async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelReadyResponse:
         # A probe asks a yes/no question: unknown models and versions are "not ready", not errors.
         try:
@@ -63,17 +64,17 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerMetadata")
     async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
-            name=_SERVER_NAME, version=_package_version(), extensions=EXTENSIONS
+            name=_SERVER_NAME, version=package_version(), extensions=EXTENSIONS
         )
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelMetadataResponse:
-        versions, _ = self._versions(request.name, request.version)
+        versions, _ = await self._versions(request.name, request.version)
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
             name=self.core.models.name,
@@ -85,9 +86,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ModelConfig")
     async def ModelConfig(
-        self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelConfigResponse:
-        self._versions(request.name, request.version)
+        await self._versions(request.name, request.version)
         batcher = self.core.loop_batcher
         delay_us = round(batcher.max_delay_s * 1e6) if batcher.enabled else None
         config = model_config(
@@ -100,7 +101,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ModelStatistics")
     async def ModelStatistics(
-        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelStatisticsResponse:
         # Triton: an empty name asks for every model, an empty version for every version; the
         # served version is listed before its first inference too (perf_analyzer looks it up).
@@ -109,40 +110,35 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if current is not None and all(t.version != current.version for t in totals):
             totals.append(VersionStatistics(current.name, current.version))
         if request.name or request.version:
-            _, version = self._versions(request.name or self.core.models.name, request.version)
+            name = request.name or self.core.models.name
+            _, version = await self._versions(name, request.version)
             if version is not None:
                 totals = [t for t in totals if t.version == version] or [
                     VersionStatistics(self.core.models.name, version)
                 ]
         return pb.ModelStatisticsResponse(model_stats=model_statistics(totals))
 
-    def _versions(self, name: str, version_ref: str) -> tuple[list[str], int | None]:
+    async def _versions(self, name: str, version_ref: str) -> tuple[list[str], int | None]:
         """The model's registry versions and the one `version_ref` names (None: default);
         NotFound for another model or an unknown version or alias."""
         self._check_name(name)
-        repository = self.core.models
-        try:
-            listed = repository.registry.list_versions(repository.name)
-        except NotFoundError as err:
-            raise NotFound(str(err)) from None
-        except RegistryError as err:
-            raise ModelUnusable(str(err)) from None
-        versions = [str(mv.version) for mv in listed]
+        listed, _ = await self.core.list_versions()
+        versions = [str(info.version) for info in listed]
         version, alias = _model_ref(version_ref)
         if alias is not None:
-            version = repository.resolve_alias(alias)
+            version = (await self.core.describe(alias=alias)).version
         if version is not None and str(version) not in versions:
-            raise NotFound(f"model {repository.name!r} has no version {version}")
+            raise NotFound(f"model {self.core.models.name!r} has no version {version}")
         return versions, version
 
     @handle_errors("ModelInfer", message_id=lambda request: request.id)
     async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInferResponse:
         self._check_name(request.model_name)
         refuse_unsupported(request)  # a parameter is honoured or refused, never dropped
         outputs = requested_outputs(request)
-        counts = class_counts(request, n_classes=10)
+        counts = class_counts(request, n_classes=N_CLASSES)
         pixels = to_images(request, max_rows=self.core.max_images)
         version, alias = _model_ref(request.model_version)
         answer = await self.core.predict_async(
@@ -174,13 +170,6 @@ def _model_ref(version: str) -> tuple[int | None, str | None]:
     if version.isdecimal():
         return int(version), None
     return None, version
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:

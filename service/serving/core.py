@@ -8,23 +8,27 @@ resolution, hot reload, batching and metrics live here once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from registry import Registry
+from registry import NotFoundError, Registry, RegistryError
 from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
+from service.serving.errors import ModelUnusable, NotFound
 from service.serving.served import ServedModel, ServedModels
 from service.serving.statistics import InferenceStatistics
-from service.serving.validation import check_pixels, pixels_from_bytes
+from service.serving.validation import pixels_from_bytes
 from service.settings import ServiceSettings
 
-__all__ = ["Answer", "ServingCore"]
+__all__ = ["Answer", "ServingCore", "VersionInfo"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,18 @@ class Answer:
     model: ServedModel
     probabilities: NDArray[np.float32]
     labels: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the registry and this server know of one version: manifest, aliases, load state."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any]
+    aliases: dict[str, int]  # every alias of the model -> its version
+    loaded_at: datetime | None  # when this server loaded it; None if not in memory
+    serving: bool  # True if it is the default (unpinned) model right now
 
 
 class ServingCore:
@@ -94,10 +110,6 @@ class ServingCore:
         """Packed bytes -> checked pixels (n, 784); InvalidInput on any problem."""
         return pixels_from_bytes(data, dtype, shape, max_rows=self.max_images)
 
-    def check(self, array: NDArray[Any]) -> NDArray[Any]:
-        """An already-built array -> checked pixels (n, 784); InvalidInput on any problem."""
-        return check_pixels(array, max_rows=self.max_images)
-
     def model(self, version: int | None = None, alias: str | None = None) -> ServedModel:
         """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
         return self.models.get(version, alias)
@@ -116,9 +128,12 @@ class ServingCore:
         `timeout`: seconds left before the caller's deadline (None: no deadline); `gone()`: has
         the caller cancelled? A request whose deadline passed (DeadlineExceeded) or whose caller
         left (Cancelled) costs no forward pass, batching on or off. A pinned version that is not
-        in memory yet is loaded (and verified) inline, once.
+        in memory yet is loaded (and verified) once, in a worker thread: the event loop never
+        waits on the registry.
         """
-        served = self.models.get(version, alias)
+        served = self.models.in_memory(version, alias)
+        if served is None:
+            served = await asyncio.to_thread(self.models.get, version, alias)
         forward = self.statistics.timed(served.name, served.version, served.predictor)
         start = time.perf_counter_ns()
         computed_from = [start]  # when its forward pass began (set by the batcher)
@@ -136,3 +151,54 @@ class ServingCore:
         queued = computed_from[0] - start
         self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
+
+    async def describe(self, version: int | None = None, alias: str | None = None) -> VersionInfo:
+        """One version: the served default when neither is given, else `version` or `alias`.
+
+        Raises ModelNotReady (nothing served yet), NotFound or ModelUnusable. The registry reads
+        run in a worker thread, off the event loop.
+        """
+        if version is None and alias is None:
+            version = self.model().version
+        return await asyncio.to_thread(self._describe, version, alias)
+
+    async def list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        """Every complete version of the served model, oldest first, and the model's aliases."""
+        return await asyncio.to_thread(self._list_versions)
+
+    def _describe(self, version: int | None, alias: str | None) -> VersionInfo:
+        with _registry_errors():
+            if version is None:
+                version = self.models.resolve_alias(str(alias))
+            manifest = self.models.registry.get(self.models.name, version).manifest
+            aliases = self.models.registry.aliases(self.models.name)
+        return self._info(version, manifest, aliases)
+
+    def _list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        with _registry_errors():
+            listed = self.models.registry.list_versions(self.models.name)
+            aliases = self.models.registry.aliases(self.models.name)
+        return [self._info(mv.version, mv.manifest, aliases) for mv in listed], aliases
+
+    def _info(self, version: int, manifest: dict[str, Any], aliases: dict[str, int]) -> VersionInfo:
+        loaded = self.models.loaded(version)
+        current = self.models.current
+        return VersionInfo(
+            name=self.models.name,
+            version=version,
+            manifest=manifest,
+            aliases=aliases,
+            loaded_at=loaded.loaded_at if loaded else None,
+            serving=current is not None and current.version == version,
+        )
+
+
+@contextlib.contextmanager
+def _registry_errors() -> Iterator[None]:
+    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
+    try:
+        yield
+    except NotFoundError as err:
+        raise NotFound(str(err)) from None
+    except RegistryError as err:
+        raise ModelUnusable(str(err)) from None

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import IMAGE_SIDE, N_PIXELS
 from service.serving.errors import InvalidInput
 
-__all__ = ["DTYPES", "PIXELS", "check_pixels", "check_shape", "pixels_from_bytes"]
+__all__ = ["DTYPES", "check_pixels", "check_shape", "pixels_from_bytes"]
 
-PIXELS = 784
+PIXELS = N_PIXELS  # a local name: the checks below run on every request
 # Wire dtype name -> little-endian NumPy dtype. Both adapters map their own enum onto these names.
 DTYPES: dict[str, np.dtype] = {"uint8": np.dtype("u1"), "float32": np.dtype("<f4")}
 # The same in this machine's byte order (what the forward pass gets); made once, not per request.
@@ -29,7 +30,8 @@ def check_shape(shape: Sequence[int], max_rows: int) -> int:
             "metadata only, a request gives the actual size (e.g. [1, 784])"
         )
     if not (
-        (n_dims == 2 and shape[1] == PIXELS) or (n_dims == 3 and shape[1] == 28 and shape[2] == 28)
+        (n_dims == 2 and shape[1] == PIXELS)
+        or (n_dims == 3 and shape[1] == IMAGE_SIDE and shape[2] == IMAGE_SIDE)
     ):
         dims = [int(d) for d in shape]
         raise InvalidInput(f"images must have shape [N, 784] or [N, 28, 28], got {dims}")

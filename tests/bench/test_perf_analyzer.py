@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry import Registry
-from tests.service.conftest import Running
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -20,7 +20,7 @@ import pytest
 from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from tests.service.conftest import Running
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

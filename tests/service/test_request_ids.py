@@ -12,7 +12,7 @@ from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2 as v2_pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
-from tests.service.conftest import Running
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 

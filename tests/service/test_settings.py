@@ -55,7 +55,13 @@ def test_connection_flags_become_settings_and_grpc_options() -> None:
     from service.rpc.keepalive import connection_options
 
     args = _parse(
-        *("--keepalive-time", "0.5", "--keepalive-timeout", "0.25", "--no-keepalive-without-calls"),
+        *(
+            "--keepalive-time",
+            "0.5",
+            "--keepalive-timeout",
+            "0.25",
+            "--no-keepalive-permit-without-calls",
+        ),
         *("--min-ping-interval", "1", "--max-ping-strikes", "3", "--max-connection-idle", "0"),
         *("--max-connection-age", "60", "--max-connection-age-grace", "7", "--drain-delay", "2"),
     )
