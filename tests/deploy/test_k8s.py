@@ -111,7 +111,7 @@ def test_retraining_cronjob_runs_a_command_the_cli_accepts() -> None:
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
     assert args.command == "train"
-    assert str(args.registry) == container_env(container)[REGISTRY_ENV_VAR]
+    assert str(args.registry_dir) == container_env(container)[REGISTRY_ENV_VAR]
 
 
 def test_rolling_update_drains_before_the_port_closes(monkeypatch: pytest.MonkeyPatch) -> None:
