@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from service.rpc.calls import Context, _Observer, count_gone
+from service.rpc.calls import Context, Observer, count_gone
 
 __all__ = ["GoneClientAccounting"]
 
@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # generic in the type stubs only
 class GoneClientAccounting(grpc.aio.ServerInterceptor):
     """Count unary calls of the services under `prefixes` ("/digits.v1.") that end unread."""
 
-    def __init__(self, observer: _Observer, prefixes: Sequence[str]) -> None:
+    def __init__(self, observer: Observer, prefixes: Sequence[str]) -> None:
         self.observer = observer
         self.prefixes = tuple(prefixes)
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -45,11 +46,15 @@ class GoneClientAccounting(grpc.aio.ServerInterceptor):
             or not path.startswith(self.prefixes)
         ):
             return handler
-        return grpc.stream_unary_rpc_method_handler(
-            self._read_one(path.rsplit("/", 1)[-1], handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        cached = self._wrapped.get(path)  # built once per method, not per call
+        if cached is None or cached[0] is not handler:
+            wrapped = grpc.stream_unary_rpc_method_handler(
+                self._read_one(path.rsplit("/", 1)[-1], handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            cached = self._wrapped[path] = (handler, wrapped)
+        return cached[1]
 
     def _read_one(
         self, method: str, behaviour: Callable[[Any, Any], Any]

@@ -40,6 +40,7 @@ __all__ = [
     "REQUEST_ID_KEY",
     "STATUS_CODES",
     "Context",
+    "Observer",
     "client_gone",
     "count_gone",
     "handle_errors",
@@ -100,7 +101,9 @@ def client_gone(context: Context) -> Callable[[], bool]:
     return context.cancelled
 
 
-class _Observer(Protocol):
+class Observer(Protocol):
+    """What handle_errors counts requests with (ServiceMetrics)."""
+
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None: ...
 
 
@@ -175,13 +178,13 @@ def _streaming(method: str, fn: F) -> F:
     return streaming  # type: ignore[return-value]
 
 
-def count_gone(observer: _Observer, method: str, context: Context) -> None:
+def count_gone(observer: Observer, method: str, context: Context) -> None:
     """Count and log a call whose client left before its handler could run."""
     _count_gone(observer, method, context, time.perf_counter())
 
 
 def _count_gone(
-    observer: _Observer, method: str, context: Any, start: float, message_id: str = ""
+    observer: Observer, method: str, context: Any, start: float, message_id: str = ""
 ) -> None:
     """The client left (cancelled, channel closed, connection lost) or its deadline passed."""
     expired = seconds_left(context) == 0.0
@@ -194,7 +197,7 @@ def _count_gone(
 
 
 async def _count_and_abort(
-    observer: _Observer,
+    observer: Observer,
     method: str,
     err: Exception,
     context: Context,
@@ -209,7 +212,7 @@ async def _count_and_abort(
 
 
 def _finish(
-    observer: _Observer,
+    observer: Observer,
     method: str,
     code: grpc.StatusCode,
     start: float,

@@ -217,6 +217,7 @@ def serve(settings: ServiceSettings) -> int:
     _limit_blas_threads(settings.blas_threads)
     server, port = create_server(settings)
     server.start()
+
     def on_signal(signum: int, frame: object) -> None:
         logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
         # SIGTERM comes from orchestrators, whose load balancers need the drain delay to stop
