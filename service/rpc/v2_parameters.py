@@ -38,18 +38,22 @@ _UNARY_FLAGS = ("triton_enable_empty_final_response",)
 def refuse_unsupported(request: pb.ModelInferRequest) -> None:
     """InvalidInput naming the parameters of the request, an input or an output that this
     server does not honour: all but `classification` on an output and the unary-call flags."""
+    # Every request passes here: empty maps (the usual case) cost one truth test each.
     parameters = request.parameters
-    honoured = [
-        name
-        for name in _UNARY_FLAGS
-        if name in parameters  # (indexing a protobuf map would insert the key)
-        and parameters[name].WhichOneof("parameter_choice") == "bool_param"
-    ]
-    _refuse(request.parameters, "the request", allowed=honoured)
+    if parameters:
+        honoured = [
+            name
+            for name in _UNARY_FLAGS
+            if name in parameters  # (indexing a protobuf map would insert the key)
+            and parameters[name].WhichOneof("parameter_choice") == "bool_param"
+        ]
+        _refuse(parameters, "the request", allowed=honoured)
     for tensor in request.inputs:
-        _refuse(tensor.parameters, f"input '{tensor.name}'")
+        if tensor.parameters:
+            _refuse(tensor.parameters, f"input '{tensor.name}'")
     for output in request.outputs:
-        _refuse(output.parameters, f"output '{output.name}'", allowed=(CLASSIFICATION,))
+        if output.parameters:
+            _refuse(output.parameters, f"output '{output.name}'", allowed=(CLASSIFICATION,))
 
 
 def _refuse(
