@@ -169,11 +169,17 @@ def _streaming(method: str, fn: F) -> F:
             except Exception as err:
                 await _count_and_abort(self.observer, method, err, context, start)
                 return
-        if context.cancelled() or seconds_left(context) == 0.0:
-            # The requests ended because the call did (deadline, cancel), not the client's choice.
-            _count_gone(self.observer, method, context, start)
-            return
-        _finish(self.observer, method, grpc.StatusCode.OK, start, context)
+        # The requests may have ended because the call did (closed channel, deadline) and grpc
+        # may not know it yet: the outcome is counted once the call is over and its fate known.
+        observer = self.observer
+
+        def counted(ctx: Context) -> None:
+            if context.cancelled() or seconds_left(context) == 0.0:
+                _count_gone(observer, method, context, start)
+            else:
+                _finish(observer, method, grpc.StatusCode.OK, start, context)
+
+        context.add_done_callback(counted)  # type: ignore[arg-type]  # (stubs: a class, not a Protocol)
 
     return streaming  # type: ignore[return-value]
 

@@ -20,14 +20,14 @@ from service.rpc.v2_converters import (
 from service.rpc.v2_extensions import EXTENSIONS, model_config, model_statistics
 from service.rpc.v2_parameters import class_counts, refuse_unsupported
 from service.serving.core import ServingCore
-from service.serving.errors import NotFound, PredictError
+from service.serving.errors import PredictError
 from service.serving.statistics import VersionStatistics
+from service.serving.v2_model import PLATFORM, SERVER_NAME, check_model_name, model_versions
+from service.serving.v2_model import model_ref as _model_ref
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
 V2_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-_SERVER_NAME = "digits"
-_PLATFORM = "numpy"
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -67,19 +67,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
-            name=_SERVER_NAME, version=package_version(), extensions=EXTENSIONS
+            name=SERVER_NAME, version=package_version(), extensions=EXTENSIONS
         )
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelMetadataResponse:
-        versions, _ = await self._versions(request.name, request.version)
+        self._check_name(request.name)
+        versions = await model_versions(self.core, request.version)
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
             name=self.core.models.name,
             versions=versions,
-            platform=_PLATFORM,
+            platform=PLATFORM,
             inputs=inputs,
             outputs=outputs,
         )
@@ -88,12 +89,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelConfig(
         self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelConfigResponse:
-        await self._versions(request.name, request.version)
+        await self._version(request.name, request.version)
         batcher = self.core.loop_batcher
         delay_us = round(batcher.max_delay_s * 1e6) if batcher.enabled else None
         config = model_config(
             self.core.models.name,
-            _PLATFORM,
+            PLATFORM,
             max_batch_size=self.core.max_images,
             batching_delay_us=delay_us,
         )
@@ -110,26 +111,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         if current is not None and all(t.version != current.version for t in totals):
             totals.append(VersionStatistics(current.name, current.version))
         if request.name or request.version:
-            name = request.name or self.core.models.name
-            _, version = await self._versions(name, request.version)
+            version = await self._version(request.name or self.core.models.name, request.version)
             if version is not None:
                 totals = [t for t in totals if t.version == version] or [
                     VersionStatistics(self.core.models.name, version)
                 ]
         return pb.ModelStatisticsResponse(model_stats=model_statistics(totals))
-
-    async def _versions(self, name: str, version_ref: str) -> tuple[list[str], int | None]:
-        """The model's registry versions and the one `version_ref` names (None: default);
-        NotFound for another model or an unknown version or alias."""
-        self._check_name(name)
-        listed, _ = await self.core.list_versions()
-        versions = [str(info.version) for info in listed]
-        version, alias = _model_ref(version_ref)
-        if alias is not None:
-            version = (await self.core.describe(alias=alias)).version
-        if version is not None and str(version) not in versions:
-            raise NotFound(f"model {self.core.models.name!r} has no version {version}")
-        return versions, version
 
     @handle_errors("ModelInfer", message_id=lambda request: request.id)
     async def ModelInfer(
@@ -158,18 +145,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             class_counts=counts,
         )
 
+    async def _version(self, name: str, version_ref: str) -> int | None:
+        """The version `version_ref` names (None: the default); NotFound for another model or
+        an unknown version or alias."""
+        self._check_name(name)
+        await model_versions(self.core, version_ref)  # NotFound unless it exists
+        number, alias = _model_ref(version_ref)
+        if alias is not None:
+            number = (await self.core.describe(alias=alias)).version
+        return number
+
     def _check_name(self, name: str) -> None:
-        if name != self.core.models.name:
-            raise NotFound(f"unknown model {name!r}; this server serves {self.core.models.name!r}")
-
-
-def _model_ref(version: str) -> tuple[int | None, str | None]:
-    """(version, alias) from a V2 version string: "" = default, "3" = version 3, else an alias."""
-    if not version:
-        return None, None
-    if version.isdecimal():
-        return int(version), None
-    return None, version
+        check_model_name(self.core, name)
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:
