@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from service.serving.batching import LoopBatcher
 from service.serving.errors import ModelUnusable, NotFound
 from service.serving.served import ServedModel, ServedModels
 from service.serving.shadow import ShadowRunner
+from service.serving.statistics import InferenceStatistics
 from service.serving.validation import pixels_from_bytes
 from service.serving.warmup import warmup_batches
 from service.settings import ServiceSettings
@@ -70,6 +71,7 @@ class ServingCore:
         self.metrics = metrics
         self.max_images = max_images
         self.shadows = ShadowRunner(metrics)
+        self.statistics = InferenceStatistics()
 
     @classmethod
     def from_settings(
@@ -125,27 +127,41 @@ class ServingCore:
         version: int | None = None,
         alias: str | None = None,
         timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
         routing_key: str | None = None,
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A request that pins nothing goes to production or, for its percent, to the canary
-        (sticky by ``routing_key``); afterwards it may be queued for the shadow. A pinned version
-        that is not in memory yet is loaded (verified and warmed up) once, in a worker thread:
-        the event loop never waits on the registry.
+        `timeout`: seconds left before the caller's deadline (None: no deadline); `gone()`: has
+        the caller cancelled? A request whose deadline passed (DeadlineExceeded) or whose caller
+        left (Cancelled) costs no forward pass, batching on or off. A request that pins nothing
+        goes to production or, for its percent, to the canary (sticky by ``routing_key``);
+        afterwards it may be queued for the shadow. A pinned version that is not in memory yet
+        is loaded (verified and warmed up) once, in a worker thread: the event loop never waits
+        on the registry.
         """
         served = self.models.in_memory(version, alias, routing_key)
         if served is None:
             served = await asyncio.to_thread(self.models.get, version, alias)
-        start = time.perf_counter()
+        forward = self.statistics.timed(served.name, served.version, served.predictor)
+        start = time.perf_counter_ns()
+        computed_from = [start]  # when its forward pass began (set by the batcher)
+
+        def started() -> None:
+            computed_from[0] = time.perf_counter_ns()
+
         try:
-            probabilities = await self.loop_batcher.run(
-                served.predictor.predict_proba, pixels, timeout
-            )
-        except Exception:
-            self.metrics.observe_version(served.version, False, time.perf_counter() - start)
+            probabilities = await self.loop_batcher.run(forward, pixels, timeout, gone, started)
+        except BaseException as err:  # also a cancelled wait: it reached the model and failed
+            elapsed = time.perf_counter_ns() - start
+            self.statistics.request(served.name, served.version, len(pixels), elapsed, None)
+            if isinstance(err, Exception):  # a caller's cancellation is not the version's error
+                self.metrics.observe_version(served.version, False, elapsed / 1e9)
             raise
-        self.metrics.observe_version(served.version, True, time.perf_counter() - start)
+        elapsed = time.perf_counter_ns() - start
+        queued = computed_from[0] - start
+        self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
+        self.metrics.observe_version(served.version, True, elapsed / 1e9)
         labels = probabilities.argmax(axis=1).astype(np.int64)
         if version is None and not alias:
             shadow = self.models.shadow_of(served)
