@@ -64,12 +64,9 @@ class ServiceSettings(BaseSettings):
     """Most images in one request (INVALID_ARGUMENT beyond)."""
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
-    workers: int = Field(default=64, ge=2)
-    """Threads for synchronous handlers of extra registrations (the server is grpc.aio: the
-    built-in handlers run on its event loop); also sets the default of max_streams."""
-    max_streams: int | None = Field(default=None, ge=1)
-    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
-    (at least 1). Streams hold no thread on grpc.aio; the cap bounds long-lived clients."""
+    max_streams: int = Field(default=60, ge=1)
+    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond). A stream holds no
+    thread on grpc.aio; the cap bounds long-lived clients (dead ones are freed by keepalive)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
@@ -140,10 +137,6 @@ class ServiceSettings(BaseSettings):
             raise ValueError("--tls-cert and --tls-key (DIGITS_TLS_CERT, _KEY) go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well")
-        if self.max_streams is not None and self.max_streams >= self.workers:
-            raise ValueError(
-                f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
-            )
         edges = [("gRPC", self.host)]
         if self.http_port:
             edges.append(("HTTP", self.http_host or self.host))
@@ -155,11 +148,6 @@ class ServiceSettings(BaseSettings):
                     "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
                 )
         return self
-
-    @property
-    def stream_limit(self) -> int:
-        """max_streams, or its default derived from workers."""
-        return self.max_streams or max(self.workers - 4, 1)
 
     @property
     def tls(self) -> bool:

@@ -34,7 +34,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     core -> convert back; the core does its registry reads in worker threads, never on the loop.
     """
 
-    def __init__(self, core: ServingCore, *, max_streams: int = 16) -> None:
+    def __init__(self, core: ServingCore, *, max_streams: int) -> None:
         self.core = core
         self.observer = core.metrics
         # An open stream costs no thread on grpc.aio, but each one is a long-lived client that
@@ -138,7 +138,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         )
 
 
-def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int = 16) -> None:
+def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int) -> None:
     """Add the digits.v1 servicer to the grpc.aio `server`."""
     servicer = DigitClassifierServicer(core, max_streams=max_streams)
     pb_grpc.add_DigitClassifierServicer_to_server(servicer, server)
