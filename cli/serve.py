@@ -12,7 +12,8 @@ _FIELDS = (
     "poll_interval_s", "cache_size", "batching", "max_batch", "max_delay_us", "max_images",
     "max_message_bytes", "workers", "max_streams", "blas_threads", "grace_s", "drain_delay_s",
     "tls_cert", "tls_key", "tls_client_ca", "plaintext", "reflection", "enable_v2", "event_loop",
-    "log_format", "log_level",
+    "log_format", "log_level", "drift", "drift_window", "drift_min_images", "feedback_window",
+    "prediction_log", "log_sample_rate", "log_queue_size", "log_max_bytes", "log_max_age_s",
 )  # fmt: skip
 
 
@@ -59,6 +60,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="Open Inference Protocol endpoint on the same port (on)")  # fmt: skip
     add("--event-loop", choices=("uvloop", "asyncio"),
         help="event loop under the server (uvloop when installed)")  # fmt: skip
+    monitoring = parser.add_argument_group("monitoring (docs/monitoring.md)")
+    watch = monitoring.add_argument
+    watch("--drift", action=argparse.BooleanOptionalAction,
+          help="drift metrics: live profiles vs the manifest's training profile (on)")  # fmt: skip
+    watch("--drift-window", type=int, metavar="N", help="images per drift window (5000)")
+    watch("--drift-min-images", type=int, metavar="N",
+          help="images a window needs before its PSI is exported (200)")  # fmt: skip
+    watch("--feedback-window", type=int, metavar="N",
+          help="recent request ids kept for Feedback (100000; 0 = off)")  # fmt: skip
+    watch("--prediction-log", type=Path, metavar="DIR",
+          help="write sampled requests and answers to DIR as gzip JSON Lines (off)")  # fmt: skip
+    watch("--log-sample-rate", type=float, metavar="R",
+          help="fraction of requests logged, 0..1 (1.0)")  # fmt: skip
+    watch("--log-queue-size", type=int, metavar="N",
+          help="records waiting for the writer before new ones are dropped (10000)")  # fmt: skip
+    watch("--log-max-bytes", type=int, metavar="B", help="rotate log files at this size (64 MiB)")
+    watch("--log-max-age", dest="log_max_age_s", type=float, metavar="S",
+          help="rotate log files at this age (3600)")  # fmt: skip
     add("--log-format", choices=("json", "text"), help="log line format (json)")
     add("--log-level", help="log level (INFO)")
     parser.set_defaults(handler=run)

@@ -24,6 +24,7 @@ _FIELDS = {
     "layer_sizes": "layer_sizes",
     "validation_split": "validation_split",
     "train_limit": "train_limit",
+    "extra_data": "extra_data",
     "min_accuracy": "min_accuracy",
     "tolerance": "tolerance",
 }
@@ -56,6 +57,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="dataset cache (default: the per-user cache dir, digits/mnist)",
     )
     data.add_argument("--offline", action="store_true", help="use only the cache")
+    data.add_argument(
+        "--extra-data",
+        type=Path,
+        metavar="DIR",
+        help="more training rows: IDX image/label pairs in DIR (e.g. from `digits logs export`)",
+    )
     model = parser.add_argument_group("model and training")
     model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
     model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")
@@ -109,7 +116,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         if getattr(args, dest) is not None
     }
     fields["offline"] = args.offline
-    for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
+    # absolute, so scheduled runs find the same dirs
+    for key in ("registry_dir", "data_dir", "extra_data"):
         if key in fields:
             fields[key] = fields[key].expanduser().resolve()
     try:

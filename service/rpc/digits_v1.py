@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ import grpc
 from registry import NotFoundError, RegistryError
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.rpc.calls import handle_errors, request_id_of, seconds_left
+from service.rpc.calls import handle_errors, request_id_of, seconds_left, status_of
 from service.rpc.digits_v1_converters import (
     model_ref,
     to_model_info,
@@ -21,7 +22,13 @@ from service.rpc.digits_v1_converters import (
     top_k_of,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import InvalidInput, ModelUnusable, NotFound, Overloaded
+from service.serving.errors import (
+    InvalidInput,
+    ModelUnusable,
+    NotFound,
+    Overloaded,
+    PredictError,
+)
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -47,7 +54,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
     ) -> pb.PredictResponse:
-        return await self._predict(request, context, None)
+        return await self._predict(request, context, None, "Predict")
 
     @handle_errors("PredictStream")
     async def PredictStream(
@@ -89,11 +96,33 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             async for request in request_iterator:
                 if stream_id is None and not request.request_id:
                     stream_id = request_id_of(context)  # one id for the whole stream
-                await answers.put(await self._predict(request, context, stream_id))
+                await answers.put(await self._predict(request, context, stream_id, "PredictStream"))
         except Exception as err:
             await answers.put(err)
             return
         await answers.put(None)
+
+    @handle_errors("Feedback")
+    async def Feedback(
+        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.FeedbackResponse:
+        judgement = self.core.judge(request.request_id, request.label, request.index)
+        return pb.FeedbackResponse(
+            version=judgement.version, predicted=judgement.predicted, correct=judgement.correct
+        )
+
+    @handle_errors("FeedbackStream")
+    async def FeedbackStream(
+        self,
+        request_iterator: AsyncIterator[pb.FeedbackRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> pb.FeedbackStreamResponse:
+        accepted = correct = 0
+        async for request in request_iterator:
+            judgement = self.core.judge(request.request_id, request.label, request.index)
+            accepted += 1
+            correct += judgement.correct
+        return pb.FeedbackStreamResponse(accepted=accepted, correct=correct)
 
     @handle_errors("GetModel")
     async def GetModel(
@@ -126,20 +155,29 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         request: pb.PredictRequest,
         context: grpc.aio.ServicerContext,
         request_id: str | None,
+        method: str,
     ) -> pb.PredictResponse:
         """One prediction; the response echoes request.request_id, else `request_id`, else the
-        x-request-id metadata or a generated id."""
-        if not request.HasField("images"):
-            raise InvalidInput("the request has no images")
-        pixels = to_pixels(self.core, request.images)
-        version, alias = model_ref(request)
-        top_k = top_k_of(request, n_classes=10)
-        answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=seconds_left(context)
-        )
-        return to_response(
-            answer, top_k, request.request_id or request_id or request_id_of(context)
-        )
+        x-request-id metadata or a generated id. Its end is reported to the core (feedback,
+        prediction log), failures with their status code."""
+        start = time.perf_counter()
+        request_id = request.request_id or request_id or request_id_of(context)
+        pixels = None
+        try:
+            if not request.HasField("images"):
+                raise InvalidInput("the request has no images")
+            pixels = to_pixels(self.core, request.images)
+            version, alias = model_ref(request)
+            top_k = top_k_of(request, n_classes=10)
+            answer = await self.core.predict_async(
+                pixels, version=version, alias=alias, timeout=seconds_left(context)
+            )
+        except Exception as err:
+            code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
+            self.core.failed(method, request_id, start, pixels, code.name, str(err))
+            raise
+        self.core.answered(method, request_id, start, pixels, answer)
+        return to_response(answer, top_k, request_id)
 
     def _info(
         self, version: int, manifest: dict[str, Any], aliases: dict[str, int]

@@ -1,0 +1,130 @@
+"""Prediction-log records: one JSON object per line, in gzip files, and how to read them back.
+
+A prediction record:
+  {"kind": "prediction", "time": "2026-11-29T19:00:00.123456Z", "request_id": "...",
+   "method": "Predict", "version": 3, "latency_ms": 0.41, "status": "OK", "error": null,
+   "shape": [n, 28, 28], "input": "<base64 of the n*784 uint8 pixels>",
+   "probabilities": [[p0, ..., p9], ...], "labels": [k, ...]}
+A failed request has its status code name (e.g. "INVALID_ARGUMENT"), "error" with the details,
+and input / probabilities / labels / version only when they were known before it failed. A
+feedback record: {"kind": "feedback", "time", "request_id", "index", "label", "version",
+"predicted"}. Float inputs in [0, 1] are stored as round(255 x) uint8. The files are standard
+gzip: `zcat predictions-*.jsonl.gz | jq` reads them too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["FILE_GLOB", "decode_input", "encode_feedback", "encode_prediction", "read_records"]
+
+FILE_GLOB = "predictions-*.jsonl.gz"
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_prediction(
+    timestamp: float,
+    request_id: str,
+    method: str,
+    version: int | None,
+    seconds: float,
+    status: str,
+    error: str | None,
+    pixels: NDArray[Any] | None,
+    probabilities: NDArray[np.float32] | None,
+) -> bytes:
+    """One prediction record as a JSON line (bytes ending in a newline)."""
+    record: dict[str, Any] = {
+        "kind": "prediction", "time": _utc(timestamp), "request_id": request_id,
+        "method": method, "version": version, "latency_ms": round(seconds * 1e3, 4),
+        "status": status, "error": error,
+    }  # fmt: skip
+    if pixels is not None:
+        if pixels.dtype != np.uint8:
+            pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
+        record["shape"] = [len(pixels), 28, 28]
+        record["input"] = base64.b64encode(np.ascontiguousarray(pixels).tobytes()).decode()
+    if probabilities is not None:
+        record["probabilities"] = np.round(probabilities.astype(np.float64), 6).tolist()
+        record["labels"] = probabilities.argmax(axis=1).tolist()
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def encode_feedback(
+    timestamp: float, request_id: str, index: int, label: int, version: int, predicted: int
+) -> bytes:
+    """One feedback record as a JSON line."""
+    record = {
+        "kind": "feedback", "time": _utc(timestamp), "request_id": request_id, "index": index,
+        "label": label, "version": version, "predicted": predicted,
+    }  # fmt: skip
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_input(record: dict[str, Any]) -> NDArray[np.uint8] | None:
+    """The logged images of a prediction record, uint8 (n, 28, 28); None when not logged.
+
+    Raises ValueError when the payload does not match the recorded shape.
+    """
+    if record.get("input") is None:
+        return None
+    data = base64.b64decode(record["input"])
+    shape = tuple(int(s) for s in record["shape"])
+    if len(data) != int(np.prod(shape)) or shape[1:] != (28, 28):
+        raise ValueError(f"record {record.get('request_id')!r}: input does not match {shape}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def log_files(directory: Path) -> list[Path]:
+    """The log's files, oldest first (names start with their UTC creation time)."""
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"no prediction log directory {directory}")
+    return sorted(Path(directory).glob(FILE_GLOB))
+
+
+def read_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every record of the log, oldest file first.
+
+    The file being written has no gzip trailer yet: everything up to its last flush is read.
+    A line that is not JSON (a torn write) raises ValueError naming the file.
+    """
+    for path in log_files(directory):
+        yield from _read_file(path)
+
+
+def _read_file(path: Path) -> Iterator[dict[str, Any]]:
+    # zlib with the gzip wrapper, not gzip.open: a stream without its trailer (the active file,
+    # flushed with Z_SYNC_FLUSH) decodes up to the last flush instead of raising EOFError.
+    decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    pending = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 16):
+            pending += decoder.decompress(chunk)
+            while decoder.unused_data:  # a concatenated gzip member follows
+                rest = decoder.unused_data
+                decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                pending += decoder.decompress(rest)
+            *lines, pending = pending.split(b"\n")
+            yield from (_parse(path, line) for line in lines if line)
+    if pending.strip():
+        yield _parse(path, pending)
+
+
+def _parse(path: Path, line: bytes) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path.name}: a line is not JSON ({err})") from None
+    return record

@@ -1,0 +1,158 @@
+"""PredictionLog: sampled request/response records written off the event loop, never blocking it.
+
+The request path calls `sampled()` (one random draw, skipped at rate 1.0) and `submit(...)`: a
+length check and a deque append of the raw values (~0.2 us). A writer thread wakes every
+`flush_interval_s`, drains the deque, encodes the records as JSON lines
+(service.observability.log_records), appends them to the current gzip file and flushes it with
+Z_SYNC_FLUSH, so everything written so far is readable while the file stays open. The file is
+rotated when its compressed size reaches `max_bytes` or its age `max_age_s`. When `queue_size`
+records are waiting, new ones are dropped and counted (digits_prediction_log_records_total
+{outcome="dropped"}): a slow disk costs log records, never request latency.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from service.observability.log_records import encode_feedback, encode_prediction
+
+__all__ = ["PredictionLog"]
+
+logger = logging.getLogger("service.observability.prediction_log")
+
+_PREDICTION, _FEEDBACK = 0, 1
+
+
+class PredictionLog:
+    """A rotated, gzip-compressed JSON Lines log of sampled predictions (and all feedback)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sample_rate: float = 1.0,
+        queue_size: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_age_s: float = 3600.0,
+        flush_interval_s: float = 0.25,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.queue_size = queue_size
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.flush_interval_s = flush_interval_s
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._dropped = 0  # written by the event-loop thread only
+        self._written = 0  # written by the writer thread only
+        self._failed = 0
+        self._file: gzip.GzipFile | None = None
+        self._raw: IO[bytes] | None = None
+        self._opened_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sampled(self) -> bool:
+        """Whether to log this request (always at rate 1.0)."""
+        return self.sample_rate >= 1.0 or random.random() < self.sample_rate
+
+    def submit(self, *fields: Any) -> None:
+        """Queue a prediction record: the arguments of log_records.encode_prediction."""
+        if len(self._queue) >= self.queue_size:
+            self._dropped += 1
+            return
+        self._queue.append((_PREDICTION, *fields))
+
+    def submit_feedback(self, *fields: Any) -> None:
+        """Queue a feedback record: the arguments of log_records.encode_feedback."""
+        if len(self._queue) >= self.queue_size:
+            self._dropped += 1
+            return
+        self._queue.append((_FEEDBACK, *fields))
+
+    def start(self) -> None:
+        """Create the directory (OSError if it cannot be) and start the writer thread."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Write what is queued, close the current file (with its gzip trailer), stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._drain()
+        self._close_file()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            self._drain()
+
+    def _drain(self) -> None:
+        queue = self._queue
+        count = len(queue)
+        if count == 0:
+            return
+        lines = []
+        for _ in range(count):
+            kind, *fields = queue.popleft()
+            encode = encode_prediction if kind == _PREDICTION else encode_feedback
+            lines.append(encode(*fields))
+        try:
+            stream = self._current()
+            stream.write(b"".join(lines))
+            stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
+            self._written += count
+        except OSError:
+            self._failed += count
+            logger.exception("prediction log write failed; %d records lost", count)
+            self._close_file()
+
+    def _current(self) -> gzip.GzipFile:
+        """The open file, rotated first when it is too big or too old."""
+        now = time.time()
+        if self._raw is not None and (
+            self._raw.tell() >= self.max_bytes or now - self._opened_at >= self.max_age_s
+        ):
+            self._close_file()
+        if self._file is None:
+            stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            self._raw = (self.directory / f"predictions-{stamp}.jsonl.gz").open("xb")
+            self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)
+            self._opened_at = now
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None and self._raw is not None:
+            try:
+                self._file.close()
+                self._raw.close()
+            except OSError:
+                logger.exception("closing the prediction log file failed")
+        self._file = self._raw = None
+
+    def collect(self) -> Iterator[Metric]:
+        records = CounterMetricFamily(
+            "digits_prediction_log_records", "Prediction-log records, by outcome",
+            labels=["outcome"],
+        )  # fmt: skip
+        records.add_metric(["written"], float(self._written))
+        records.add_metric(["dropped"], float(self._dropped))
+        records.add_metric(["failed"], float(self._failed))
+        yield records
