@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,14 +82,24 @@ def running_mlserver(
 
 @contextmanager
 def running_digits(
-    registry: Path, env: dict[str, str], batching: bool, log_dir: Path, log_name: str = ""
+    registry: Path,
+    env: dict[str, str],
+    batching: bool,
+    log_dir: Path,
+    log_name: str = "",
+    extra_args: Sequence[str] = (),
+    metrics_port: int | None = None,
 ) -> Iterator[str]:
-    """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING."""
-    port, metrics_port = free_port(), free_port()
+    """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING.
+
+    `extra_args` are more `digits serve` flags; `metrics_port` fixes the /metrics port.
+    """
+    port, metrics_port = free_port(), metrics_port or free_port()
     command = [
         *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
+        *extra_args,
     ]
     log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
     with log.open("wb") as out:

@@ -32,6 +32,7 @@ __all__ = ["PredictionLog"]
 logger = logging.getLogger("service.observability.prediction_log")
 
 _PREDICTION, _FEEDBACK = 0, 1
+_CHUNK = 64  # records encoded per hold of the interpreter lock (~0.5 ms)
 
 
 class PredictionLog:
@@ -105,23 +106,29 @@ class PredictionLog:
             self._drain()
 
     def _drain(self) -> None:
+        """Write what is queued, _CHUNK records at a time, then flush once."""
         queue = self._queue
         count = len(queue)
         if count == 0:
             return
-        lines = []
-        for _ in range(count):
-            kind, *fields = queue.popleft()
-            encode = encode_prediction if kind == _PREDICTION else encode_feedback
-            lines.append(encode(*fields))
+        lines: list[bytes] = []
         try:
             stream = self._current()
-            stream.write(b"".join(lines))
+            for start in range(0, count, _CHUNK):
+                for _ in range(min(_CHUNK, count - start)):
+                    kind, *fields = queue.popleft()
+                    encode = encode_prediction if kind == _PREDICTION else encode_feedback
+                    lines.append(encode(*fields))
+                stream.write(b"".join(lines))  # zlib compresses without the interpreter lock
+                self._written += len(lines)
+                lines.clear()
+                # Hand the interpreter lock back between chunks: otherwise the event loop can
+                # wait a whole switch interval (5 ms) for it, which shows in its p99.
+                time.sleep(0)
             stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
-            self._written += count
         except OSError:
-            self._failed += count
-            logger.exception("prediction log write failed; %d records lost", count)
+            self._failed += len(lines)  # the rest stay queued for the next drain (a new file)
+            logger.exception("prediction log write failed; %d records lost", len(lines))
             self._close_file()
 
     def _current(self) -> gzip.GzipFile:
@@ -134,7 +141,7 @@ class PredictionLog:
         if self._file is None:
             stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S%fZ")
             self._raw = (self.directory / f"predictions-{stamp}.jsonl.gz").open("xb")
-            self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)
+            self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1, mtime=0)
             self._opened_at = now
         return self._file
 

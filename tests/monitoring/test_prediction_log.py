@@ -16,7 +16,12 @@ import pytest
 from core.idx import decode_images, decode_labels
 from registry import Registry
 from service.client import ServiceError
-from service.observability.log_records import decode_input, log_files, read_records
+from service.observability.log_records import (
+    decode_input,
+    decode_probabilities,
+    log_files,
+    read_records,
+)
 from service.observability.prediction_log import PredictionLog
 from tests.monitoring.metrics_text import value
 from tests.service.conftest import start
@@ -67,7 +72,7 @@ def test_every_request_is_logged_with_its_id_version_and_status(registry: Regist
         if status == "OK":
             assert record["version"] == 1 and record["error"] is None
             np.testing.assert_array_equal(decode_input(record), images)
-            probabilities = np.asarray(record["probabilities"])
+            probabilities = decode_probabilities(record)
             assert probabilities.shape == (len(images), 10)
             assert record["labels"] == probabilities.argmax(axis=1).tolist()
         else:
@@ -177,3 +182,18 @@ def test_export_without_feedback_names_the_problem(registry: Registry, tmp_path)
                   "--predicted-labels").returncode == 0  # fmt: skip
     missing = digits("logs", "tail", str(tmp_path / "nowhere"))
     assert missing.returncode == 1 and "no prediction log directory" in missing.stderr
+
+
+def test_records_are_json_whatever_the_request_id_and_error_hold():
+    from service.observability.log_records import encode_prediction
+
+    odd = 'quote " back\\slash \n newline ünïcødé'
+    pixels = np.arange(784, dtype=np.uint8).reshape(1, 784)
+    floats = pixels.astype(np.float32) / 255
+    line = encode_prediction(1_700_000_000.25, odd, "Predict", None, 0.5, "INTERNAL", odd,
+                             floats, None)  # fmt: skip
+    record = json.loads(line)
+    assert (record["request_id"], record["error"], record["version"]) == (odd, odd, None)
+    assert record["time"] == "2023-11-14T22:13:20.250000Z" and record["latency_ms"] == 500
+    np.testing.assert_array_equal(decode_input(record), pixels.reshape(1, 28, 28))
+    assert "probabilities" not in record and line.endswith(b"}\n")

@@ -1,0 +1,163 @@
+"""Monitoring overhead: batch 1 x 32 with the prediction log (rate 1.0) and drift on, vs off.
+
+    .venv/bin/python bench/monitoring.py [--duration 4] [--rounds 5] [--client native|python]
+                                         [--out bench/results/monitoring.json]
+
+Two `digits serve` processes on 127.0.0.1 serve the same model: "off" with drift, feedback and
+the log disabled, "on" with `--prediction-log DIR --log-sample-rate 1.0` and drift and feedback
+on (the defaults). The load generator (bench/serve.py's, in its own process) alternates between
+them for `--rounds` rounds of unary, batch 1, 32 in flight, uint8; each figure is the median
+over the rounds, so the machine's drift between minutes hits both alike. Target (issue 16):
+on/off throughput >= 0.9 and p99 <= 1.15x. The "on" server's own counters (records written
+and dropped, images profiled) are read from its /metrics at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "bench" / "mlserver")]
+
+import launcher  # noqa: E402  (bench/mlserver/launcher.py)
+import loadgen  # noqa: E402  (bench/mlserver/loadgen.py)
+from serve import (  # noqa: E402  (bench/serve.py)
+    _BLAS_VARS,
+    RESULTS,
+    _load_generator,
+    _machine,
+    _median_point,
+    _Runner,
+)
+
+MODEL = "digits"
+OFF = ("--no-drift", "--feedback-window", "0")
+TARGETS = {"throughput_on_vs_off_min": 0.9, "p99_on_vs_off_max": 1.15}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    blas_env = {name: str(args.blas_threads) for name in _BLAS_VARS}
+    os.environ.update(blas_env)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="monitoring-", dir=RESULTS))
+    registry = _registry(work)
+    native, client_note = _load_generator(args.client)
+    on_args = ("--prediction-log", str(work / "log"), "--log-sample-rate", "1.0", "--drift")
+    metrics_port = launcher.free_port()
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client,
+        launcher.running_digits(registry, blas_env, False, work, "off", OFF) as off,
+        launcher.running_digits(
+            registry, blas_env, False, work, "on", on_args, metrics_port=metrics_port
+        ) as on,
+    ):
+        client.submit(loadgen.warm_up).result()
+        run = _Runner(client, args.duration, native)
+        for _ in range(args.rounds):
+            for name, target in (("off", off), ("on", on)):
+                runs[name].append(run.point("digits", target, 1, "uint8", 32))
+        counters = _counters(metrics_port)
+    off_point, on_point = _median_point(runs["off"]), _median_point(runs["on"])
+    report: dict[str, Any] = {
+        "benchmark": "monitoring",
+        "point": "unary, batch 1, 32 in flight, uint8; medians of alternated rounds",
+        "rounds": args.rounds,
+        "seconds_per_point": args.duration,
+        "machine": {**_machine(args.blas_threads), "load_generator": client_note},
+        "off": {**off_point, "flags": list(OFF)},
+        "on": {**on_point, "flags": [a if a != str(work / "log") else "DIR" for a in on_args]},
+        "on_server_counters": counters,
+        "runs": {
+            name: [{k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms")} for p in points]
+            for name, points in runs.items()
+        },
+    }
+    report["ratios"] = {
+        "throughput_on_vs_off": _ratio(
+            on_point.get("requests_per_s"), off_point.get("requests_per_s")
+        ),
+        "p99_on_vs_off": _ratio(on_point.get("p99_ms"), off_point.get("p99_ms")),
+    }
+    report["targets"] = {
+        **TARGETS,
+        "throughput_met": _ok(report["ratios"]["throughput_on_vs_off"], lambda r: r >= 0.9),
+        "p99_met": _ok(report["ratios"]["p99_on_vs_off"], lambda r: r <= 1.15),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def _registry(work: Path) -> Path:
+    """A fresh seeded model published with a drift profile (of random images), as production."""
+    from core import MLP
+    from core.profile import profile
+    from registry import Registry
+
+    model = MLP((784, 128, 40, 10), seed=0)
+    images = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
+    manifest = {
+        "layer_sizes": [784, 128, 40, 10], "loss": "cross_entropy", "metrics": {"accuracy": 0.1},
+        "profile": profile(images, model.predict_proba(images)),
+    }  # fmt: skip
+    params = {k: np.ascontiguousarray(v) for k, v in model.params.items()}
+    registry = Registry(work / "registry")
+    version = registry.publish(MODEL, params, manifest).version
+    registry.set_alias(MODEL, "production", version)
+    return registry.root
+
+
+def _counters(port: int) -> dict[str, float]:
+    """The monitoring counters of a server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    wanted = {"digits_prediction_log_records_total", "digits_drift_dropped_total",
+              "digits_confidence_count", "digits_drift_window_images"}  # fmt: skip
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                key = sample.name + "".join(f"{{{k}={v}}}" for k, v in sample.labels.items())
+                out[key] = sample.value
+    return out
+
+
+def _ratio(ours: float | None, reference: float | None) -> float | None:
+    return round(ours / reference, 3) if ours and reference else None
+
+
+def _ok(ratio: float | None, test: Any) -> bool | None:
+    return None if ratio is None else bool(test(ratio))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per point (4)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (5)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per server (1)")
+    parser.add_argument("--client", choices=("native", "python"), default="native",
+                        help="load generator (the C++ one unless it cannot be built)")  # fmt: skip
+    parser.add_argument("--out", default=str(RESULTS / "monitoring.json"), help="JSON file")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
