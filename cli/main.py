@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order shown by `digits --help`.
-_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models", "logs")
+_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models", "logs", "monitor")
 
 
 class CommandError(Exception):
