@@ -66,7 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
           help="drift metrics: live profiles vs the manifest's training profile (on)")  # fmt: skip
     watch("--drift-window", type=int, metavar="N", help="images per drift window (5000)")
     watch("--drift-min-images", type=int, metavar="N",
-          help="images a window needs before its PSI is exported (200)")  # fmt: skip
+          help="images a window needs before its PSI is exported (500)")  # fmt: skip
     watch("--feedback-window", type=int, metavar="N",
           help="recent request ids kept for Feedback (100000; 0 = off)")  # fmt: skip
     watch("--prediction-log", type=Path, metavar="DIR",

@@ -22,16 +22,19 @@ from numpy.typing import NDArray
 __all__ = [
     "DRIFT_ALERT_PSI",
     "INK_THRESHOLD",
+    "OUTPUT_STATISTICS",
     "PSI_FLOOR",
     "STATISTICS",
     "bin_counts",
     "image_statistics",
     "profile",
     "psi",
+    "reference_profile",
 ]
 
 INK_THRESHOLD = 0.5  # a pixel is ink at >= half intensity (uint8 >= 128)
 PSI_FLOOR = 1e-4  # empty bins count as this fraction, so the logarithm stays finite
+OUTPUT_STATISTICS = ("confidence", "class")  # of the model's answers, not of the images
 DRIFT_ALERT_PSI = 0.2  # above: a significant shift (deploy/prometheus/alerts.yml uses the same)
 _CONFIDENCE_EDGES = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
@@ -104,7 +107,7 @@ def bin_counts(statistics: Mapping[str, NDArray[np.floating]]) -> dict[str, NDAr
 
 def profile(
     pixels: NDArray[np.generic], probabilities: NDArray[np.floating], chunk: int = 10_000
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The reference profile of a population, JSON-ready for a manifest.
 
     Returns {"images": n, "statistics": {name: {"edges": [...], "fractions": [...]}}}; each
@@ -126,6 +129,30 @@ def profile(
             }
             for name in STATISTICS
         },
+    }
+
+
+def reference_profile(
+    train_pixels: NDArray[np.generic],
+    train_probabilities: NDArray[np.floating],
+    test_pixels: NDArray[np.generic],
+    test_probabilities: NDArray[np.floating],
+) -> dict[str, Any]:
+    """The manifest's drift reference: input statistics of the training images, output
+    statistics (OUTPUT_STATISTICS) of the model's answers on held-out test images.
+
+    A model is more confident on the rows it was fitted to than on new ones from the same
+    population: a training-set confidence reference made clean test traffic score PSI 0.14
+    (MNIST, 10,000 training rows, 2 epochs; docs/monitoring.md), the test split's does not.
+    """
+    inputs = profile(train_pixels, train_probabilities)
+    outputs = profile(test_pixels, test_probabilities)
+    statistics = dict(inputs["statistics"])
+    statistics.update({name: outputs["statistics"][name] for name in OUTPUT_STATISTICS})
+    return {
+        "images": {"inputs": inputs["images"], "outputs": outputs["images"]},
+        "sources": {"inputs": "train", "outputs": "test"},
+        "statistics": statistics,
     }
 
 

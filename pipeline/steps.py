@@ -16,7 +16,7 @@ from core.features import to_features
 from core.idx import decode_images, decode_labels
 from core.metrics import evaluate as evaluate_probabilities
 from core.mlp import MLP
-from core.profile import profile
+from core.profile import reference_profile
 from core.train import fit
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
@@ -165,8 +165,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The caller's part of the registry manifest: what was trained, on what, and how well.
 
-    "profile" is the training set's drift reference (core.profile): the statistics the server
-    compares live traffic with.
+    "profile" is the drift reference the server compares live traffic with (core.profile):
+    input statistics of the training split, output statistics on the held-out test split.
     """
     dataset_entry: dict[str, Any] = {
         "train_samples": len(dataset.y_train),
@@ -191,7 +191,12 @@ def build_manifest(
             include={"epochs", "batch_size", "lr", "seed", "validation_split", "train_limit"},
         ),
         "dataset": dataset_entry,
-        "profile": profile(x, trained.model.predict_proba(x)),
+        "profile": reference_profile(
+            x,
+            trained.model.predict_proba(x),
+            dataset.x_test,
+            trained.model.predict_proba(dataset.x_test),
+        ),
         "gate": {
             "promote": decision.promote,
             "reason": decision.reason,

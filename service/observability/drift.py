@@ -59,7 +59,7 @@ class DriftMonitor:
         self,
         *,
         window_images: int = 5000,
-        min_images: int = 200,
+        min_images: int = 500,
         pending_limit: int = 16384,
         fold_interval_s: float = 1.0,
     ) -> None:

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from core.profile import STATISTICS, bin_counts, image_statistics, profile, psi
+from core.profile import (
+    STATISTICS,
+    bin_counts,
+    image_statistics,
+    profile,
+    psi,
+    reference_profile,
+)
 
 
 def one_hot_probabilities(labels: list[int], top: float = 0.95) -> np.ndarray:
@@ -83,3 +90,16 @@ def test_psi_rejects_mismatched_or_empty_histograms():
 def test_mismatched_probabilities_are_refused():
     with pytest.raises(ValueError, match="probabilities"):
         image_statistics(np.zeros((2, 784), np.uint8), np.zeros((3, 10), np.float32))
+
+
+def test_the_reference_takes_inputs_from_training_and_outputs_from_held_out_rows():
+    rng = np.random.default_rng(2)
+    train = rng.integers(0, 256, size=(100, 784), dtype=np.uint8)
+    test = np.zeros((40, 784), dtype=np.uint8)
+    sure, unsure = one_hot_probabilities([1] * 100, top=0.999), one_hot_probabilities([2] * 40, 0.6)
+    reference = reference_profile(train, sure, test, unsure)
+    from_train, from_test = profile(train, sure), profile(test, unsure)
+    for name, entry in reference["statistics"].items():
+        source = from_test if name in ("confidence", "class") else from_train
+        assert entry == source["statistics"][name], name
+    assert reference["sources"] == {"inputs": "train", "outputs": "test"}

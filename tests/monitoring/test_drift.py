@@ -77,7 +77,7 @@ def test_class_counts_and_confidence_histogram_count_every_image(server: Running
 
 
 def test_no_psi_below_the_minimum_window(server: Running, trained):
-    server.client.predict(trained[1][:50])  # below drift_min_images (200)
+    server.client.predict(trained[1][:50])  # below drift_min_images (500)
     assert by_label(server, "digits_drift_psi", "statistic", version="1") == {}
     assert value(server, "digits_drift_window_images", version="1") == 50
 
