@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "off": {**off_point, "flags": list(OFF)},
         "on": {**on_point, "flags": [a if a != str(work / "log") else "DIR" for a in on_args]},
         "on_server_counters": counters,
+        "in_process_costs_us": _costs(),
         "runs": {
             name: [{k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms")} for p in points]
             for name, points in runs.items()
@@ -121,6 +122,65 @@ def _registry(work: Path) -> Path:
     version = registry.publish(MODEL, params, manifest).version
     registry.set_alias(MODEL, "production", version)
     return registry.root
+
+
+def _costs(n: int = 20_000) -> dict[str, float]:
+    """Microseconds per call of each monitoring step, measured in this process (median of 5).
+
+    request path: what a batch-1 Predict adds on the event loop (drift queue, feedback memory,
+    log sampling + queue); writer: encoding one record; fold: profiling one image.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from core import MLP
+    from service.observability.drift import DriftMonitor
+    from service.observability.feedback import LiveAccuracy
+    from service.observability.log_records import encode_prediction
+    from service.observability.prediction_log import PredictionLog
+    from service.serving.model import Predictor
+    from service.serving.served import ServedModel
+
+    params = MLP((784, 128, 40, 10), seed=0).params
+    served = ServedModel("digits", 1, Predictor(params), {"metrics": {}}, datetime.now(UTC))
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 784), dtype=np.uint8)
+    probabilities = served.predictor.predict_proba(pixels)
+    labels = probabilities.argmax(axis=1)
+
+    def median_us(step: Any, calls: int) -> float:
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            step(calls)
+            runs.append((time.perf_counter() - start) / calls * 1e6)
+        return round(sorted(runs)[2], 3)
+
+    def request_path(calls: int) -> None:
+        drift = DriftMonitor(pending_limit=calls + 1)
+        feedback = LiveAccuracy(100_000)
+        log = PredictionLog(Path("unused"), queue_size=calls + 1)
+        for i in range(calls):
+            drift.observe(served, pixels, probabilities)
+            feedback.remember(f"id-{i}", served, labels)
+            if log.sampled():
+                now = time.time()
+                log.submit(now, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
+
+    def encode(calls: int) -> None:
+        for i in range(calls):
+            encode_prediction(1e9 + i, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
+
+    def fold(calls: int) -> None:
+        drift = DriftMonitor(pending_limit=calls + 1)
+        for _ in range(calls):
+            drift.observe(served, pixels, probabilities)
+        drift.fold()
+
+    return {
+        "request_path_per_request": median_us(request_path, n),
+        "writer_encode_per_record": median_us(encode, n),
+        "drift_fold_per_image": median_us(fold, 5000),
+    }
 
 
 def _counters(port: int) -> dict[str, float]:
