@@ -55,21 +55,31 @@ def main(argv: list[str] | None = None) -> int:
     registry = _registry(work)
     native, client_note = _load_generator(args.client)
     on_args = ("--prediction-log", str(work / "log"), "--log-sample-rate", "1.0", "--drift")
-    metrics_port = launcher.free_port()
+    metrics_port, off_metrics = launcher.free_port(), launcher.free_port()
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
     spawn = multiprocessing.get_context("spawn")
     with (
         ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client,
-        launcher.running_digits(registry, blas_env, False, work, "off", OFF) as off,
+        launcher.running_digits(
+            registry, blas_env, False, work, "off", OFF, metrics_port=off_metrics
+        ) as off,
         launcher.running_digits(
             registry, blas_env, False, work, "on", on_args, metrics_port=metrics_port
         ) as on,
     ):
         client.submit(loadgen.warm_up).result()
         run = _Runner(client, args.duration, native)
+        ports = {"off": off_metrics, "on": metrics_port}
         for _ in range(args.rounds):
             for name, target in (("off", off), ("on", on)):
-                runs[name].append(run.point("digits", target, 1, "uint8", 32))
+                before = _cpu_and_requests(ports[name])
+                point = run.point("digits", target, 1, "uint8", 32)
+                after = _cpu_and_requests(ports[name])
+                served = after[1] - before[1]
+                point["server_cpu_us_per_request"] = (
+                    round((after[0] - before[0]) / served * 1e6, 1) if served else None
+                )
+                runs[name].append(point)
         counters = _counters(metrics_port)
     off_point, on_point = _median_point(runs["off"]), _median_point(runs["on"])
     report: dict[str, Any] = {
@@ -83,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         "on_server_counters": counters,
         "in_process_costs_us": _costs(),
         "runs": {
-            name: [{k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms")} for p in points]
+            name: [
+                {k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms", _CPU)} for p in points
+            ]
             for name, points in runs.items()
         },
     }
@@ -92,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             on_point.get("requests_per_s"), off_point.get("requests_per_s")
         ),
         "p99_on_vs_off": _ratio(on_point.get("p99_ms"), off_point.get("p99_ms")),
+        "server_cpu_per_request_on_vs_off": _ratio(_median(runs["on"]), _median(runs["off"])),
     }
+    report["server_cpu_us_per_request"] = {"off": _median(runs["off"]), "on": _median(runs["on"])}
     report["targets"] = {
         **TARGETS,
         "throughput_met": _ok(report["ratios"]["throughput_on_vs_off"], lambda r: r >= 0.9),
@@ -181,6 +195,32 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         "writer_encode_per_record": median_us(encode, n),
         "drift_fold_per_image": median_us(fold, 5000),
     }
+
+
+_CPU = "server_cpu_us_per_request"
+
+
+def _median(points: list[dict[str, Any]]) -> float | None:
+    """Median server CPU microseconds per request over the rounds: unlike throughput, it barely
+    moves when other processes compete for the cores."""
+    values = sorted(p[_CPU] for p in points if p.get(_CPU) is not None)
+    return values[len(values) // 2] if values else None
+
+
+def _cpu_and_requests(port: int) -> tuple[float, float]:
+    """(process CPU seconds, requests answered) of the server behind /metrics on `port`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    cpu = requests = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "process_cpu_seconds_total":
+                cpu = sample.value
+            elif sample.name == "digits_requests_total" and sample.labels["method"] == "Predict":
+                requests += sample.value
+    return cpu, requests
 
 
 def _counters(port: int) -> dict[str, float]:
