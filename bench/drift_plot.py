@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from tests.monitoring.digit_data import cornered, inverted, publish_trained, rotated  # noqa: E402
-from tests.service.conftest import start  # noqa: E402
+from tests.helpers.digit_data import cornered, inverted, publish_trained, rotated  # noqa: E402
+from tests.helpers.servers import start  # noqa: E402
 
 WINDOW, REQUEST = 1000, 50
 PHASES = (("clean", None), ("inverted", inverted), ("clean", None), ("cornered", cornered),

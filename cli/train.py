@@ -8,7 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-_NOT_PUBLISHED_EXIT = 3  # trained (or tried to) but the gate, divergence or data said no
+from cli.exits import ExitCode
+
+_NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 
 # Option dest -> TrainSettings field; options left unset keep the settings' defaults.
 _FIELDS = {
@@ -123,7 +125,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
-        raise CommandError(describe_validation_error(err), 2) from None
+        raise CommandError(describe_validation_error(err), ExitCode.USAGE) from None
     return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
 
 
@@ -190,5 +192,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
+    assert isinstance(summary, dict)  # the flow returns its summary, or raises
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     return 0

@@ -8,17 +8,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS
 from pipeline.mirrors import resolve_mirrors
+from registry import DEFAULT_MODEL_NAME, default_root
 
 __all__ = ["TrainSettings", "describe_validation_error"]
 
 
 def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
-
-
-def _default_registry() -> Path:
-    return Path(os.environ.get("DIGITS_REGISTRY") or "models")
 
 
 class TrainSettings(BaseModel):
@@ -34,10 +32,10 @@ class TrainSettings(BaseModel):
     """Peak learning rate of Adam."""
     seed: int = Field(0, ge=0)
     """Seeds initialisation, shuffling and the validation split."""
-    layer_sizes: tuple[int, ...] = (784, 128, 40, 10)
+    layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES
     """Input, hidden..., classes; MNIST needs 784 inputs and 10 classes."""
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
-    """Training loss; "mse" is the seed's cost J."""
+    """Training loss; "mse" is the design document's cost J."""
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
     """Fraction of training rows held out for per-epoch validation metrics."""
     train_limit: int | None = Field(None, ge=1)
@@ -49,9 +47,9 @@ class TrainSettings(BaseModel):
     """Test accuracy below this publishes nothing and fails the run."""
     tolerance: float = Field(0.0, ge=0.0, le=1.0)
     """Promote when accuracy >= production's accuracy on the same test set minus this."""
-    model_name: str = Field("digits", min_length=1, max_length=64)
+    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, max_length=64)
     """Registry model name."""
-    registry_dir: Path = Field(default_factory=_default_registry)
+    registry_dir: Path = Field(default_factory=default_root)
     """Registry root; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
     """Dataset cache; None means the per-user cache directory."""
@@ -71,9 +69,10 @@ class TrainSettings(BaseModel):
     def _mnist_shape(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
         if len(sizes) < 2 or any(n < 1 for n in sizes):
             raise ValueError(f"need at least two positive sizes, got {list(sizes)}")
-        if sizes[0] != 784 or sizes[-1] != 10:
+        if sizes[0] != N_PIXELS or sizes[-1] != N_CLASSES:
             raise ValueError(
-                f"must start with 784 inputs and end with 10 classes, got {list(sizes)}"
+                f"must start with {N_PIXELS} inputs and end with {N_CLASSES} classes, "
+                f"got {','.join(map(str, sizes))}"
             )
         return sizes
 

@@ -12,6 +12,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from numpy.typing import ArrayLike
 
+from core.config import IMAGE_SIDE, N_PIXELS
 from service.client.types import (
     Feedback,
     ModelInfo,
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_PIXELS = 784
 
 
 def encode_images(images: ArrayLike) -> pb.Tensor:
@@ -41,9 +41,9 @@ def encode_images(images: ArrayLike) -> pb.Tensor:
     A single image (28, 28) or (784,) is sent as a batch of one. Floats travel as float32.
     """
     array = np.asarray(images)
-    if array.shape in ((28, 28), (_PIXELS,)):
+    if array.shape in ((IMAGE_SIDE, IMAGE_SIDE), (N_PIXELS,)):
         array = array.reshape(1, *array.shape)
-    if array.ndim not in (2, 3) or array.shape[1:] not in ((28, 28), (_PIXELS,)):
+    if array.ndim not in (2, 3) or array.shape[1:] not in ((IMAGE_SIDE, IMAGE_SIDE), (N_PIXELS,)):
         raise ValueError(f"images must have shape (N, 28, 28) or (N, 784), got {array.shape}")
     if array.dtype == np.uint8:
         dtype = pb.DTYPE_UINT8
@@ -181,7 +181,7 @@ class DigitsClient:
         stub = health_pb2_grpc.HealthStub(self._channel)
         try:
             request = health_pb2.HealthCheckRequest(service=service)
-            reply = stub.Check(request, timeout=self._timeout)
+            reply = stub.Check(request, timeout=self._timeout)  # type: ignore[attr-defined]  # the stubs give HealthStub no methods
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:  # Check's answer for an unknown service
                 return "SERVICE_UNKNOWN"

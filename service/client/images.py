@@ -9,7 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-SIDE = 28  # MNIST canvas
+from core.config import IMAGE_SIDE
+
+SIDE = IMAGE_SIDE  # MNIST canvas
 BOX = 20  # MNIST fits each digit's longest side into a 20 px box before centring
 # Ink after background removal: pixels above 10% of full scale count for the bounding box,
 # so faint JPEG noise around a stroke does not widen the crop.
@@ -91,8 +93,9 @@ def _decode_picture(path: Path, data: bytes) -> NDArray[np.uint8]:
     from io import BytesIO
 
     try:
-        with Image.open(BytesIO(data)) as picture:
-            picture.load()
+        with Image.open(BytesIO(data)) as opened:
+            opened.load()
+            picture: Image.Image = opened
             if picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info:
                 rgba = picture.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

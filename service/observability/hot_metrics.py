@@ -93,7 +93,7 @@ class _Family(Generic[_S]):
             return series
 
 
-class Counter(_Family[CounterSeries]):
+class CounterFamily(_Family[CounterSeries]):
     def _new(self) -> CounterSeries:
         return CounterSeries()
 
@@ -109,7 +109,7 @@ class Counter(_Family[CounterSeries]):
         return build
 
 
-class Histogram(_Family[HistogramSeries]):
+class HistogramFamily(_Family[HistogramSeries]):
     def __init__(
         self,
         hot: HotMetrics,
@@ -154,17 +154,17 @@ class HotMetrics:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._families: list[Counter | Histogram] = []
+        self._families: list[CounterFamily | HistogramFamily] = []
 
-    def counter(self, name: str, doc: str, labelnames: Sequence[str] = ()) -> Counter:
-        family = Counter(self, name, doc, labelnames)
+    def counter(self, name: str, doc: str, labelnames: Sequence[str] = ()) -> CounterFamily:
+        family = CounterFamily(self, name, doc, labelnames)
         self._families.append(family)
         return family
 
     def histogram(
         self, name: str, doc: str, bounds: Sequence[float], labelnames: Sequence[str] = ()
-    ) -> Histogram:
-        family = Histogram(self, name, doc, labelnames, bounds)
+    ) -> HistogramFamily:
+        family = HistogramFamily(self, name, doc, labelnames, bounds)
         self._families.append(family)
         return family
 

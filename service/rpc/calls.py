@@ -60,7 +60,7 @@ _ID_PREFIX = os.urandom(4).hex()
 _ID_COUNTER = itertools.count(1)
 
 
-def request_id_of(context: grpc.ServicerContext) -> str:
+def request_id_of(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]) -> str:
     """The caller's x-request-id metadata, or a short generated id."""
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
@@ -68,7 +68,7 @@ def request_id_of(context: grpc.ServicerContext) -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-def seconds_left(context: grpc.aio.ServicerContext) -> float | None:
+def seconds_left(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     """Seconds left before the client's deadline; None without one (grpc reports a huge value)."""
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e6 else max(float(remaining), 0.0)
@@ -130,7 +130,7 @@ def _decorate_async(method: str, fn: F) -> F:
     # Counted before the abort is awaited: grpc.aio sends the status inside abort(), so a client
     # could otherwise read the metrics before this request is in them.
     @functools.wraps(fn)
-    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:
             response = await fn(self, request, context)
@@ -144,7 +144,7 @@ def _decorate_async(method: str, fn: F) -> F:
 
     @functools.wraps(fn)
     async def streaming(
-        self: Any, request: Any, context: grpc.aio.ServicerContext
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         start = time.perf_counter()  # the request id is only looked up when it is logged
         try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
-from registry import NotFoundError, RegistryError
+from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, request_id_of, seconds_left, status_of
@@ -22,13 +21,7 @@ from service.rpc.digits_v1_converters import (
     top_k_of,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import (
-    InvalidInput,
-    ModelUnusable,
-    NotFound,
-    Overloaded,
-    PredictError,
-)
+from service.serving.errors import InvalidInput, Overloaded, PredictError
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -52,7 +45,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("Predict")
     async def Predict(
-        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PredictResponse:
         return await self._predict(request, context, None, "Predict")
 
@@ -60,7 +53,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def PredictStream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.PredictResponse]:
         if self._open_streams >= self.max_streams:
             raise Overloaded(f"too many open PredictStream calls (limit {self.max_streams})")
@@ -81,7 +74,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def _answer_stream(
         self,
         request_iterator: AsyncIterator[pb.PredictRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         answers: asyncio.Queue[pb.PredictResponse | Exception | None],
     ) -> None:
         """Read and answer a stream's requests while PredictStream writes the earlier answers.
@@ -104,9 +97,9 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
 
     @handle_errors("Feedback")
     async def Feedback(
-        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext
+        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.FeedbackResponse:
-        judgement = self.core.judge(request.request_id, request.label, request.index)
+        judgement = self.core.monitoring.judge(request.request_id, request.label, request.index)
         return pb.FeedbackResponse(
             version=judgement.version, predicted=judgement.predicted, correct=judgement.correct
         )
@@ -115,45 +108,33 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def FeedbackStream(
         self,
         request_iterator: AsyncIterator[pb.FeedbackRequest],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> pb.FeedbackStreamResponse:
         accepted = correct = 0
         async for request in request_iterator:
-            judgement = self.core.judge(request.request_id, request.label, request.index)
+            judgement = self.core.monitoring.judge(request.request_id, request.label, request.index)
             accepted += 1
             correct += judgement.correct
         return pb.FeedbackStreamResponse(accepted=accepted, correct=correct)
 
     @handle_errors("GetModel")
     async def GetModel(
-        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInfo:
         version, alias = model_ref(request)
-        repository = self.core.models
-        if version is None and alias is None:
-            version = self.core.model().version  # ModelNotReady before the first load
-        elif version is None:
-            version = repository.resolve_alias(str(alias))
-        with _registry_errors():
-            manifest = repository.registry.get(repository.name, version).manifest
-            aliases = repository.registry.aliases(repository.name)
-        return self._info(version, manifest, aliases)
+        return to_model_info(await self.core.describe(version, alias))
 
     @handle_errors("ListModels")
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListModelsResponse:
-        repository = self.core.models
-        with _registry_errors():
-            versions = repository.registry.list_versions(repository.name)
-            aliases = repository.registry.aliases(repository.name)
-        models = [self._info(mv.version, mv.manifest, aliases) for mv in versions]
-        return pb.ListModelsResponse(models=models, aliases=aliases)
+        versions, aliases = await self.core.list_versions()
+        return pb.ListModelsResponse(models=[to_model_info(v) for v in versions], aliases=aliases)
 
     async def _predict(
         self,
         request: pb.PredictRequest,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         request_id: str | None,
         method: str,
     ) -> pb.PredictResponse:
@@ -168,41 +149,16 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
                 raise InvalidInput("the request has no images")
             pixels = to_pixels(self.core, request.images)
             version, alias = model_ref(request)
-            top_k = top_k_of(request, n_classes=10)
+            top_k = top_k_of(request, n_classes=N_CLASSES)
             answer = await self.core.predict_async(
                 pixels, version=version, alias=alias, timeout=seconds_left(context)
             )
         except Exception as err:
             code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
-            self.core.failed(method, request_id, start, pixels, code.name, str(err))
+            self.core.monitoring.failed(method, request_id, start, pixels, code.name, str(err))
             raise
-        self.core.answered(method, request_id, start, pixels, answer)
+        self.core.monitoring.answered(method, request_id, start, pixels, answer)
         return to_response(answer, top_k, request_id)
-
-    def _info(
-        self, version: int, manifest: dict[str, Any], aliases: dict[str, int]
-    ) -> pb.ModelInfo:
-        loaded = self.core.models.loaded(version)
-        current = self.core.models.current
-        return to_model_info(
-            self.core.models.name,
-            version,
-            manifest,
-            aliases=aliases,
-            loaded_at_ns=int(loaded.loaded_at.timestamp() * 1e9) if loaded else None,
-            serving=current is not None and current.version == version,
-        )
-
-
-@contextlib.contextmanager
-def _registry_errors() -> Iterator[None]:
-    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
-    try:
-        yield
-    except NotFoundError as err:
-        raise NotFound(str(err)) from None
-    except RegistryError as err:
-        raise ModelUnusable(str(err)) from None
 
 
 def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int = 16) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from service.generated.digits.v1 import digits_pb2 as pb
-from service.serving.core import Answer, ServingCore
+from service.serving.core import Answer, ServingCore, VersionInfo
 from service.serving.errors import InvalidInput
 
 __all__ = ["model_ref", "to_model_info", "to_pixels", "to_response"]
@@ -74,31 +74,24 @@ def to_response(answer: Answer, top_k: int | None, request_id: str) -> pb.Predic
     )
 
 
-def to_model_info(
-    name: str,
-    version: int,
-    manifest: dict[str, Any],
-    *,
-    aliases: dict[str, int],
-    loaded_at_ns: int | None,
-    serving: bool,
-) -> pb.ModelInfo:
+def to_model_info(info: VersionInfo) -> pb.ModelInfo:
     """A registry version's description; metrics keeps the manifest's scalar test metrics."""
+    manifest = info.manifest
     metrics = {
         key: float(value)
         for key, value in (manifest.get("metrics") or {}).items()
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     }
-    info = pb.ModelInfo(
-        name=name,
-        version=version,
-        aliases=sorted(alias for alias, target in aliases.items() if target == version),
+    message = pb.ModelInfo(
+        name=info.name,
+        version=info.version,
+        aliases=sorted(alias for alias, target in info.aliases.items() if target == info.version),
         layer_sizes=[int(n) for n in manifest.get("layer_sizes") or ()],
         metrics=metrics,
         created_at=str(manifest.get("created_at", "")),
-        serving=serving,
+        serving=info.serving,
         manifest_json=json.dumps(manifest, sort_keys=True, default=str),
     )
-    if loaded_at_ns is not None:
-        info.loaded_at.FromNanoseconds(loaded_at_ns)
-    return info
+    if info.loaded_at is not None:
+        message.loaded_at.FromNanoseconds(int(info.loaded_at.timestamp() * 1e9))
+    return message

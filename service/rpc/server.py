@@ -105,7 +105,7 @@ class DigitsServer:
     def _on_model(self, model: ServedModel) -> None:
         self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
-    def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+    def _set_health(self, status: int) -> None:
         update = _set_all(self.health, ("", *self.services), status)
         if self.loop.in_loop:  # e.g. a model swap triggered by a handler: do not block the loop
             self.loop.submit(update)
@@ -116,7 +116,7 @@ class DigitsServer:
 async def _set_all(
     servicer: health_aio.HealthServicer,
     names: Sequence[str],
-    status: health_pb2.HealthCheckResponse.ServingStatus,
+    status: int,
 ) -> None:
     for name in names:
         await servicer.set(name, status)

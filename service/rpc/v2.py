@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import Any
 
 import grpc
 
-from registry import NotFoundError, RegistryError
+from core.version import package_version
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.rpc.calls import handle_errors, seconds_left
@@ -17,7 +17,7 @@ from service.rpc.v2_converters import (
     to_infer_response,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import ModelUnusable, NotFound, PredictError
+from service.serving.errors import NotFound, PredictError
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
@@ -36,19 +36,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerLive")
     async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @handle_errors("ServerReady")
     async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.core.ready)
 
     @handle_errors("ModelReady")
     async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelReadyResponse:
         # A probe asks a yes/no question: unknown models and versions are "not ready", not errors.
         try:
@@ -60,31 +60,25 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ServerMetadata")
     async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=_package_version())
+        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=package_version())
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        repository = self.core.models
-        try:
-            listed = repository.registry.list_versions(repository.name)
-        except NotFoundError as err:
-            raise NotFound(str(err)) from None
-        except RegistryError as err:
-            raise ModelUnusable(str(err)) from None
-        versions = [str(mv.version) for mv in listed]
+        listed, _ = await self.core.list_versions()
+        versions = [str(info.version) for info in listed]
         version, alias = _model_ref(request.version)
         if alias is not None:
-            version = repository.resolve_alias(alias)
+            version = (await self.core.describe(alias=alias)).version
         if version is not None and str(version) not in versions:
-            raise NotFound(f"model {repository.name!r} has no version {version}")
+            raise NotFound(f"model {self.core.models.name!r} has no version {version}")
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
-            name=repository.name,
+            name=self.core.models.name,
             versions=versions,
             platform=_PLATFORM,
             inputs=inputs,
@@ -93,7 +87,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @handle_errors("ModelInfer")
     async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInferResponse:
         self._check_name(request.model_name)
         outputs = requested_outputs(request)
@@ -123,13 +117,6 @@ def _model_ref(version: str) -> tuple[int | None, str | None]:
     if version.isdecimal():
         return int(version), None
     return None, version
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:  # running from a source tree that was not installed
-        return "0+unknown"
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:

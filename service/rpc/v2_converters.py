@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import N_CLASSES, N_PIXELS
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.serving.errors import InvalidInput
 from service.serving.validation import check_pixels, pixels_from_bytes
@@ -28,8 +30,6 @@ PROBABILITIES_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
 OUTPUT_NAMES = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 
-_PIXELS = 784
-_CLASSES = 10
 # Wire datatype -> (name in service.validation.DTYPES, typed `contents` field that carries it).
 _INPUT_DATATYPES = {"UINT8": ("uint8", "uint_contents"), "FP32": ("float32", "fp32_contents")}
 _TYPED_FIELDS = (
@@ -44,7 +44,7 @@ _TYPED_FIELDS = (
 )
 
 
-def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> NDArray:
+def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> NDArray[Any]:
     """Read the typed contents of `tensor`, insisting on the one field its datatype uses."""
     contents = tensor.contents
     others = [name for name in _TYPED_FIELDS if name != field and len(getattr(contents, name))]
@@ -61,7 +61,7 @@ def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor, field: str) -> 
     return np.asarray(contents.fp32_contents, dtype=np.float32)
 
 
-def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray:
+def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray[Any]:
     """Decode the request's `images` tensor into checked (N, 784) uint8 or float32 pixels.
 
     The data may come from raw_input_contents (row-major little-endian bytes) or from the typed
@@ -145,9 +145,9 @@ def tensor_metadata() -> tuple[list[pb.ModelMetadataResponse.TensorMetadata], ..
     load generators should send: any byte is a valid pixel); FP32 in [0, 1] is accepted as well.
     """
     tensor = pb.ModelMetadataResponse.TensorMetadata
-    inputs = [tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, _PIXELS])]
+    inputs = [tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, N_PIXELS])]
     outputs = [
-        tensor(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, _CLASSES]),
+        tensor(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, N_CLASSES]),
         tensor(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
     ]
     return inputs, outputs

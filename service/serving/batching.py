@@ -13,6 +13,7 @@ thread pool, so a 1024-row pass (~4 ms) does not stall the loop and BLAS release
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -124,9 +125,9 @@ class LoopBatcher:
                 self._observe_batch(len(x), len(items))
             else:
                 pending = asyncio.get_running_loop().run_in_executor(self._executor(), forward, x)
-                pending.add_done_callback(lambda done, items=items: self._finish(done, items))
+                pending.add_done_callback(functools.partial(self._finish, items=items))
 
-    def _finish(self, done: asyncio.Future[NDArray[Any]], items: list[_Item]) -> None:
+    def _finish(self, done: asyncio.Future[NDArray[Any]], *, items: list[_Item]) -> None:
         if done.exception() is not None:
             _fail(items, done.exception())  # type: ignore[arg-type]
             return

@@ -3,33 +3,32 @@
 digits.v1 (service/rpc/digits_v1.py) and the Open Inference Protocol adapter (service/rpc/v2.py)
 both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
 server's event loop) and turn the `Answer` back into messages. Validation limits, model
-resolution, hot reload, batching and metrics live here once, and so do the monitoring hooks:
-every answer is queued for the drift monitor and remembered for feedback; adapters report each
-request's end (`answered` / `failed`) for the sampled prediction log.
+resolution, hot reload, batching and metrics live here once; so does the drift monitor's
+hook (every answer is queued for it; service/serving/monitoring.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from registry import Registry
-from service.observability.drift import DriftMonitor
-from service.observability.feedback import Judgement, LiveAccuracy
+from registry import NotFoundError, Registry, RegistryError
 from service.observability.metrics import ServiceMetrics
-from service.observability.prediction_log import PredictionLog
 from service.serving.batching import LoopBatcher
-from service.serving.errors import NotFound
+from service.serving.errors import ModelUnusable, NotFound
+from service.serving.monitoring import Monitoring
 from service.serving.served import ServedModel, ServedModels
-from service.serving.validation import check_pixels, pixels_from_bytes
+from service.serving.validation import pixels_from_bytes
 from service.settings import ServiceSettings
 
-__all__ = ["Answer", "ServingCore"]
+__all__ = ["Answer", "ServingCore", "VersionInfo"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,18 @@ class Answer:
     model: ServedModel
     probabilities: NDArray[np.float32]
     labels: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the registry and this server know of one version: manifest, aliases, load state."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any]
+    aliases: dict[str, int]  # every alias of the model -> its version
+    loaded_at: datetime | None  # when this server loaded it; None if not in memory
+    serving: bool  # True if it is the default (unpinned) model right now
 
 
 class ServingCore:
@@ -51,20 +62,13 @@ class ServingCore:
         *,
         max_images: int = 8192,
         loop_batcher: LoopBatcher | None = None,
-        drift: DriftMonitor | None = None,
-        feedback: LiveAccuracy | None = None,
-        prediction_log: PredictionLog | None = None,
+        monitoring: Monitoring | None = None,
     ) -> None:
         self.models = repository
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
-        self.drift = drift
-        self.feedback = feedback
-        self.prediction_log = prediction_log
-        for collector in (drift, feedback, prediction_log):
-            if collector is not None:  # computed at scrape time, off the request path
-                metrics.registry.register(collector)
+        self.monitoring = monitoring or Monitoring(metrics)
 
     @classmethod
     def from_settings(
@@ -86,9 +90,10 @@ class ServingCore:
             observe_batch=metrics.observe_batch,
             observe_queue_delay=metrics.observe_queue_delay,
         )
+        monitoring = Monitoring.from_settings(settings, metrics)
         return cls(
             repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher,
-            **_monitoring(settings),
+            monitoring=monitoring,
         )  # fmt: skip
 
     @property
@@ -97,31 +102,20 @@ class ServingCore:
         return self.models.current is not None
 
     def start(self) -> None:
-        """Load the default model (if any), begin polling the registry, start the monitors."""
-        if self.prediction_log is not None:
-            self.prediction_log.start()
-        if self.drift is not None:
-            self.drift.start()
+        """Start monitoring, load the default model (if any) and begin polling the registry."""
+        self.monitoring.start()
         self.models.start()
 
     def stop(self) -> None:
-        """Stop polling and batching; fold the last answers and write the log's last records."""
         self.models.stop()
         self.loop_batcher.close()
-        if self.drift is not None:
-            self.drift.stop()
-        if self.prediction_log is not None:
-            self.prediction_log.close()
+        self.monitoring.stop()
 
     def decode(
         self, data: bytes, dtype: str, shape: Sequence[int]
     ) -> NDArray[np.uint8] | NDArray[np.float32]:
         """Packed bytes -> checked pixels (n, 784); InvalidInput on any problem."""
         return pixels_from_bytes(data, dtype, shape, max_rows=self.max_images)
-
-    def check(self, array: NDArray[Any]) -> NDArray[Any]:
-        """An already-built array -> checked pixels (n, 784); InvalidInput on any problem."""
-        return check_pixels(array, max_rows=self.max_images)
 
     def model(self, version: int | None = None, alias: str | None = None) -> ServedModel:
         """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
@@ -137,72 +131,64 @@ class ServingCore:
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A pinned version that is not in memory yet is loaded (and verified) inline, once.
+        A pinned version that is not in memory yet is loaded (and verified) once, in a worker
+        thread: the event loop never waits on the registry.
         """
-        served = self.models.get(version, alias)
+        served = self.models.in_memory(version, alias)
+        if served is None:
+            served = await asyncio.to_thread(self.models.get, version, alias)
         probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
-        if self.drift is not None:
-            self.drift.observe(served, pixels, probabilities)
+        if (drift := self.monitoring.drift) is not None:
+            drift.observe(served, pixels, probabilities)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
 
-    def answered(
-        self, method: str, request_id: str, start: float, pixels: NDArray[Any], answer: Answer
-    ) -> None:
-        """After a successful prediction: remember it for feedback, maybe log it.
+    async def describe(self, version: int | None = None, alias: str | None = None) -> VersionInfo:
+        """One version: the served default when neither is given, else `version` or `alias`.
 
-        start: time.perf_counter() when the request arrived.
+        Raises ModelNotReady (nothing served yet), NotFound or ModelUnusable. The registry reads
+        run in a worker thread, off the event loop.
         """
-        if self.feedback is not None:
-            self.feedback.remember(request_id, answer.model, answer.labels)
-        log = self.prediction_log
-        if log is not None and log.sampled():
-            seconds = time.perf_counter() - start
-            log.submit(time.time(), request_id, method, answer.model.version, seconds, "OK", None,
-                       pixels, answer.probabilities)  # fmt: skip
+        if version is None and alias is None:
+            version = self.model().version
+        return await asyncio.to_thread(self._describe, version, alias)
 
-    def failed(
-        self,
-        method: str,
-        request_id: str,
-        start: float,
-        pixels: NDArray[Any] | None,
-        status: str,
-        error: str,
-    ) -> None:
-        """After a failed prediction: maybe log it, with its status code name and details."""
-        log = self.prediction_log
-        if log is not None and log.sampled():
-            log.submit(time.time(), request_id, method, None, time.perf_counter() - start,
-                       status, error, pixels, None)  # fmt: skip
+    async def list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        """Every complete version of the served model, oldest first, and the model's aliases."""
+        return await asyncio.to_thread(self._list_versions)
 
-    def judge(self, request_id: str, label: int, index: int = 0) -> Judgement:
-        """Ground truth for an earlier answer: counted for live accuracy and logged.
+    def _describe(self, version: int | None, alias: str | None) -> VersionInfo:
+        with _registry_errors():
+            if version is None:
+                version = self.models.resolve_alias(str(alias))
+            manifest = self.models.registry.get(self.models.name, version).manifest
+            aliases = self.models.registry.aliases(self.models.name)
+        return self._info(version, manifest, aliases)
 
-        Raises NotFound (unknown or forgotten id, or feedback off) / InvalidInput (bad label).
-        """
-        if self.feedback is None:
-            raise NotFound("feedback is off on this server (feedback_window=0)")
-        judgement = self.feedback.judge(request_id, label, index)
-        if self.prediction_log is not None:
-            self.prediction_log.submit_feedback(time.time(), request_id, index, label,
-                                                judgement.version, judgement.predicted)  # fmt: skip
-        return judgement
+    def _list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        with _registry_errors():
+            listed = self.models.registry.list_versions(self.models.name)
+            aliases = self.models.registry.aliases(self.models.name)
+        return [self._info(mv.version, mv.manifest, aliases) for mv in listed], aliases
+
+    def _info(self, version: int, manifest: dict[str, Any], aliases: dict[str, int]) -> VersionInfo:
+        loaded = self.models.loaded(version)
+        current = self.models.current
+        return VersionInfo(
+            name=self.models.name,
+            version=version,
+            manifest=manifest,
+            aliases=aliases,
+            loaded_at=loaded.loaded_at if loaded else None,
+            serving=current is not None and current.version == version,
+        )
 
 
-def _monitoring(settings: ServiceSettings) -> dict[str, Any]:
-    """The drift monitor, feedback join and prediction log the settings ask for."""
-    drift = feedback = log = None
-    if settings.drift:
-        drift = DriftMonitor(
-            window_images=settings.drift_window, min_images=settings.drift_min_images,
-            fold_interval_s=settings.drift_fold_interval_s,
-        )  # fmt: skip
-    if settings.feedback_window > 0:
-        feedback = LiveAccuracy(settings.feedback_window)
-    if settings.prediction_log is not None:
-        log = PredictionLog(
-            settings.prediction_log, sample_rate=settings.log_sample_rate,
-            queue_size=settings.log_queue_size, max_bytes=settings.log_max_bytes,
-            max_age_s=settings.log_max_age_s, flush_interval_s=settings.log_flush_interval_s,
-        )  # fmt: skip
-    return {"drift": drift, "feedback": feedback, "prediction_log": log}
+@contextlib.contextmanager
+def _registry_errors() -> Iterator[None]:
+    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
+    try:
+        yield
+    except NotFoundError as err:
+        raise NotFound(str(err)) from None
+    except RegistryError as err:
+        raise ModelUnusable(str(err)) from None

@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.activations import softmax
+from core.mlp import layer_sizes_of
+
 __all__ = ["Predictor"]
 
 # Rows per forward pass inside one call: keeps the hidden activations in cache for huge batches.
@@ -23,9 +26,10 @@ class Predictor:
     """
 
     def __init__(self, params: Mapping[str, NDArray[Any]]) -> None:
-        n_layers = sum(1 for key in params if key.startswith("W"))
+        sizes = layer_sizes_of(params)  # ValueError unless W1..Wn are 2-D
+        n_layers = len(sizes) - 1
         expected = {f"{p}{i}" for i in range(1, n_layers + 1) for p in "Wb"}
-        if n_layers < 1 or set(params) != expected:
+        if set(params) != expected:
             raise ValueError(f"params must hold W1, b1, ..., W{n_layers}; got {sorted(params)}")
         self._weights: list[NDArray[np.float32]] = []  # (n_in, n_out) each
         self._biases: list[NDArray[np.float32]] = []  # (1, n_out) each
@@ -84,12 +88,4 @@ class Predictor:
             np.maximum(h, 0.0, out=h)  # ReLU of the previous layer, in place
             h = h @ weight  # (n, n_out)
             h += bias
-        return _softmax(h)
-
-
-def _softmax(logits: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Row-wise softmax, stabilised by subtracting each row's max; in place on logits."""
-    logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
-    return logits
+        return softmax(h, out=h)  # in place: h is this call's own buffer

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.config import N_CLASSES, N_PIXELS
 from registry import (
     IntegrityError,
     InvalidNameError,
@@ -156,6 +157,21 @@ class ServedModels:
         if self.metrics is not None:
             self.metrics.reload_failures.inc()
 
+    def in_memory(self, version: int | None = None, alias: str | None = None) -> ServedModel | None:
+        """`get` without touching the registry: the model if it is in memory, else None.
+
+        ModelNotReady when the default model is asked for before the first load. The event loop
+        calls this first and runs `get` (which may read and verify files) in a worker thread
+        only when it returns None.
+        """
+        if version is None and not alias:
+            return self.get()
+        if version is None:
+            version = self._aliases.get(str(alias))
+            if version is None:
+                return None
+        return self.loaded(int(version))
+
     def loaded(self, version: int) -> ServedModel | None:
         """The in-memory model of `version`, if this server has it loaded."""
         current = self._current
@@ -209,9 +225,10 @@ class ServedModels:
     def _load(self, version: int) -> ServedModel:
         loaded = self.registry.load(self.name, version)
         predictor = Predictor.from_loaded(loaded)
-        if (predictor.n_features, predictor.n_classes) != (784, 10):
+        if (predictor.n_features, predictor.n_classes) != (N_PIXELS, N_CLASSES):
             raise ValueError(
-                f"layer sizes {predictor.layer_sizes} do not map 784 pixels to 10 digits"
+                f"layer sizes {predictor.layer_sizes} do not map {N_PIXELS} pixels to "
+                f"{N_CLASSES} digits"
             )
         return ServedModel(
             self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import IMAGE_SIDE, N_PIXELS
 from service.serving.errors import InvalidInput
 
-__all__ = ["DTYPES", "PIXELS", "check_pixels", "pixels_from_bytes"]
+__all__ = ["DTYPES", "check_pixels", "pixels_from_bytes"]
 
-PIXELS = 784
+PIXELS = N_PIXELS  # a local name: the checks below run on every request
 # Wire dtype name -> little-endian NumPy dtype. Both adapters map their own enum onto these names.
 DTYPES: dict[str, np.dtype] = {"uint8": np.dtype("u1"), "float32": np.dtype("<f4")}
 # The same in this machine's byte order (what the forward pass gets); made once, not per request.
@@ -23,7 +24,8 @@ def _check_shape(shape: Sequence[int], max_rows: int) -> int:
     # Indexed directly (no tuple built): this runs on every request, mostly at batch 1.
     n_dims = len(shape)
     if not (
-        (n_dims == 2 and shape[1] == PIXELS) or (n_dims == 3 and shape[1] == 28 and shape[2] == 28)
+        (n_dims == 2 and shape[1] == PIXELS)
+        or (n_dims == 3 and shape[1] == IMAGE_SIDE and shape[2] == IMAGE_SIDE)
     ):
         dims = [int(d) for d in shape]
         raise InvalidInput(f"images must have shape [N, 784] or [N, 28, 28], got {dims}")

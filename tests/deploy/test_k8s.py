@@ -9,7 +9,7 @@ import yaml
 
 from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
-from tests.deploy._deploy_files import K8S_DIR, effective, k8s_documents, k8s_object, stages
+from tests.helpers.deploy_files import K8S_DIR, effective, k8s_documents, k8s_object, stages
 
 APP_UID = 10001
 

@@ -23,9 +23,9 @@ from core.profile import profile
 from registry import Registry
 from service.client import ServiceError
 from service.serving.model import Predictor
-from tests.deploy._deploy_files import REPO, compose
-from tests.service.conftest import Running, start
-from tests.service.toy_models import MODEL, random_images, toy_params
+from tests.helpers.deploy_files import REPO, compose
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import MODEL, random_images, toy_params
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 GRAFANA_DIR = REPO / "deploy" / "grafana"

@@ -12,9 +12,9 @@ from numpy.typing import NDArray
 
 from core.profile import DRIFT_ALERT_PSI
 from registry import Registry
-from tests.monitoring.digit_data import cornered, inverted, publish_trained, rotated
-from tests.monitoring.metrics_text import by_label, value
-from tests.service.conftest import Running, start
+from tests.helpers.digit_data import cornered, inverted, publish_trained, rotated
+from tests.helpers.metrics_text import by_label, value
+from tests.helpers.servers import Running, start
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_no_psi_below_the_minimum_window(server: Running, trained):
 
 
 def test_a_model_without_a_profile_exports_counts_but_no_psi(tmp_path: Path, trained):
-    from tests.service.toy_models import publish
+    from tests.helpers.toy_models import publish
 
     registry = Registry(tmp_path / "models")
     publish(registry, seed=1)  # a manifest without "profile"

@@ -12,9 +12,9 @@ import pytest
 from registry import Registry
 from service.client import ServiceError
 from service.generated.digits.v1 import digits_pb2 as pb
-from tests.monitoring.metrics_text import by_label, value
-from tests.service.conftest import Running, start
-from tests.service.toy_models import publish, random_images
+from tests.helpers.metrics_text import by_label, value
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,9 @@ from service.observability.log_records import (
     read_records,
 )
 from service.observability.prediction_log import PredictionLog
-from tests.monitoring.metrics_text import value
-from tests.service.conftest import start
-from tests.service.toy_models import publish, random_images
+from tests.helpers.metrics_text import value
+from tests.helpers.servers import start
+from tests.helpers.toy_models import publish, random_images
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ def test_the_open_file_is_readable_before_it_is_closed(registry: Registry, tmp_p
     running = start(registry, prediction_log=tmp_path / "log", log_flush_interval_s=3600)
     try:
         running.client.predict(random_images(2), request_id="early")
-        running.server.core.prediction_log._drain()  # type: ignore[union-attr]
+        running.server.core.monitoring.prediction_log._drain()  # type: ignore[union-attr]
         assert [r["request_id"] for r in read_records(tmp_path / "log")] == ["early"]
     finally:
         running.close()
@@ -150,7 +150,7 @@ def test_logs_export_round_trips_through_idx_and_digits_predict(registry: Regist
         answer = running.client.predict(images, request_id="batch")
         for index in range(6):
             running.client.feedback("batch", label=(index + 1) % 10, index=index)
-        running.server.core.prediction_log._drain()  # type: ignore[union-attr]
+        running.server.core.monitoring.prediction_log._drain()  # type: ignore[union-attr]
         tail = digits("logs", "tail", str(log_dir), "-n", "3")
         assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 3, tail.stderr
         assert "feedback" in tail.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.download import MNIST_FILES, DownloadError, MnistFile, ensure_mnist, sha256_of
-from tests.pipeline.mirror import MirrorServer
+from tests.helpers.mirror import MirrorServer
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from core.idx import encode_idx
 from pipeline import steps
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
-from tests.pipeline.synthetic import write_synthetic_mnist
+from tests.helpers.synthetic import write_synthetic_mnist
 
 
 def corner_patches(n: int) -> np.ndarray:

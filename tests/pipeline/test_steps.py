@@ -14,7 +14,7 @@ from pipeline.gate import GateDecision
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.pipeline.synthetic import write_synthetic_mnist
+from tests.helpers.synthetic import write_synthetic_mnist
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -17,8 +17,8 @@ from registry import Registry
 from service.client import DigitsClient, ServiceError
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.serving.model import Predictor
-from tests.service.conftest import Running
-from tests.service.toy_models import corrupt, publish, random_images, toy_params
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import corrupt, publish, random_images, toy_params
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from registry import Registry
 from service.observability.metrics import ServiceMetrics
 from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
 from service.serving.served import ServedModels
-from tests.service.toy_models import corrupt, publish
+from tests.helpers.toy_models import corrupt, publish
 
 
 def _repository(registry: Registry, **kwargs: object) -> ServedModels:

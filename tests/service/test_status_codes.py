@@ -13,8 +13,8 @@ from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.observability.metrics import ServiceMetrics
 from service.rpc.calls import handle_errors
-from tests.service.conftest import Running, start
-from tests.service.toy_models import corrupt, publish
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import corrupt, publish
 
 pytestmark = pytest.mark.integration
 

@@ -1,20 +1,16 @@
-"""Fixtures of the service tests: a registry with toy models and real servers on 127.0.0.1:0."""
+"""Real in-process servers on 127.0.0.1:0 for tests, and what tests talk to them with."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from registry import Registry
 from service.client import DigitsClient
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 from service.rpc.server import DigitsServer, create_server
 from service.settings import ServiceSettings
-from tests.service.toy_models import publish
 
 
 class Running:
@@ -34,14 +30,6 @@ class Running:
         self.server.stop(grace=None)
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    """A registry holding version 1 (seed 1) as production."""
-    reg = Registry(tmp_path / "models")
-    publish(reg, seed=1)
-    return reg
-
-
 def start(registry: Registry, registrations: Any = (), **overrides: Any) -> Running:
     """A started server on 127.0.0.1:0 for `registry` (V2 off: tritonclient may share pytest)."""
     values: dict[str, Any] = {
@@ -52,23 +40,3 @@ def start(registry: Registry, registrations: Any = (), **overrides: Any) -> Runn
     server, port = create_server(ServiceSettings(**values), registrations=registrations)
     server.start()
     return Running(server, port)
-
-
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., Running]]:
-    """Factory: start(registry, **settings overrides); every server is stopped at teardown."""
-    started: list[Running] = []
-
-    def start_and_track(registry: Registry, **kwargs: Any) -> Running:
-        started.append(start(registry, **kwargs))
-        return started[-1]
-
-    yield start_and_track
-    for running in started:
-        running.close()
-
-
-@pytest.fixture
-def served(registry: Registry, start_server: Callable[..., Running]) -> Running:
-    """A server on the `registry` fixture with default settings."""
-    return start_server(registry)

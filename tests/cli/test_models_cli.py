@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.exits import ExitCode
 from cli.main import main
 from registry import Registry
-from tests.registry.test_registry import flip_byte, toy_params
+from tests.helpers.registry_data import flip_byte, toy_params
 
 Run = tuple[int, str, str]
 Digits = Callable[..., Run]
@@ -161,7 +162,7 @@ def test_errors_are_one_line_with_exit_code_1(
 def test_corrupted_version_exits_3_naming_the_file(registry: Registry, digits: Digits) -> None:
     flip_byte(registry.root / "digits" / "2" / "weights.safetensors", -1)
     code, out, err = digits("models", "--registry", registry.root, "show", "2")
-    assert code == 3 and out == ""
+    assert code == ExitCode.INTEGRITY == 4 and out == ""
     assert "integrity check failed" in err and "2/weights.safetensors" in err
     assert digits("models", "--registry", registry.root, "show", "3")[0] == 0
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from cli.exits import ExitCode
 from cli.main import main
 from core import MLP
 from core.idx import encode_idx
@@ -21,8 +22,8 @@ from registry import Registry
 from service.client.images import load_image
 from service.rpc.server import create_server
 from service.settings import ServiceSettings
-from tests.service.certs import make_pki
-from tests.service.conftest import Running
+from tests.helpers.certs import make_pki
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +95,10 @@ def test_top_k_table_lists_the_best_classes(predict_server, drawings, capsys) ->
 
 def test_unknown_version_is_one_line_not_found(predict_server, drawings, capsys) -> None:
     target, _ = predict_server
-    assert main(["predict", "--target", target, "--version", "99", str(drawings[0])]) == 3
+    assert (
+        main(["predict", "--target", target, "--version", "99", str(drawings[0])])
+        == ExitCode.SERVICE
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NOT_FOUND" in err
 
@@ -104,7 +108,8 @@ def test_unreachable_server_is_one_line_unavailable(drawings, capsys) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert (
-        main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "5", str(drawings[0])]) == 3
+        main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "5", str(drawings[0])])
+        == ExitCode.SERVICE
     )
     err = capsys.readouterr().err
     assert err.startswith("digits predict: error: ") and err.count("\n") == 1
@@ -168,7 +173,7 @@ def test_mutual_tls_options(
         main([*base, "--tls-cert", str(client.cert), "--tls-key", str(client.key), "--json"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["predictions"][0]["version"] == 1
-    assert main(base) == 3  # no client certificate: the handshake is refused
+    assert main(base) == ExitCode.SERVICE  # no client certificate: the handshake is refused
     assert "UNAVAILABLE" in capsys.readouterr().err
     assert main([*base, "--tls-cert", str(client.cert)]) == 2
     assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pipeline import steps
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.pipeline.synthetic import write_synthetic_mnist
+from tests.helpers.synthetic import write_synthetic_mnist
 
 MODEL = "digits"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from registry import Registry
-from tests.monitoring.digit_data import inverted, publish_trained
-from tests.service.conftest import start
+from tests.helpers.digit_data import inverted, publish_trained
+from tests.helpers.servers import start
 
 pytestmark = pytest.mark.integration
 

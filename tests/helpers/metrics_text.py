@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import Running
+from tests.helpers.servers import Running
 
 
 def samples(running: Running) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

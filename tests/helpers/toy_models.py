@@ -47,13 +47,3 @@ def corrupt(registry: Registry, version: int) -> None:
 def random_images(n: int, seed: int = 0) -> np.ndarray:
     """n uint8 images (n, 28, 28)."""
     return np.random.default_rng(seed).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-
-
-def reference_proba(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Plain float64 forward pass, column-wise as in docs/architecture.md, for float x in [0, 1]."""
-    a = np.asarray(x, dtype=np.float64).T  # (784, n)
-    for layer in (1, 2, 3):
-        z = params[f"W{layer}"].astype(np.float64) @ a + params[f"b{layer}"].astype(np.float64)
-        a = np.maximum(z, 0.0) if layer < 3 else z
-    e = np.exp(a - a.max(axis=0, keepdims=True))
-    return (e / e.sum(axis=0, keepdims=True)).T
