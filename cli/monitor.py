@@ -11,7 +11,6 @@ import argparse
 import math
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections import defaultdict
 
@@ -40,14 +39,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def scrape(url: str) -> Samples:
-    """(sample name, labels) -> value of every sample at `url` (OSError when unreachable)."""
+    """(sample name, labels) -> value of every sample at `url` (CommandError, exit code SERVICE,
+    when it cannot be read)."""
     from prometheus_client.parser import text_string_to_metric_families
+
+    from cli.exits import ExitCode
+    from cli.main import CommandError
 
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-    except (urllib.error.URLError, ValueError) as err:
-        raise OSError(f"cannot read metrics from {url}: {getattr(err, 'reason', err)}") from None
+    except (OSError, ValueError) as err:  # URLError is an OSError
+        reason = getattr(err, "reason", err)
+        raise CommandError(f"cannot read metrics from {url}: {reason}", ExitCode.SERVICE) from None
     return {
         (s.name, frozenset(s.labels.items())): float(s.value)
         for family in text_string_to_metric_families(text)
@@ -159,10 +163,11 @@ def _ms(seconds: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cli.exits import ExitCode
     from cli.main import CommandError
 
     if args.interval <= 0:
-        raise CommandError("--interval must be > 0", exit_code=2)
+        raise CommandError("--interval must be > 0", exit_code=ExitCode.USAGE)
     before, then = scrape(args.metrics), time.monotonic()
     while True:
         time.sleep(args.interval)

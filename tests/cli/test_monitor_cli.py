@@ -62,7 +62,7 @@ def test_the_table_shows_traffic_errors_drift_and_accuracy(tmp_path: Path):
 def test_an_unreachable_endpoint_is_one_line(tmp_path: Path):
     del tmp_path
     result = monitor("--metrics", "http://127.0.0.1:9/metrics", "--once", "--interval", "0.1")
-    assert result.returncode == 1
+    assert result.returncode == 5  # ExitCode.SERVICE
     assert "cannot read metrics from http://127.0.0.1:9/metrics" in result.stderr
     assert "Traceback" not in result.stderr
 
