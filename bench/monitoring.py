@@ -15,6 +15,7 @@ and dropped, images profiled) are read from its /metrics at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -55,32 +56,34 @@ def main(argv: list[str] | None = None) -> int:
     registry = _registry(work)
     native, client_note = _load_generator(args.client)
     on_args = ("--prediction-log", str(work / "log"), "--log-sample-rate", "1.0", "--drift")
-    metrics_port, off_metrics = launcher.free_port(), launcher.free_port()
-    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    variants = {"off": OFF, "on": on_args}
+    if args.breakdown:  # each part alone: which one costs what
+        variants["drift_only"] = ("--drift", "--feedback-window", "0")
+        variants["log_only"] = (*OFF, "--prediction-log", str(work / "log-only"))
+    ports = {name: launcher.free_port() for name in variants}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     spawn = multiprocessing.get_context("spawn")
-    with (
-        ProcessPoolExecutor(max_workers=1, mp_context=spawn) as client,
-        launcher.running_digits(
-            registry, blas_env, False, work, "off", OFF, metrics_port=off_metrics
-        ) as off,
-        launcher.running_digits(
-            registry, blas_env, False, work, "on", on_args, metrics_port=metrics_port
-        ) as on,
-    ):
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=spawn))
+        targets = {
+            name: stack.enter_context(
+                launcher.running_digits(
+                    registry, blas_env, False, work, name, flags, metrics_port=ports[name]
+                )
+            )
+            for name, flags in variants.items()
+        }
         client.submit(loadgen.warm_up).result()
         run = _Runner(client, args.duration, native)
-        ports = {"off": off_metrics, "on": metrics_port}
         for _ in range(args.rounds):
-            for name, target in (("off", off), ("on", on)):
+            for name, target in targets.items():
                 before = _cpu_and_requests(ports[name])
                 point = run.point("digits", target, 1, "uint8", 32)
                 after = _cpu_and_requests(ports[name])
                 served = after[1] - before[1]
-                point["server_cpu_us_per_request"] = (
-                    round((after[0] - before[0]) / served * 1e6, 1) if served else None
-                )
+                point[_CPU] = round((after[0] - before[0]) / served * 1e6, 1) if served else None
                 runs[name].append(point)
-        counters = _counters(metrics_port)
+        counters = _counters(ports["on"])
     off_point, on_point = _median_point(runs["off"]), _median_point(runs["on"])
     report: dict[str, Any] = {
         "benchmark": "monitoring",
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**_machine(args.blas_threads), "load_generator": client_note},
         "off": {**off_point, "flags": list(OFF)},
         "on": {**on_point, "flags": [a if a != str(work / "log") else "DIR" for a in on_args]},
+        **{name: _median_point(runs[name]) for name in variants if name not in ("on", "off")},
         "on_server_counters": counters,
         "in_process_costs_us": _costs(),
         "runs": {
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "p99_on_vs_off": _ratio(on_point.get("p99_ms"), off_point.get("p99_ms")),
         "server_cpu_per_request_on_vs_off": _ratio(_median(runs["on"]), _median(runs["off"])),
     }
-    report["server_cpu_us_per_request"] = {"off": _median(runs["off"]), "on": _median(runs["on"])}
+    report["server_cpu_us_per_request"] = {name: _median(points) for name, points in runs.items()}
     report["targets"] = {
         **TARGETS,
         "throughput_met": _ok(report["ratios"]["throughput_on_vs_off"], lambda r: r >= 0.9),
@@ -255,6 +259,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per server (1)")
     parser.add_argument("--client", choices=("native", "python"), default="native",
                         help="load generator (the C++ one unless it cannot be built)")  # fmt: skip
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also servers with only drift and only the log on")  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "monitoring.json"), help="JSON file")
     return parser.parse_args(argv)
 
