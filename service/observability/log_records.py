@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -56,7 +57,15 @@ def _utc(timestamp: float) -> str:
 
 
 def _b64(array: NDArray[Any]) -> str:
-    return binascii.b2a_base64(array.tobytes(), newline=False).decode("ascii")
+    # The array's own buffer (no tobytes copy); a copy only if it is not C-contiguous.
+    return binascii.b2a_base64(np.ascontiguousarray(array), newline=False).decode("ascii")
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/-]*\Z").match  # needs no JSON escaping (ids we generate)
+
+
+def _json_string(text: str) -> str:
+    return f'"{text}"' if _PLAIN(text) else json.dumps(text)
 
 
 def encode_prediction(
@@ -72,7 +81,7 @@ def encode_prediction(
 ) -> bytes:
     """One prediction record as a JSON line (bytes ending in a newline)."""
     line = (
-        f'{{"kind":"prediction","time":"{_utc(timestamp)}","request_id":{json.dumps(request_id)},'
+        f'{{"kind":"prediction","time":"{_utc(timestamp)}","request_id":{_json_string(request_id)},'
         f'"method":"{method}","version":{"null" if version is None else int(version)},'
         f'"latency_ms":{seconds * 1e3:.4f},"status":"{status}",'
         f'"error":{"null" if error is None else json.dumps(error)}'
@@ -83,7 +92,9 @@ def encode_prediction(
         line += f',"shape":[{len(pixels)},28,28],"input":"{_b64(pixels)}"'
     if probabilities is not None:
         labels = ",".join(map(str, probabilities.argmax(axis=1).tolist()))
-        line += f',"probabilities":"{_b64(probabilities.astype("<f4"))}","labels":[{labels}]'
+        if probabilities.dtype.str != "<f4":  # already little-endian float32 from the server
+            probabilities = probabilities.astype("<f4")
+        line += f',"probabilities":"{_b64(probabilities)}","labels":[{labels}]'
     return (line + "}\n").encode()
 
 
