@@ -58,7 +58,7 @@ def _utc(timestamp: float) -> str:
 
 def _b64(array: NDArray[Any]) -> str:
     # The array's own buffer (no tobytes copy); a copy only if it is not C-contiguous.
-    return binascii.b2a_base64(np.ascontiguousarray(array), newline=False).decode("ascii")
+    return binascii.b2a_base64(np.ascontiguousarray(array).data, newline=False).decode("ascii")
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/-]*\Z").match  # needs no JSON escaping (ids we generate)
