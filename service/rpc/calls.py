@@ -30,6 +30,7 @@ logger = logging.getLogger("service.rpc")
 __all__ = [
     "STATUS_CODES",
     "handle_errors",
+    "report_failure",
     "request_id_of",
     "seconds_left",
     "status_of",
@@ -66,6 +67,20 @@ def request_id_of(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, 
         if key == "x-request-id" and value:
             return str(value)[:128]
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+def report_failure(
+    monitoring: Any,
+    method: str,
+    request_id: str,
+    start: float,
+    pixels: Any,
+    err: BaseException,
+) -> None:
+    """Tell the server's Monitoring (service.serving.monitoring) a prediction failed, with the
+    status code name the client gets (INTERNAL for anything that is not a PredictError)."""
+    code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
+    monitoring.failed(method, request_id, start, pixels, code.name, str(err))
 
 
 def seconds_left(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:

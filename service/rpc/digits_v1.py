@@ -12,7 +12,7 @@ import grpc
 from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.rpc.calls import handle_errors, request_id_of, seconds_left, status_of
+from service.rpc.calls import handle_errors, report_failure, request_id_of, seconds_left
 from service.rpc.digits_v1_converters import (
     model_ref,
     to_model_info,
@@ -21,7 +21,7 @@ from service.rpc.digits_v1_converters import (
     top_k_of,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import InvalidInput, Overloaded, PredictError
+from service.serving.errors import InvalidInput, Overloaded
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -154,8 +154,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
                 pixels, version=version, alias=alias, timeout=seconds_left(context)
             )
         except Exception as err:
-            code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
-            self.core.monitoring.failed(method, request_id, start, pixels, code.name, str(err))
+            report_failure(self.core.monitoring, method, request_id, start, pixels, err)
             raise
         self.core.monitoring.answered(method, request_id, start, pixels, answer)
         return to_response(answer, top_k, request_id)

@@ -197,3 +197,34 @@ def test_records_are_json_whatever_the_request_id_and_error_hold():
     assert record["time"] == "2023-11-14T22:13:20.250000Z" and record["latency_ms"] == 500
     np.testing.assert_array_equal(decode_input(record), pixels.reshape(1, 28, 28))
     assert "probabilities" not in record and line.endswith(b"}\n")
+
+
+def test_v2_model_infer_is_logged_and_its_ids_take_feedback(registry: Registry, tmp_path):
+    from service.generated.inference import grpc_predict_v2_pb2 as v2
+    from service.generated.inference import grpc_predict_v2_pb2_grpc as v2_grpc
+
+    def infer(images: np.ndarray, request_id: str, model: str = "digits") -> v2.ModelInferRequest:
+        request = v2.ModelInferRequest(model_name=model, id=request_id)
+        request.inputs.add(name="images", datatype="UINT8", shape=list(images.shape))
+        request.raw_input_contents.append(images.tobytes())
+        return request
+
+    running = start(registry, enable_v2=True, prediction_log=tmp_path / "log")
+    try:
+        stub = v2_grpc.GRPCInferenceServiceStub(running.channel)
+        images = random_images(3, seed=4)
+        answer = stub.ModelInfer(infer(images, "v2-ok"), timeout=10)
+        assert answer.id == "v2-ok"
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.ModelInfer(infer(images, "v2-bad", model="other"), timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        predicted = np.frombuffer(answer.raw_output_contents[0], "<f4").reshape(3, 10).argmax(1)
+        assert running.client.feedback("v2-ok", int(predicted[2]), index=2).correct
+    finally:
+        running.close()
+    records = {
+        r["request_id"]: r for r in read_records(tmp_path / "log") if r["kind"] == "prediction"
+    }
+    assert records["v2-ok"]["method"] == "ModelInfer" and records["v2-ok"]["status"] == "OK"
+    np.testing.assert_array_equal(decode_input(records["v2-ok"]), images)
+    assert records["v2-bad"]["status"] == "NOT_FOUND" and "input" not in records["v2-bad"]
