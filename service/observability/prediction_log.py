@@ -12,11 +12,11 @@ records are waiting, new ones are dropped and counted (digits_prediction_log_rec
 
 from __future__ import annotations
 
-import gzip
 import logging
 import random
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -60,8 +60,7 @@ class PredictionLog:
         self._dropped = 0  # written by the event-loop thread only
         self._written = 0  # written by the writer thread only
         self._failed = 0
-        self._file: gzip.GzipFile | None = None
-        self._raw: IO[bytes] | None = None
+        self._file: _GzipStream | None = None
         self._opened_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -131,28 +130,26 @@ class PredictionLog:
             logger.exception("prediction log write failed; %d records lost", len(lines))
             self._close_file()
 
-    def _current(self) -> gzip.GzipFile:
+    def _current(self) -> _GzipStream:
         """The open file, rotated first when it is too big or too old."""
         now = time.time()
-        if self._raw is not None and (
-            self._raw.tell() >= self.max_bytes or now - self._opened_at >= self.max_age_s
+        if self._file is not None and (
+            self._file.tell() >= self.max_bytes or now - self._opened_at >= self.max_age_s
         ):
             self._close_file()
         if self._file is None:
             stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            self._raw = (self.directory / f"predictions-{stamp}.jsonl.gz").open("xb")
-            self._file = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1, mtime=0)
+            self._file = _GzipStream(self.directory / f"predictions-{stamp}.jsonl.gz")
             self._opened_at = now
         return self._file
 
     def _close_file(self) -> None:
-        if self._file is not None and self._raw is not None:
+        if self._file is not None:
             try:
                 self._file.close()
-                self._raw.close()
             except OSError:
                 logger.exception("closing the prediction log file failed")
-        self._file = self._raw = None
+        self._file = None
 
     def collect(self) -> Iterator[Metric]:
         records = CounterMetricFamily(
@@ -163,3 +160,35 @@ class PredictionLog:
         records.add_metric(["dropped"], float(self._dropped))
         records.add_metric(["failed"], float(self._failed))
         yield records
+
+
+class _GzipStream:
+    """A gzip file written by zlib with the run-length strategy (Z_RLE) at level 1.
+
+    On batch-1 records of random pixels (the benchmark's worst case) Z_RLE compressed 5x faster
+    than gzip level 1 (11 vs 57 us a record) to 0.77 of the size; on MNIST digits 1.5x faster,
+    to 0.31 of the size instead of 0.21. Readers see a standard gzip file (gzip, zcat).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._raw: IO[bytes] = path.open("xb")
+        self._zip = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+
+    def write(self, data: bytes) -> None:
+        self._raw.write(self._zip.compress(data))  # zlib works without the interpreter lock
+
+    def flush(self) -> None:
+        """Z_SYNC_FLUSH: everything written so far is readable while the file stays open."""
+        self._raw.write(self._zip.flush(zlib.Z_SYNC_FLUSH))
+        self._raw.flush()
+
+    def tell(self) -> int:
+        """Compressed bytes written so far."""
+        return self._raw.tell()
+
+    def close(self) -> None:
+        """Write the gzip trailer and close."""
+        try:
+            self._raw.write(self._zip.flush())
+        finally:
+            self._raw.close()
