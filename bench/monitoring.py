@@ -146,9 +146,10 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     """Microseconds per call of each monitoring step, measured in this process (median of 5).
 
     request path: what a batch-1 Predict adds on the event loop (drift queue, feedback memory,
-    log sampling + queue); writer: encoding one record; fold: profiling one image.
+    log sampling + queue); writer: encoding and compressing one record; fold: profiling one image.
     """
     import time
+    import zlib
     from datetime import UTC, datetime
 
     from core import MLP
@@ -188,6 +189,19 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         for i in range(calls):
             encode_prediction(1e9 + i, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
 
+    rng = np.random.default_rng(1)
+    records = b"".join(
+        encode_prediction(1e9 + i, f"id-{i}", "Predict", 1, 0.001, "OK", None,
+                          rng.integers(0, 256, (1, 784), dtype=np.uint8), probabilities)
+        for i in range(2000)
+    )  # fmt: skip
+
+    def compress(calls: int) -> None:  # the writer's zlib settings (prediction_log._GzipStream)
+        for _ in range(calls // 2000):
+            stream = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+            stream.compress(records)
+            stream.flush()
+
     def fold(calls: int) -> None:
         drift = DriftMonitor(pending_limit=calls + 1)
         for _ in range(calls):
@@ -197,6 +211,7 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     return {
         "request_path_per_request": median_us(request_path, n),
         "writer_encode_per_record": median_us(encode, n),
+        "writer_gzip_per_record_random_pixels": median_us(compress, n),
         "drift_fold_per_image": median_us(fold, 5000),
     }
 
