@@ -85,7 +85,10 @@ class PredictionLog:
 
     def start(self) -> None:
         """Create the directory (OSError if it cannot be) and start the writer thread."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"prediction log directory {self.directory}: {err.strerror}") from None
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)

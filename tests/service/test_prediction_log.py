@@ -228,3 +228,13 @@ def test_v2_model_infer_is_logged_and_its_ids_take_feedback(registry: Registry, 
     assert records["v2-ok"]["method"] == "ModelInfer" and records["v2-ok"]["status"] == "OK"
     np.testing.assert_array_equal(decode_input(records["v2-ok"]), images)
     assert records["v2-bad"]["status"] == "NOT_FOUND" and "input" not in records["v2-bad"]
+
+
+def test_an_unusable_log_directory_stops_the_server_with_one_line(tmp_path: Path):
+    (tmp_path / "file").write_text("not a directory")
+    log_dir = str(tmp_path / "file" / "log")
+    result = digits("serve", "--registry", str(tmp_path / "models"), "--port", "0",
+                    "--metrics-port", "-1", "--prediction-log", log_dir)  # fmt: skip
+    assert result.returncode == 1
+    assert f"prediction log directory {tmp_path / 'file' / 'log'}: Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
