@@ -76,7 +76,7 @@ class ServingCore:
     ) -> ServingCore:
         metrics = metrics or ServiceMetrics()
         repository = ServedModels(
-            Registry(settings.registry),
+            Registry(settings.registry, cache_dir=settings.cache_dir),
             settings.model_name,
             alias=settings.alias,
             poll_interval_s=settings.poll_interval_s,
