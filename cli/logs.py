@@ -1,6 +1,8 @@
 """`digits logs tail|export`: read a server's prediction log back (docs/monitoring.md).
 
-tail prints the last records (or follows new ones); export writes the logged inputs as IDX
+DEST is the directory or s3://bucket/prefix given to `digits serve --prediction-log` (object
+storage holds the closed files; endpoint and credentials from the AWS variables). tail prints
+the last records (or follows new ones); export writes the logged inputs as IDX
 files, labelled with the feedback the server received, so they can be added to training with
 `digits train --extra-data DIR`.
 """
@@ -24,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tail = actions.add_parser("tail", help="print the last records, one line each")
-    tail.add_argument("directory", type=Path, metavar="DIR", help="the --prediction-log DIR")
+    tail.add_argument("directory", type=_destination, metavar="DEST",
+                      help="the --prediction-log directory or s3://bucket/prefix")  # fmt: skip
     tail.add_argument("-n", type=int, default=10, metavar="N", help="records to print (10)")
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
     tail.add_argument("--json", action="store_true", help="print the records as JSON lines")
@@ -36,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"({IMAGES_FILE}, {LABELS_FILE}). Labels come from Feedback; images without "
         "feedback are left out unless --predicted-labels uses the model's own answer.",
     )
-    export.add_argument("directory", type=Path, metavar="DIR", help="the --prediction-log DIR")
+    export.add_argument("directory", type=_destination, metavar="DEST",
+                        help="the --prediction-log directory or s3://bucket/prefix")  # fmt: skip
     export.add_argument("out", type=Path, metavar="OUT", help="directory for the IDX files")
     export.add_argument(
         "--predicted-labels",
@@ -44,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="label images without feedback with the predicted class (self-training: careful)",
     )
     export.set_defaults(handler=run_export)
+
+
+def _destination(text: str) -> Path | str:
+    """An s3:// URL stays text (a Path would fold its "//"); anything else is a directory."""
+    return text if text.startswith("s3://") else Path(text)
 
 
 def _line(record: dict[str, Any]) -> str:

@@ -103,8 +103,9 @@ class ServiceSettings(BaseSettings):
     """Seconds between folds of queued answers into the drift windows (0 = at scrape only)."""
     feedback_window: int = Field(default=100_000, ge=0)
     """Recent request ids remembered for Feedback (0 = feedback off, NOT_FOUND for all)."""
-    prediction_log: Path | None = None
-    """Directory of the prediction log (gzip JSON Lines); None = no log."""
+    prediction_log: Path | str | None = None
+    """Prediction log (gzip JSON Lines): a directory, or s3://bucket/prefix (files spooled under
+    cache_dir and uploaded when closed); None = no log."""
     log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     """Fraction of Predict requests (successful or failed) written to the prediction log."""
     log_queue_size: int = Field(default=10_000, ge=1)
@@ -120,7 +121,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     """Python logging level name."""
 
-    @field_validator("registry", mode="before")
+    @field_validator("registry", "prediction_log", mode="before")
     @classmethod
     def _registry_location(cls, value: Any) -> Any:
         # An s3:// URL stays text: a Path would fold its "//".

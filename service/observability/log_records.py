@@ -137,37 +137,50 @@ def log_files(directory: Path) -> list[Path]:
     return sorted(Path(directory).glob(FILE_GLOB))
 
 
-def read_records(directory: Path) -> Iterator[dict[str, Any]]:
-    """Every record of the log, oldest file first.
+def read_records(destination: Path | str) -> Iterator[dict[str, Any]]:
+    """Every record of the log (a directory or an s3:// prefix), oldest file first.
 
-    The file being written has no gzip trailer yet: everything up to its last flush is read.
-    A line that is not JSON (a torn write) raises ValueError naming the file.
+    The file being written has no gzip trailer yet: everything up to its last flush is read
+    (an s3:// log holds closed files only). A line that is not JSON raises ValueError naming
+    the file.
     """
-    for path in log_files(directory):
-        yield from _read_file(path)
+    if isinstance(destination, str) and destination.startswith("s3://"):
+        from service.observability.log_store import S3LogStore
+
+        store = S3LogStore(destination)
+        for name in store.files(FILE_GLOB.split("*")[0]):
+            yield from _decode(name, store.chunks(name))
+        return
+    for path in log_files(Path(destination)):
+        yield from _decode(path.name, _file_chunks(path))
 
 
-def _read_file(path: Path) -> Iterator[dict[str, Any]]:
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 16):
+            yield chunk
+
+
+def _decode(name: str, chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
     # zlib with the gzip wrapper, not gzip.open: a stream without its trailer (the active file,
     # flushed with Z_SYNC_FLUSH) decodes up to the last flush instead of raising EOFError.
     decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     pending = b""
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 16):
-            pending += decoder.decompress(chunk)
-            while decoder.unused_data:  # a concatenated gzip member follows
-                rest = decoder.unused_data
-                decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-                pending += decoder.decompress(rest)
-            *lines, pending = pending.split(b"\n")
-            yield from (_parse(path, line) for line in lines if line)
+    for chunk in chunks:
+        pending += decoder.decompress(chunk)
+        while decoder.unused_data:  # a concatenated gzip member follows
+            rest = decoder.unused_data
+            decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            pending += decoder.decompress(rest)
+        *lines, pending = pending.split(b"\n")
+        yield from (_parse(name, line) for line in lines if line)
     if pending.strip():
-        yield _parse(path, pending)
+        yield _parse(name, pending)
 
 
-def _parse(path: Path, line: bytes) -> dict[str, Any]:
+def _parse(name: str, line: bytes) -> dict[str, Any]:
     try:
         record: dict[str, Any] = json.loads(line)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path.name}: a line is not JSON ({err})") from None
+        raise ValueError(f"{name}: a line is not JSON ({err})") from None
     return record

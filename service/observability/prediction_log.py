@@ -25,7 +25,8 @@ from typing import IO, Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from service.observability.log_records import encode_feedback, encode_prediction
+from service.observability.log_records import FILE_GLOB, encode_feedback, encode_prediction
+from service.observability.log_store import S3LogStore
 
 __all__ = ["PredictionLog"]
 
@@ -47,6 +48,7 @@ class PredictionLog:
         max_bytes: int = 64 * 1024 * 1024,
         max_age_s: float = 3600.0,
         flush_interval_s: float = 0.25,
+        store: S3LogStore | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
             raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
@@ -61,6 +63,8 @@ class PredictionLog:
         self._written = 0  # written by the writer thread only
         self._failed = 0
         self._file: _GzipStream | None = None
+        self.store = store  # closed files go there (directory: the spool); None: they stay
+        self._uploads = {"stored": 0, "failed": 0}
         self._opened_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,7 +88,8 @@ class PredictionLog:
         self._queue.append((_FEEDBACK, *fields))
 
     def start(self) -> None:
-        """Create the directory (OSError if it cannot be) and start the writer thread."""
+        """Create the directory (OSError if it cannot be), upload what a previous run left in the
+        spool (with a store), and start the writer thread."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -104,6 +109,8 @@ class PredictionLog:
         self._close_file()
 
     def _run(self) -> None:
+        if self.store is not None:  # what a previous run could not upload
+            self._upload_closed()
         while not self._stop.wait(self.flush_interval_s):
             self._drain()
 
@@ -153,6 +160,22 @@ class PredictionLog:
             except OSError:
                 logger.exception("closing the prediction log file failed")
         self._file = None
+        if self.store is not None:
+            self._upload_closed()
+
+    def _upload_closed(self) -> None:
+        """Upload every closed file of the spool, oldest first; delete each one stored."""
+        assert self.store is not None
+        for path in sorted(self.directory.glob(FILE_GLOB)):
+            try:
+                self.store.upload(path)
+                path.unlink()
+                self._uploads["stored"] += 1
+            except Exception:  # the store is down or refuses: keep the file, retry later
+                self._uploads["failed"] += 1
+                logger.exception("uploading %s to %s failed; kept for a retry", path.name,
+                                 self.store.location)  # fmt: skip
+                return
 
     def collect(self) -> Iterator[Metric]:
         records = CounterMetricFamily(
@@ -163,6 +186,14 @@ class PredictionLog:
         records.add_metric(["dropped"], float(self._dropped))
         records.add_metric(["failed"], float(self._failed))
         yield records
+        if self.store is not None:
+            uploads = CounterMetricFamily(
+                "digits_prediction_log_uploads", "Closed log files sent to the s3:// destination",
+                labels=["outcome"],
+            )  # fmt: skip
+            for outcome, count in self._uploads.items():
+                uploads.add_metric([outcome], float(count))
+            yield uploads
 
 
 class _GzipStream:

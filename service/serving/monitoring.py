@@ -8,19 +8,27 @@ request path a few deque or dict operations (docs/monitoring.md).
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
 
 from service.observability.drift import DriftMonitor
 from service.observability.feedback import Judgement, LiveAccuracy
+from service.observability.log_store import S3LogStore, is_s3
 from service.observability.metrics import ServiceMetrics
 from service.observability.prediction_log import PredictionLog
 from service.serving.errors import NotFound
 from service.settings import ServiceSettings
 
 __all__ = ["Monitoring"]
+
+
+def _spool(cache_dir: Path, url: str) -> Path:
+    """The local directory of an s3:// log's current file: one per destination."""
+    return cache_dir / "prediction-log" / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Monitoring:
@@ -53,8 +61,11 @@ class Monitoring:
         if settings.feedback_window > 0:
             feedback = LiveAccuracy(settings.feedback_window)
         if settings.prediction_log is not None:
+            destination = settings.prediction_log
+            store = S3LogStore(str(destination)) if is_s3(destination) else None
             log = PredictionLog(
-                settings.prediction_log, sample_rate=settings.log_sample_rate,
+                _spool(settings.cache_dir, str(destination)) if store else Path(destination),
+                store=store, sample_rate=settings.log_sample_rate,
                 queue_size=settings.log_queue_size, max_bytes=settings.log_max_bytes,
                 max_age_s=settings.log_max_age_s, flush_interval_s=settings.log_flush_interval_s,
             )  # fmt: skip
