@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         targets = {
             name: stack.enter_context(
                 launcher.running_digits(
-                    registry, blas_env, False, work, name, flags, metrics_port=ports[name]
+                    registry,
+                    blas_env,
+                    False,
+                    work,
+                    name,
+                    extra_args=flags,
+                    metrics_port=ports[name],
                 )
             )
             for name, flags in variants.items()

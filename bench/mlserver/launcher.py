@@ -87,11 +87,13 @@ def running_digits(
     batching: bool,
     log_dir: Path,
     log_name: str = "",
+    http_port: int = 0,
     extra_args: Sequence[str] = (),
     metrics_port: int | None = None,
 ) -> Iterator[str]:
     """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING.
 
+    `http_port` > 0 turns its HTTP/REST edge on, on that port (0: gRPC only, the default);
     `extra_args` are more `digits serve` flags; `metrics_port` fixes the /metrics port.
     """
     port, metrics_port = free_port(), metrics_port or free_port()
@@ -99,6 +101,7 @@ def running_digits(
         *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
+        *("--http-port", str(http_port)),
         *extra_args,
     ]
     log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
