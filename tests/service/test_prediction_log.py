@@ -238,3 +238,31 @@ def test_an_unusable_log_directory_stops_the_server_with_one_line(tmp_path: Path
     assert result.returncode == 1
     assert f"prediction log directory {tmp_path / 'file' / 'log'}: Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_v2_rest_inference_is_logged_failures_with_their_http_status(registry: Registry, tmp_path):
+    import httpx
+
+    from tests.helpers.servers import free_port
+
+    running = start(registry, http_port=free_port(), prediction_log=tmp_path / "log")
+    images = random_images(2, seed=6)
+    tensor = {"name": "images", "datatype": "UINT8", "shape": [2, 784]}
+    body = {"id": "rest-ok", "inputs": [{**tensor, "data": images.ravel().tolist()}]}
+    try:
+        with httpx.Client(base_url=running.http_url, timeout=10) as http:
+            ok = http.post("/v2/models/digits/infer", json=body)
+            assert ok.status_code == 200 and ok.json()["id"] == "rest-ok"
+            missing = http.post("/v2/models/digits/versions/9/infer", json={**body, "id": "gone"})
+            assert missing.status_code == 404
+        probabilities = np.asarray(ok.json()["outputs"][0]["data"]).reshape(2, 10)
+        label = int(probabilities[1].argmax())
+        assert running.client.feedback("rest-ok", label, index=1).correct
+    finally:
+        running.close()
+    records = {
+        r["request_id"]: r for r in read_records(tmp_path / "log") if r["kind"] == "prediction"
+    }
+    assert (records["rest-ok"]["method"], records["rest-ok"]["status"]) == ("ModelInferREST", "OK")
+    np.testing.assert_array_equal(decode_input(records["rest-ok"]), images)
+    assert records["gone"]["status"] == "404" and records["gone"]["error"]
