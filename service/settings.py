@@ -118,12 +118,37 @@ class ServiceSettings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """Event loop under the grpc.aio server: uvloop (measured ~7% more requests/s at batch 1 x 32)
     when installed, else asyncio's own (a warning says so)."""
+    drift: bool = True
+    """Profile live traffic per model version and export drift scores (PSI against the
+    manifest's training profile), predicted-class counts and a confidence histogram."""
+    drift_window: int = Field(default=5000, ge=1)
+    """Images in each version's sliding drift window."""
+    drift_min_images: int = Field(default=500, ge=1)
+    """Images a window needs before its PSI is exported: at 200 clean MNIST images the class
+    PSI still touched 0.2 from sampling noise alone (docs/drift_psi.png)."""
+    drift_fold_interval_s: float = Field(default=1.0, ge=0)
+    """Seconds between folds of queued answers into the drift windows (0 = at scrape only)."""
+    feedback_window: int = Field(default=100_000, ge=0)
+    """Recent request ids remembered for Feedback (0 = feedback off, NOT_FOUND for all)."""
+    prediction_log: Path | str | None = None
+    """Prediction log (gzip JSON Lines): a directory, or s3://bucket/prefix (files spooled under
+    cache_dir and uploaded when closed); None = no log."""
+    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of Predict requests (successful or failed) written to the prediction log."""
+    log_queue_size: int = Field(default=10_000, ge=1)
+    """Records waiting for the log writer; beyond, records are dropped and counted."""
+    log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Rotate a log file when its compressed size reaches this."""
+    log_max_age_s: float = Field(default=3600.0, gt=0)
+    """Rotate a log file when it is this old."""
+    log_flush_interval_s: float = Field(default=0.25, gt=0)
+    """Seconds between the log writer's drains of its queue."""
     log_format: Literal["json", "text"] = "json"
     """Log line format on stderr."""
     log_level: str = "INFO"
     """Python logging level name."""
 
-    @field_validator("registry", mode="before")
+    @field_validator("registry", "prediction_log", mode="before")
     @classmethod
     def _registry_location(cls, value: Any) -> Any:
         # An s3:// URL stays text: a Path would fold its "//".
