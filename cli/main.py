@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from cli.exits import ExitCode, describe_exit_codes
 
 # Order is the order shown by `digits --help`.
-_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models", "rollout")
+_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models", "rollout", "logs", "monitor")
 
 
 class CommandError(Exception):

@@ -44,6 +44,7 @@ __all__ = [
     "client_gone",
     "count_gone",
     "handle_errors",
+    "report_failure",
     "request_id_of",
     "routing_key_of",
     "seconds_left",
@@ -105,6 +106,20 @@ def routing_key_of(
         if key in ("x-routing-key", "x-request-id") and value:
             found.setdefault(key, str(value)[:128])
     return found.get("x-routing-key") or request_id or found.get("x-request-id")
+
+
+def report_failure(
+    monitoring: Any,
+    method: str,
+    request_id: str,
+    start: float,
+    pixels: Any,
+    err: BaseException,
+) -> None:
+    """Tell the server's Monitoring (service.serving.monitoring) a prediction failed, with the
+    status code name the client gets (INTERNAL for anything that is not a PredictError)."""
+    code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
+    monitoring.failed(method, request_id, start, pixels, code.name, str(err))
 
 
 def seconds_left(context: Context) -> float | None:
