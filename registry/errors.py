@@ -25,6 +25,10 @@ class IntegrityError(RegistryError):
     """A published file is missing, altered or does not match its manifest."""
 
 
+class ConflictError(RegistryError):
+    """A conditional write lost a race: the alias no longer points where the caller expected."""
+
+
 class InvalidNameError(RegistryError, ValueError):
     """A model name, alias or file name outside the allowed character set."""
 

@@ -12,6 +12,7 @@ Layout of ``root``::
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from registry import files as files
 from registry import format as fmt
 from registry.errors import (
     LATEST,
+    ConflictError,
     IntegrityError,
     InvalidNameError,
     NotFoundError,
@@ -41,6 +43,8 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "LATEST",
     "REGISTRY_ENV_VAR",
+    "UNCONDITIONAL",
+    "ConflictError",
     "IntegrityError",
     "InvalidNameError",
     "LoadedModel",
@@ -57,6 +61,15 @@ DEFAULT_ALIAS = "production"
 REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
 
 Ref = int | str | None
+
+
+class _Unconditional(enum.Enum):
+    """Type of the ``expected`` default of ``Registry.promote``: move the alias whatever it is."""
+
+    TOKEN = "unconditional"
+
+
+UNCONDITIONAL = _Unconditional.TOKEN
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
@@ -264,6 +277,38 @@ class Registry:
         self._existing_versions(name)  # NotFoundError for an unknown model, before locking
         with files.file_lock(model_dir / fmt.LOCK_FILE):
             return aliases_file.point_alias(path, alias, self.resolve(name, version))
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        expected: int | _Unconditional | None = UNCONDITIONAL,
+    ) -> int | None:
+        """Point ``alias`` at ``version`` if it still points at ``expected``; return the old target.
+
+        A compare-and-set under the model's lock, so a champion/challenger gate promotes only
+        over the champion it scored: ``expected`` is the version the alias must point at now,
+        ``None`` means the alias must not exist, ``UNCONDITIONAL`` (the default) skips the check
+        (like ``set_alias``). Raises ConflictError when the alias points elsewhere, NotFoundError
+        for an unknown model or version.
+        """
+        model_dir = self._model_dir(name)
+        path = aliases_file.alias_path(model_dir, validate_alias(alias))
+        self._existing_versions(name)
+        with files.file_lock(model_dir / fmt.LOCK_FILE):
+            target = self.resolve(name, version)
+            if expected is not UNCONDITIONAL:
+                record = aliases_file.read_alias(path)
+                current = None if record is None else int(record["version"])
+                if current != expected:
+                    raise ConflictError(
+                        f"alias {alias!r} of model {name!r} points to "
+                        f"{'nothing' if current is None else f'version {current}'}, not "
+                        f"{'nothing' if expected is None else f'version {expected}'} as expected"
+                    )
+            return aliases_file.point_alias(path, alias, target)
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
         """Move ``alias`` back to its previous target and return that version."""
