@@ -18,8 +18,10 @@ from core.metrics import evaluate as evaluate_probabilities
 from core.mlp import MLP
 from core.train import fit
 from pipeline.gate import GateDecision
+from pipeline.promotion import weights_digest
 from pipeline.settings import TrainSettings
-from registry import DEFAULT_ALIAS, ModelVersion, Registry
+from pipeline.threads import available_cores, blas_threads
+from registry import ModelVersion, Registry
 
 __all__ = ["Dataset", "Trained", "build_manifest", "evaluate", "load_dataset", "publish", "train"]
 
@@ -43,11 +45,12 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted network with its per-epoch history and the time spent in ``fit``."""
+    """A fitted network with its per-epoch history, the time spent in ``fit`` and BLAS threads."""
 
     model: MLP
     history: list[dict[str, float]]
     seconds: float
+    threads: int = 1
 
 
 def _read(paths: Mapping[str, Path], name: str) -> tuple[bytes, str]:
@@ -87,7 +90,10 @@ def load_dataset(paths: Mapping[str, Path], train_limit: int | None = None) -> D
 def train(
     dataset: Dataset, settings: TrainSettings, on_epoch: EpochCallback | None = None
 ) -> Trained:
-    """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up."""
+    """Fit a fresh MLP with Adam on ``settings.threads`` BLAS threads (None: all usable cores).
+
+    Raises core.train.DivergenceError when the loss blows up.
+    """
     model = MLP(settings.layer_sizes, seed=settings.seed, loss=settings.loss)
     config = TrainConfig(
         lr=settings.lr,
@@ -96,8 +102,9 @@ def train(
         seed=settings.seed,
         validation_split=settings.validation_split,
     )
-    result = fit(model, dataset.x_train, dataset.y_train, config=config, on_epoch=on_epoch)
-    return Trained(model, [dict(epoch) for epoch in result.history], float(result.seconds))
+    with blas_threads(settings.threads or available_cores()) as threads:
+        result = fit(model, dataset.x_train, dataset.y_train, config=config, on_epoch=on_epoch)
+    return Trained(model, [dict(e) for e in result.history], float(result.seconds), threads)
 
 
 def evaluate(model: MLP, x: NDArray[np.floating], y: NDArray[np.integer]) -> dict[str, Any]:
@@ -120,10 +127,14 @@ def build_manifest(
         "train_metrics": trained.history[-1] if trained.history else {},
         "history": trained.history,
         "train_seconds": trained.seconds,
-        "training": settings.model_dump(
-            mode="json",
-            include={"epochs", "batch_size", "lr", "seed", "validation_split", "train_limit"},
-        ),
+        "weights_sha256": weights_digest(trained.model.params),
+        "training": {
+            **settings.model_dump(
+                mode="json",
+                include={"epochs", "batch_size", "lr", "seed", "validation_split", "train_limit"},
+            ),
+            "threads": trained.threads,
+        },
         "dataset": {
             "train_samples": len(dataset.y_train),
             "test_samples": len(dataset.y_test),
@@ -143,11 +154,7 @@ def publish(
     model: MLP,
     manifest: Mapping[str, Any],
     extra_files: Mapping[str, Path],
-    decision: GateDecision,
 ) -> ModelVersion:
-    """Publish a new version; point ``production`` at it when the gate says promote."""
+    """Publish a new version (not promoted: see pipeline.promotion.promote_over_champion)."""
     registry = Registry(settings.registry_dir)
-    version = registry.publish(settings.model_name, dict(model.params), manifest, extra_files)
-    if decision.promote:
-        registry.set_alias(settings.model_name, DEFAULT_ALIAS, version.version)
-    return version
+    return registry.publish(settings.model_name, dict(model.params), manifest, extra_files)

@@ -12,6 +12,7 @@ from core.train import DivergenceError
 from pipeline import steps
 from pipeline.gate import GateDecision
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
+from pipeline.promotion import promote_over_champion, weights_digest
 from pipeline.settings import TrainSettings
 from registry import Registry
 from tests.pipeline.synthetic import write_synthetic_mnist
@@ -108,8 +109,14 @@ def test_publish_stores_manifest_and_plots_and_promotes(dataset: steps.Dataset, 
     for promote in (True, False):
         decision = GateDecision(True, promote, "because")
         manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-        steps.publish(settings, trained.model, manifest, {"curves.png": plot}, decision)
+        version = steps.publish(settings, trained.model, manifest, {"curves.png": plot})
+        test_set = (dataset.x_test, dataset.y_test)
+        kept = promote_over_champion(
+            settings.registry_dir, "t", version.version, 0.5, decision, test_set, 0.0
+        )
+        assert kept == decision
     assert registry.aliases("t") == {"production": 1}
+    assert registry.get("t", 1).manifest["weights_sha256"] == weights_digest(trained.model.params)
     version = registry.get("t", 2)
     assert version.manifest["metrics"]["accuracy"] == metrics["accuracy"]
     assert version.manifest["gate"]["reason"] == "because"
