@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import http.client
 import logging
@@ -24,6 +26,7 @@ __all__ = [
     "MnistFile",
     "default_cache_dir",
     "ensure_mnist",
+    "remove_stale_parts",
     "sha256_of",
 ]
 
@@ -131,6 +134,7 @@ def ensure_mnist(
     """
     log = logger or logging.getLogger(__name__)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(cache_dir, log)
     paths: dict[str, Path] = {}
     missing: list[str] = []
     for spec in files:
@@ -152,6 +156,33 @@ def ensure_mnist(
             + ", ".join(missing)
         )
     return paths
+
+
+def remove_stale_parts(cache_dir: Path, log: Logger | None = None) -> list[Path]:
+    """Delete ``.*.part`` files no live download holds (left by a SIGKILL); return them.
+
+    A download holds an flock on its part file for its whole life and the kernel drops it when
+    the process dies, so a part file we can lock belongs to nobody.
+    """
+    removed = []
+    for part in cache_dir.glob(".*.part"):
+        try:
+            fd = os.open(part, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # finished or cleaned up meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live download in another process
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            removed.append(part)
+        finally:
+            os.close(fd)
+    if removed and log is not None:
+        log.info("removed %d stale partial download(s) from %s", len(removed), cache_dir)
+    return removed
 
 
 def _download_one(
@@ -217,6 +248,7 @@ def _stream_to(url: str, path: Path, spec: MnistFile, timeout_s: float, log: Log
     digest = hashlib.sha256()
     request = urllib.request.Request(url, headers={"User-Agent": "digits-pipeline"})
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{spec.name}.", suffix=".part")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # tells remove_stale_parts this part file is alive
     try:
         with (
             os.fdopen(fd, "wb") as out,
