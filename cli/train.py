@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+from cli.sweep_options import add_sweep_options, sweep_spec, trials_text
 
 _NOT_PUBLISHED_EXIT = 3  # trained (or tried to) but the gate, divergence or data said no
 
@@ -24,6 +28,7 @@ _FIELDS = {
     "layer_sizes": "layer_sizes",
     "validation_split": "validation_split",
     "train_limit": "train_limit",
+    "threads": "threads",
     "min_accuracy": "min_accuracy",
     "tolerance": "tolerance",
 }
@@ -36,6 +41,13 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from None
+
+
+def _name_digest(text: str) -> tuple[str, str]:
+    name, sep, digest = text.partition("=")
+    if not sep or not name or not digest:
+        raise argparse.ArgumentTypeError(f"expected NAME=SHA256, got {text!r}")
+    return name, digest.lower()
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +68,14 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="dataset cache (default: the per-user cache dir, digits/mnist)",
     )
     data.add_argument("--offline", action="store_true", help="use only the cache")
+    data.add_argument(
+        "--file-sha256",
+        action="append",
+        type=_name_digest,
+        metavar="NAME=SHA256",
+        help="expected sha256 of one dataset file, replacing MNIST's (other IDX datasets); "
+        "repeatable",
+    )
     model = parser.add_argument_group("model and training")
     model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
     model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")
@@ -73,6 +93,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--train-limit", type=int, metavar="N", help="train on the first N rows only (quick runs)"
+    )
+    model.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="BLAS threads for training, recorded in the manifest (default: the cores this "
+        "process may use; sweep trials always use 1)",
     )
     gate = parser.add_argument_group("publishing")
     gate.add_argument(
@@ -92,7 +119,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--tolerance",
         type=float,
         metavar="X",
-        help="promote unless worse than production by more than this (0)",
+        help="promote when better than production minus this (0)",
+    )
+    gate.add_argument(
+        "--promote-ties",
+        action="store_true",
+        help="also promote a model that ties with production (default: keep production)",
     )
 
 
@@ -109,6 +141,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         if getattr(args, dest) is not None
     }
     fields["offline"] = args.offline
+    fields["promote_ties"] = args.promote_ties
+    if args.file_sha256:
+        fields["file_sha256"] = dict(args.file_sha256)
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
         if key in fields:
             fields[key] = fields[key].expanduser().resolve()
@@ -144,6 +179,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="do nothing when the registry already has a version of the model",
     )
+    add_sweep_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -157,10 +193,17 @@ def _existing_version(settings: Any) -> int | None:
     return versions[-1].version if versions else None
 
 
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # An exception, not an exit at the signal: finally blocks stop the temporary Prefect
+    # server and the Dask cluster, and partial downloads are deleted.
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
 
     settings = settings_from_args(args)
+    spec = sweep_spec(args)
     if args.if_empty and (latest := _existing_version(settings)) is not None:
         message = f"{settings.model_name} already has v{latest} in {settings.registry_dir}"
         print(
@@ -169,18 +212,41 @@ def run(args: argparse.Namespace) -> int:
             else f"skipped: {message} (--if-empty)"
         )
         return 0
+    if spec is not None:
+        from pipeline.sweep import expand
+
+        try:
+            expand(spec, settings)  # every trial's settings valid before any cluster starts
+        except ValueError as err:
+            raise CommandError(f"invalid sweep: {err}", 2) from None
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
     prefer_quiet_prefect_defaults()
     from core.train import DivergenceError
+    from pipeline.api_server import prefect_api
     from pipeline.download import DownloadError
-    from pipeline.flows import train_flow
     from pipeline.gate import GateRejected
     from pipeline.report import describe
 
     try:
-        summary = train_flow(settings)
+        with prefect_api():
+            summary = _run_flow(settings, spec, args)
     except (GateRejected, DivergenceError, DownloadError) as err:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
+    if spec is not None and not args.json:
+        print(trials_text(summary.get("trials", [])))
     return 0
+
+
+def _run_flow(settings: Any, spec: Any, args: argparse.Namespace) -> Any:
+    if spec is None:
+        from pipeline.flows import train_flow
+
+        return train_flow(settings)
+    from pipeline.cluster import dask_cluster
+    from pipeline.sweep_flow import run_sweep
+
+    with dask_cluster(args.dask_address, args.workers) as address:
+        return run_sweep(settings, spec, address)
