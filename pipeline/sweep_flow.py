@@ -79,7 +79,10 @@ def _jsonable(values: Any) -> Any:
     return values if isinstance(values, list) else values.model_dump()
 
 
-def run_sweep(settings: TrainSettings, spec: SweepSpec, dask_address: str) -> Any:
+def run_sweep(
+    settings: TrainSettings, spec: SweepSpec, dask_address: str, return_state: bool = False
+) -> Any:
     """Call ``sweep_flow`` with its tasks on the Dask scheduler at ``dask_address``."""
     runner = DaskTaskRunner(address=dask_address)
-    return sweep_flow.with_options(task_runner=runner)(settings, spec, dask_address)
+    flow_ = sweep_flow.with_options(task_runner=runner)
+    return flow_(settings, spec, dask_address, return_state=return_state)

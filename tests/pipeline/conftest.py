@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.download import MNIST_FILES, MnistFile
+from tests.pipeline.dask_cluster import DaskCluster
 from tests.pipeline.mirror import MirrorServer
 from tests.pipeline.synthetic import write_synthetic_mnist
 
@@ -48,6 +49,8 @@ def mirror_factory() -> Iterator[Callable[..., MirrorServer]]:
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server (SQLite) for every flow test of the session (~10 s)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A run of a deployment at its concurrency limit retries after this long (default 30 s).
+    os.environ.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
@@ -59,3 +62,15 @@ def synthetic_mnist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dic
     """Generated learnable MNIST look-alikes (600 train, 200 test) and their sha256."""
     directory = tmp_path_factory.mktemp("synthetic-mnist")
     return directory, write_synthetic_mnist(directory)
+
+
+@pytest.fixture
+def dask_pair(tmp_path: Path) -> Iterator[tuple[DaskCluster, dict[str, str]]]:
+    """A real scheduler and two single-threaded workers "a" and "b" (dask CLI subprocesses)."""
+    cluster = DaskCluster(tmp_path)
+    try:
+        cluster.add_worker("a")
+        cluster.add_worker("b")
+        yield cluster, cluster.wait_for_workers(2)
+    finally:
+        cluster.stop()
