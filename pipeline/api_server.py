@@ -38,6 +38,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _drain_reporters(timeout_s: float = 5.0) -> None:
+    """Send queued run logs and events while the server is still up (what Prefect's test
+    harness does): drained at interpreter exit instead, they retry a stopped server and hold
+    the process for minutes after a SIGTERM."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
+
+
 @contextmanager
 def prefect_api() -> Iterator[PrefectApi]:
     """Yield the API to use; a temporary server started here is stopped on exit, however.
@@ -61,6 +72,7 @@ def prefect_api() -> Iterator[PrefectApi]:
         with temporary_settings(updates={PREFECT_API_URL: api.url}):
             yield api
     finally:
+        _drain_reporters()
         server.stop()
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)

@@ -12,7 +12,8 @@ class MirrorServer:
     """Serves ``root/<name>`` at ``/<prefix>/<name>``; ``script`` queues per-name behaviours.
 
     A behaviour is one of "ok", "404", "500", "corrupt" (the right length, wrong bytes) or
-    "truncate" (announces the full length, sends half, closes the connection);
+    "truncate" (announces the full length, sends half, closes the connection) or "stall"
+    (announces the full length, sends half, then waits until the mirror stops);
     each request pops the next one for its file, "ok" once the queue is empty.
     """
 
@@ -22,6 +23,7 @@ class MirrorServer:
         self.requests: Counter[str] = Counter()
         self._script: defaultdict[str, deque[str]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         # A short poll interval keeps shutdown() (and so each test's teardown) fast.
         self._thread = threading.Thread(
@@ -42,6 +44,7 @@ class MirrorServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -72,8 +75,11 @@ class MirrorServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if behaviour == "truncate":
+                if behaviour in ("truncate", "stall"):
                     self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if behaviour == "stall":
+                        mirror._stopping.wait(timeout=120)
                     self.close_connection = True
                     return
                 self.wfile.write(body)
