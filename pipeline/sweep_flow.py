@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -47,9 +48,12 @@ def sweep_flow(
         train_limit=settings.train_limit,
         validation_fraction=spec.validation_fraction,
     )
+    started = time.perf_counter()
     log.info("workers ready (import + data load, s): %s", warm_workers(dask_address, ref))
+    warmed = time.perf_counter()
     futures = [trial.submit(i, t, ref, _swept(spec, t)) for i, t in enumerate(trials)]
     results = [future.result() for future in futures]
+    trained_all = time.perf_counter()
     ranked = rank([result.row for result in results])
     artifacts.trial_table(ranked)
     best = results[ranked[0]["index"]]
@@ -71,7 +75,12 @@ def sweep_flow(
     }
     outcome = release(winner, trained, load(paths, settings.train_limit), record)
     if isinstance(outcome, dict):
-        return {**outcome, "sweep": record["sweep"], "trials": ranked}
+        timing = {
+            "warm_s": round(warmed - started, 3),
+            "trials_s": round(trained_all - warmed, 3),
+            "release_s": round(time.perf_counter() - trained_all, 3),
+        }
+        return {**outcome, "sweep": record["sweep"], "trials": ranked, "timing": timing}
     return outcome
 
 
