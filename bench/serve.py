@@ -201,7 +201,7 @@ def _ceiling(params: dict[str, np.ndarray], duration: float, threads: int) -> di
     """In-process Predictor.predict_proba samples/s: what a server could reach with free I/O."""
     from threadpoolctl import threadpool_limits
 
-    from service.model import Predictor
+    from service.serving.model import Predictor
 
     predictor = Predictor(params)
     rng = np.random.default_rng(0)

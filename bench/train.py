@@ -6,7 +6,7 @@ Both frameworks train the same 784-128-40-10 network with Adam(1e-3, 0.9, 0.99, 
 128 over full 60,000-row epochs with a per-epoch shuffle, on the same number of BLAS threads
 (pinned with threadpoolctl and torch.set_num_threads). PyTorch is optional: without it the
 reference figures are null. ``--accuracy`` also trains the default configuration to the end and
-reports its MNIST test accuracy (and PyTorch's with the seed's settings for 10 epochs).
+reports its MNIST test accuracy (and PyTorch's with the design document's settings for 10 epochs).
 MNIST comes from --mnist-dir, $MNIST_DIR, or the cache `digits train` downloads into.
 """
 

@@ -14,6 +14,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from cli.exits import ExitCode, describe_exit_codes
+
 # Order is the order shown by `digits --help`.
 _SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models")
 
@@ -21,7 +23,7 @@ _SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models")
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit code ``exit_code``."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = ExitCode.FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digits",
         description="Train, publish and serve the MNIST digit classifier.",
+        epilog=describe_exit_codes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
@@ -48,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except (ValueError, LookupError, OSError) as err:
         print(f"digits {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         print(f"digits {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     return int(code or 0)
 
 

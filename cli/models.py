@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cli.exits import ExitCode
+from cli.table import format_table
+
 _DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
 _DEFAULT_ALIAS = "production"
-_INTEGRITY_EXIT = 3  # a file of a version is missing or altered
+_INTEGRITY_EXIT = ExitCode.INTEGRITY
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,7 +123,7 @@ def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     headers = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
-    text = _table(headers, rows, right_aligned={0, 2, 4})
+    text = format_table(headers, rows, right_aligned={0, 2, 4})
     document = {"model": name, "registry": str(registry.root), "aliases": aliases}
     return {"text": text, "json": {**document, "versions": entries}}
 
@@ -141,7 +144,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
     width = max(len(key) for key, _ in lines)
     text = "\n".join(f"{key:<{width}}  {value}" for key, value in lines)
     files = [[f, str(e["size"]), e["sha256"][:16]] for f, e in sorted(manifest["files"].items())]
-    text += "\n\n" + _table(["FILE", "BYTES", "SHA256"], files, right_aligned={1})
+    text += "\n\n" + format_table(["FILE", "BYTES", "SHA256"], files, right_aligned={1})
     document = {
         "name": name,
         "version": mv.version,
@@ -204,15 +207,3 @@ def _brief(value: Any, nested: bool = False) -> str:
             return f"({len(value)} entries, see --json)"
         return "[" + ", ".join(_brief(v) for v in value) + "]"
     return "-" if value is None else str(value)
-
-
-def _table(headers: list[str], rows: list[list[str]], right_aligned: set[int]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            cell.rjust(width) if index in right_aligned else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join(line(cells) for cells in [headers, *rows])

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.exits import ExitCode
+from cli.table import format_table
+
 _DEFAULT_TARGET = "127.0.0.1:50051"
-_SERVICE_ERROR_EXIT = 3  # the server answered with an error or could not be reached
+_SERVICE_ERROR_EXIT = ExitCode.SERVICE
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,12 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from service.client import DigitsClient, ServiceError, tls_credentials
-    from service.images import load_files
+    from service.client.images import load_files
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise CommandError("--tls-cert and --tls-key must be given together", exit_code=2)
+        raise CommandError(
+            "--tls-cert and --tls-key must be given together", exit_code=ExitCode.USAGE
+        )
     if args.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1", exit_code=2)
+        raise CommandError("--batch-size must be at least 1", exit_code=ExitCode.USAGE)
     names, images = load_files(args.files, invert=args.invert)
     credentials = None
     if args.tls_ca or args.tls_cert:
@@ -127,19 +132,28 @@ def _rows(names: list[str], answer: Any) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    width = max(len("file"), *(len(row["file"]) for row in rows))
-    if "top_k" in rows[0]:
-        extra = [f"top{i + 1}".rjust(8) for i in range(len(rows[0]["top_k"]))]
-    else:
-        extra = [f"p{digit}".rjust(6) for digit in range(10)]
-    lines = [f"{'file':<{width}}  label  prob    version  {' '.join(extra)}"]
+    from core.config import N_CLASSES
+
+    top_k = "top_k" in rows[0]
+    extra = (
+        [f"top{i + 1}" for i in range(len(rows[0]["top_k"]))]
+        if top_k
+        else [f"p{digit}" for digit in range(N_CLASSES)]
+    )
+    headers = ["file", "label", "prob", "version", *extra]
+    lines = []
     for row in rows:
-        if "top_k" in row:
-            cells = [f"{t['class']}:{t['probability']:.4f}"[:8].rjust(8) for t in row["top_k"]]
+        if top_k:
+            cells = [f"{t['class']}:{t['probability']:.4f}" for t in row["top_k"]]
         else:
-            cells = [f"{p:6.4f}" for p in row["probabilities"]]
+            cells = [f"{p:.4f}" for p in row["probabilities"]]
         lines.append(
-            f"{row['file']:<{width}}  {row['label']:>5}  {row['probability']:6.4f}  "
-            f"{row['version']:>7}  {' '.join(cells)}"
+            [
+                row["file"],
+                str(row["label"]),
+                f"{row['probability']:.4f}",
+                str(row["version"]),
+                *cells,
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return format_table(headers, lines, right_aligned=range(1, len(headers))) + "\n"

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cli.exits import ExitCode
+
 __all__ = ["add_sweep_options", "sweep_spec", "trials_text"]
 
 
@@ -45,7 +47,7 @@ def sweep_spec(args: argparse.Namespace) -> Any:
     from pipeline.sweep import SweepSpec, parse_sweep_option
 
     if args.sweep and args.sweep_file:
-        raise CommandError("give --sweep or --sweep-file, not both", 2)
+        raise CommandError("give --sweep or --sweep-file, not both", ExitCode.USAGE)
     try:
         if args.sweep_file:
             import yaml
@@ -53,17 +55,21 @@ def sweep_spec(args: argparse.Namespace) -> Any:
             try:
                 document = yaml.safe_load(args.sweep_file.read_text())
             except yaml.YAMLError as err:
-                raise CommandError(f"{args.sweep_file}: not valid YAML ({err})", 2) from None
+                raise CommandError(
+                    f"{args.sweep_file}: not valid YAML ({err})", ExitCode.USAGE
+                ) from None
             if not isinstance(document, dict):
-                raise CommandError(f"{args.sweep_file}: expected a mapping of sweep fields", 2)
+                raise CommandError(
+                    f"{args.sweep_file}: expected a mapping of sweep fields", ExitCode.USAGE
+                )
             return SweepSpec(**document)
         if args.sweep:
             return SweepSpec(parameters=dict(parse_sweep_option(o) for o in args.sweep))
     except ValidationError as err:
         problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
-        raise CommandError(f"invalid sweep: {problems}", 2) from None
+        raise CommandError(f"invalid sweep: {problems}", ExitCode.USAGE) from None
     except ValueError as err:
-        raise CommandError(f"invalid sweep: {err}", 2) from None
+        raise CommandError(f"invalid sweep: {err}", ExitCode.USAGE) from None
     return None
 
 

@@ -6,41 +6,43 @@ import argparse
 import json
 import os
 import signal
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cli.exits import ExitCode
 from cli.sweep_options import add_sweep_options, sweep_spec, trials_text
 
-_NOT_PUBLISHED_EXIT = 3  # trained (or tried to) but the gate, divergence or data said no
+_NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 
-# Option dest -> TrainSettings field; options left unset keep the settings' defaults.
-_FIELDS = {
-    "mirrors": "mirrors",
-    "data_dir": "data_dir",
-    "registry": "registry_dir",
-    "model": "model_name",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "lr": "lr",
-    "seed": "seed",
-    "loss": "loss",
-    "layer_sizes": "layer_sizes",
-    "validation_split": "validation_split",
-    "train_limit": "train_limit",
-    "threads": "threads",
-    "min_accuracy": "min_accuracy",
-    "tolerance": "tolerance",
-}
+# TrainSettings fields by flag group; each flag is generated from its field (cli/flags.py).
+_GROUPS = {
+    "data": ("mirrors", "data_dir", "offline"),
+    "model and training": (
+        "epochs", "batch_size", "lr", "schedule", "min_lr_ratio", "warmup_steps", "beta1",
+        "beta2", "eps", "shift_pixels", "seed", "loss", "layer_sizes", "validation_split",
+        "train_limit", "threads", "download_retries", "download_backoff_s",
+    ),
+    "publishing": ("registry_dir", "model_name", "min_accuracy", "tolerance", "promote_ties"),
+}  # fmt: skip
+_FLAG_NAMES = {"mirrors": "--mirror", "registry_dir": "--registry", "model_name": "--model"}
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `digits train` and `digits schedule`."""
+    from cli.flags import add_flags
+    from pipeline.settings import TrainSettings
+
+    groups = {title: parser.add_argument_group(title) for title in _GROUPS}
+    for title, fields in _GROUPS.items():
+        add_flags(groups[title], TrainSettings, fields, names=_FLAG_NAMES)
+    groups["data"].add_argument(
+        "--file-sha256",
+        action="append",
+        type=_name_digest,
+        metavar="NAME=SHA256",
+        help="expected sha256 of one dataset file, replacing MNIST's (other IDX datasets); "
+        "repeatable",
+    )
 
 
 def _name_digest(text: str) -> tuple[str, str]:
@@ -50,98 +52,15 @@ def _name_digest(text: str) -> tuple[str, str]:
     return name, digest.lower()
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    """The options shared by `digits train` and `digits schedule`."""
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--mirror",
-        dest="mirrors",
-        action="append",
-        metavar="URL",
-        help="MNIST base URL, tried in order; repeatable (default: "
-        "$DIGITS_MNIST_MIRRORS, comma-separated, else the public mirrors)",
-    )
-    data.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="dataset cache (default: the per-user cache dir, digits/mnist)",
-    )
-    data.add_argument("--offline", action="store_true", help="use only the cache")
-    data.add_argument(
-        "--file-sha256",
-        action="append",
-        type=_name_digest,
-        metavar="NAME=SHA256",
-        help="expected sha256 of one dataset file, replacing MNIST's (other IDX datasets); "
-        "repeatable",
-    )
-    model = parser.add_argument_group("model and training")
-    model.add_argument("--epochs", type=int, metavar="N", help="passes over the data (20)")
-    model.add_argument("--batch-size", type=int, metavar="N", help="rows per Adam step (128)")
-    model.add_argument("--lr", type=float, metavar="X", help="Adam learning rate (0.002)")
-    model.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
-    model.add_argument("--loss", choices=("cross_entropy", "mse"), help="loss (cross_entropy)")
-    model.add_argument(
-        "--layer-sizes", type=_sizes, metavar="A,B,...", help="layer sizes (784,128,40,10)"
-    )
-    model.add_argument(
-        "--validation-split",
-        type=float,
-        metavar="X",
-        help="fraction held out for per-epoch validation (0)",
-    )
-    model.add_argument(
-        "--train-limit", type=int, metavar="N", help="train on the first N rows only (quick runs)"
-    )
-    model.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="BLAS threads for training, recorded in the manifest (default: the cores this "
-        "process may use; sweep trials always use 1)",
-    )
-    gate = parser.add_argument_group("publishing")
-    gate.add_argument(
-        "--registry",
-        type=Path,
-        metavar="DIR",
-        help="registry directory (default: $DIGITS_REGISTRY or ./models)",
-    )
-    gate.add_argument("--model", metavar="NAME", help="model name (digits)")
-    gate.add_argument(
-        "--min-accuracy",
-        type=float,
-        metavar="X",
-        help="publish nothing below this test accuracy (0.97)",
-    )
-    gate.add_argument(
-        "--tolerance",
-        type=float,
-        metavar="X",
-        help="promote when better than production minus this (0)",
-    )
-    gate.add_argument(
-        "--promote-ties",
-        action="store_true",
-        help="also promote a model that ties with production (default: keep production)",
-    )
-
-
 def settings_from_args(args: argparse.Namespace) -> Any:
     """Build a validated TrainSettings; bad values become one CommandError line."""
     from pydantic import ValidationError
 
+    from cli.flags import describe_validation_error, overrides
     from cli.main import CommandError
-    from pipeline.settings import TrainSettings, describe_validation_error
+    from pipeline.settings import TrainSettings
 
-    fields: dict[str, Any] = {
-        field: getattr(args, dest)
-        for dest, field in _FIELDS.items()
-        if getattr(args, dest) is not None
-    }
-    fields["offline"] = args.offline
-    fields["promote_ties"] = args.promote_ties
+    fields = overrides(args, [field for group in _GROUPS.values() for field in group])
     if args.file_sha256:
         fields["file_sha256"] = dict(args.file_sha256)
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
@@ -150,7 +69,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
-        raise CommandError(describe_validation_error(err), 2) from None
+        raise CommandError(
+            "invalid training settings: " + describe_validation_error(err, _FLAG_NAMES),
+            ExitCode.USAGE,
+        ) from None
     return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
 
 
@@ -168,9 +90,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "train",
         help="train, evaluate, gate and publish a model (Prefect flow)",
         description="Download MNIST (verified), train the MLP, evaluate it on the test set and "
-        "publish it to the registry when it passes the gate; promote it to 'production' when "
-        "it is not worse than the current one. Exit codes: 0 published (or skipped by "
-        "--if-empty), 1 error, 2 bad option, 3 not published (gate, divergence, data).",
+        "publish it to the registry when it passes the gate and is not identical to a published "
+        "version; promote it to 'production' when it beats the current one. With --sweep, "
+        "trials run on a Dask cluster and only the best is published. Exit codes: 0 published "
+        "(or identical, or skipped by --if-empty), 1 error, 2 bad option, 3 not published "
+        "(gate, divergence, data).",
     )
     add_training_options(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -218,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             expand(spec, settings)  # every trial's settings valid before any cluster starts
         except ValueError as err:
-            raise CommandError(f"invalid sweep: {err}", 2) from None
+            raise CommandError(f"invalid sweep: {err}", ExitCode.USAGE) from None
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     prefer_quiet_prefect_defaults()
     from core.train import DivergenceError
@@ -234,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
+    assert isinstance(summary, dict)  # the flow returns its summary, or raises
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
     if spec is not None and not args.json:
         print(trials_text(summary.get("trials", [])))

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+IMAGE_SIDE = 28  # MNIST images are 28 x 28 pixels
+N_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784: the network's input width
+N_CLASSES = 10  # the digits 0-9: the network's output width
+DEFAULT_LAYER_SIZES = (N_PIXELS, 128, 40, N_CLASSES)  # the design document's network
+
 LOSSES = ("cross_entropy", "mse")
 SCHEDULES = ("constant", "cosine")
 
@@ -12,8 +17,8 @@ SCHEDULES = ("constant", "cosine")
 class ModelConfig:
     """Shape of the MLP and the loss it is trained with."""
 
-    layer_sizes: tuple[int, ...] = (784, 128, 40, 10)  # input, hidden..., classes
-    loss: str = "cross_entropy"  # "cross_entropy" (default) or "mse" (the seed's cost J)
+    layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES  # input, hidden..., classes
+    loss: str = "cross_entropy"  # "cross_entropy" (default) or "mse" (the design document's cost J)
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)
@@ -36,9 +41,9 @@ class TrainConfig:
     epochs: int = 20  # passes over the training split
     batch_size: int = 128  # rows per Adam step
     seed: int = 0  # seeds initialisation, shuffling and the validation split
-    beta1: float = 0.9  # first-moment decay (the seed's value)
-    beta2: float = 0.99  # second-moment decay (the seed's value)
-    eps: float = 1e-8  # numerical stability (the seed's value)
+    beta1: float = 0.9  # first-moment decay (the design document's value)
+    beta2: float = 0.99  # second-moment decay (the design document's value)
+    eps: float = 1e-8  # numerical stability (the design document's value)
     schedule: str = "cosine"  # "constant" or "cosine" decay of lr over all steps
     min_lr_ratio: float = 0.01  # cosine floor as a fraction of lr
     warmup_steps: int = 0  # linear warm-up steps before the schedule

@@ -1,14 +1,14 @@
 """Losses over softmax outputs: each gives its value and its gradient w.r.t. the output logits.
 
 Both are averaged over the m rows of the batch, so every gradient that follows carries the
-1/m factor (the seed applies it to the bias gradient only; see docs/math.md).
+1/m factor (the design document applies it to the bias gradient only; see docs/math.md).
 
 - ``cross_entropy``: J = -(1/m) sum_i sum_k Y_ik log A_ik. Its logit gradient is (A - Y)/m,
-  which is exactly the seed's output delta ``A - Y``: the delta the seed writes belongs to this
-  loss, not to the MSE it names.
-- ``mse``: the seed's cost J = (1/m) sum_i sum_k (Y_ik - A_ik)^2 (squared error summed over the
-  classes of a sample, averaged over samples), with its true gradient through the softmax
-  Jacobian: dZ = A * (G - sum_k G_k A_k), G = 2 (A - Y) / m.
+  which is exactly the design document's output delta ``A - Y``: the delta it writes belongs
+  to this loss, not to the MSE it names.
+- ``mse``: the design document's cost J = (1/m) sum_i sum_k (Y_ik - A_ik)^2 (squared error
+  summed over the classes of a sample, averaged over samples), with its true gradient through
+  the softmax Jacobian: dZ = A * (G - sum_k G_k A_k), G = 2 (A - Y) / m.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from core.activations import log_softmax
+from core.activations import log_softmax, shifted_exp
 
 Array = NDArray[np.floating]
 
@@ -34,8 +34,24 @@ def cross_entropy_delta(probs: Array, targets: Array) -> Array:
     return delta
 
 
-def mse(logits: Array, probs: Array, targets: Array) -> float:
-    """The seed's cost J: squared error summed over classes, averaged over the m samples."""
+def cross_entropy_from_labels(logits: Array, labels: NDArray[np.integer]) -> tuple[float, Array]:
+    """Fused softmax + cross-entropy for integer labels (m,): the mean loss and dJ/dZ (m, k).
+
+    The loss is mean(log-sum-exp(z) - z[label]) and the delta (A - Y)/m is formed in the
+    softmax's own buffer, without a one-hot matrix: one exp pass over the logits in all.
+    """
+    rows = np.arange(len(labels))
+    delta, sums, maxima = shifted_exp(logits)
+    picked = logits[rows, labels]
+    loss = float((np.log(sums[:, 0]) + maxima[:, 0] - picked).sum()) / len(labels)
+    delta /= sums  # softmax probabilities
+    delta[rows, labels] -= 1.0
+    delta *= 1.0 / len(labels)
+    return loss, delta
+
+
+def mse(logits: Array | None, probs: Array, targets: Array) -> float:
+    """The design document's cost J: squared error summed over classes, mean over m samples."""
     del logits
     diff = probs - targets
     return float(np.einsum("ij,ij->", diff, diff) / probs.shape[0])

@@ -1,9 +1,9 @@
-"""Metrics of predicted class probabilities against integer labels, as the seed defines them.
+"""Metrics of class probabilities against integer labels, as the design document defines them.
 
-``cost_mse`` is the seed's J (squared error summed over classes, averaged over samples),
-``rmse`` is the root of the element-wise mean squared error (sqrt(J / n_classes)), and ``r2``
-is the seed's coefficient of determination with the mean of each one-hot column as y-bar
-(summed over classes, i.e. scikit-learn's "variance_weighted" R^2).
+``cost_mse`` is the design document's J (squared error summed over classes, averaged over
+samples), ``rmse`` is the root of the element-wise mean squared error (sqrt(J / n_classes)), and
+``r2`` is the design document's coefficient of determination with the mean of each one-hot
+column as y-bar (summed over classes, i.e. scikit-learn's "variance_weighted" R^2).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from core import losses
 
 Array = NDArray[np.floating]
 Labels = NDArray[np.integer]
@@ -49,16 +51,15 @@ def _check(probs: Array, labels: Labels) -> tuple[Array, Labels]:
 
 
 def accuracy(probs: Array, labels: Labels) -> float:
-    """Fraction of rows whose arg-max equals the label (the seed's categorical accuracy)."""
+    """Fraction of rows whose arg-max equals the label (the design document's accuracy)."""
     probs, labels = _check(probs, labels)
     return float(np.mean(probs.argmax(axis=1) == labels))
 
 
 def cost_mse(probs: Array, labels: Labels) -> float:
-    """The seed's cost J = (1/m) sum_i ||y_i - a_i||^2."""
+    """The design document's cost J = (1/m) sum_i ||y_i - a_i||^2."""
     probs, labels = _check(probs, labels)
-    diff = probs - one_hot(labels, probs.shape[1], np.float64)
-    return float(np.einsum("ij,ij->", diff, diff) / probs.shape[0])
+    return losses.mse(None, probs, one_hot(labels, probs.shape[1], np.float64))
 
 
 def rmse(probs: Array, labels: Labels) -> float:

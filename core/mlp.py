@@ -1,8 +1,8 @@
 """The multi-layer perceptron: ReLU hidden layers, a softmax output, and back-propagation.
 
-Parameters follow the seed's table: ``W{l}`` is (n_out, n_in) and ``b{l}`` is (n_out, 1). Rows
-of ``X`` are samples, so a layer computes ``Z = X @ W.T + b.T``, the transpose of the seed's
-column layout ``Z = W X + b`` with identical numbers.
+Parameters follow the design document's table: ``W{l}`` is (n_out, n_in) and ``b{l}`` is
+(n_out, 1). Rows of ``X`` are samples, so a layer computes ``Z = X @ W.T + b.T``, the transpose
+of the design document's column layout ``Z = W X + b`` with identical numbers.
 
 All parameters live in one contiguous buffer (``flat_params``) and ``params`` holds views of
 it, likewise the gradients: Adam then updates the whole network with a handful of vector
@@ -15,13 +15,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from core.activations import softmax
-from core.config import ModelConfig
-from core.losses import LOSS_DELTAS, LOSS_FUNCTIONS
+from core.config import DEFAULT_LAYER_SIZES, ModelConfig
+from core.losses import LOSS_DELTAS, LOSS_FUNCTIONS, cross_entropy_from_labels
 
 Array = NDArray[np.floating]
 _PREDICT_CHUNK = 8192  # rows per forward pass in predict_proba: bounds peak memory
@@ -36,8 +37,24 @@ def param_shapes(layer_sizes: tuple[int, ...]) -> dict[str, tuple[int, int]]:
     return shapes
 
 
+def layer_sizes_of(params: Mapping[str, Any]) -> tuple[int, ...]:
+    """(n0, n1, ..., nL) from W1 (n1, n0), W2 (n2, n1), ...; ValueError for another layout.
+
+    The one walk over W1..Wn: MLP.from_params, the registry's manifest and the server's
+    Predictor all infer the network's shape here.
+    """
+    shapes: list[tuple[int, ...]] = []
+    while f"W{len(shapes) + 1}" in params:
+        shapes.append(tuple(np.shape(params[f"W{len(shapes) + 1}"])))
+    if not shapes:
+        raise ValueError(f"params must hold W1, b1, ...; got keys {sorted(params)}")
+    if any(len(shape) != 2 for shape in shapes):
+        raise ValueError(f"weights must be 2-D, got shapes {shapes}")
+    return (int(shapes[0][1]), *(int(shape[0]) for shape in shapes))
+
+
 def count_params(layer_sizes: tuple[int, ...]) -> int:
-    """Total number of scalars: 106,050 for (784, 128, 40, 10) (the seed says 105,898 by slip)."""
+    """Total number of scalars: 106,050 for (784, 128, 40, 10) (the design document: 105,898)."""
     return sum(rows * cols for rows, cols in param_shapes(layer_sizes).values())
 
 
@@ -62,7 +79,7 @@ class MLP:
 
     def __init__(
         self,
-        layer_sizes: tuple[int, ...] = (784, 128, 40, 10),
+        layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES,
         seed: int = 0,
         dtype: DTypeLike = np.float32,
         loss: str = "cross_entropy",
@@ -104,15 +121,9 @@ class MLP:
         dtype: DTypeLike | None = None,
     ) -> MLP:
         """Rebuild a network from a parameter dict (e.g. loaded from the registry)."""
-        n_layers = 0
-        while f"W{n_layers + 1}" in params:
-            n_layers += 1
-        if n_layers < 1:
-            raise ValueError(f"params must hold W1, b1, ...; got keys {sorted(params)}")
-        sizes = [int(np.shape(params["W1"])[1])]
-        sizes += [int(np.shape(params[f"W{layer}"])[0]) for layer in range(1, n_layers + 1)]
+        sizes = layer_sizes_of(params)
         resolved = dtype if dtype is not None else np.asarray(params["W1"]).dtype
-        model = cls(tuple(sizes), seed=0, dtype=resolved, loss=loss)
+        model = cls(sizes, seed=0, dtype=resolved, loss=loss)
         expected = param_shapes(model.config.layer_sizes)
         if set(params) != set(expected):
             raise ValueError(f"expected parameters {sorted(expected)}, got {sorted(params)}")
@@ -213,14 +224,7 @@ class MLP:
             return self.forward_backward(x, targets)
         activations = self._forward(x)
         logits = activations.pop()
-        rows = np.arange(len(labels))
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        delta = np.exp(shifted)
-        sums = delta.sum(axis=1, keepdims=True)
-        loss_value = float(np.log(sums).sum() - shifted[rows, labels].sum()) / len(labels)
-        delta /= sums  # softmax probabilities
-        delta[rows, labels] -= 1.0
-        delta *= 1.0 / len(labels)
+        loss_value, delta = cross_entropy_from_labels(logits, labels)
         self._backward(activations, delta)
         return loss_value, logits
 

@@ -1,6 +1,6 @@
-"""Adam (Kingma & Ba, 2014) with the seed's hyper-parameters and bias correction, in place.
+"""Adam (Kingma & Ba, 2014) with the design document's hyper-parameters and bias correction.
 
-The seed's update, per parameter and step t:
+The design document's update, per parameter and step t:
     m_t = b1 m + (1 - b1) g,   v_t = b2 v + (1 - b2) g^2,
     theta -= lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m_t / (1 - b1^t), v_hat = v_t / (1 - b2^t).
 The code evaluates the same expression rearranged to use fewer temporary arrays:

@@ -78,40 +78,14 @@ def fit(
     check_labels(y_train, n_classes)  # once, up front: train_step trusts its labels
     rng = np.random.default_rng([config.seed, 1])
     optimizer = optimizer or Adam(config.lr, config.beta1, config.beta2, config.eps)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    params, grads = {"flat": model.flat_params}, {"flat": model.flat_grads}
+    total_steps = math.ceil(len(x_train) / config.batch_size) * config.epochs
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     step = 0
     for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        order = rng.permutation(len(x_train))
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start : start + config.batch_size]
-            # Gathering each batch beats copying a shuffled epoch: the rows stay in cache and
-            # no 188 MB array is allocated and faulted in per epoch.
-            xb = random_shift(x_train[rows], config.shift_pixels, rng)
-            yb = y_train[rows]
-            loss, logits = model.train_step(xb, yb)
-            if not math.isfinite(loss):
-                raise DivergenceError(
-                    f"loss became {loss} at epoch {epoch}, step {step + 1}: "
-                    f"training diverged (learning rate {config.lr} may be too high)"
-                )
-            rate = learning_rate(step, total_steps, config)
-            optimizer.step(params, grads, lr=rate)
-            loss_sum += loss * len(rows)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            step += 1
-        record: dict[str, float] = {
-            "epoch": epoch,
-            "lr": rate,
-            "loss": loss_sum / len(order),
-            "accuracy": correct / len(order),
-            "seconds": time.perf_counter() - epoch_start,
-        }
+        record, step = _train_epoch(
+            model, optimizer, x_train, y_train, config, rng, epoch, step, total_steps
+        )
         if x_val is not None and y_val is not None and len(x_val):
             metrics = evaluate(
                 model.predict_proba(np.asarray(x_val, model.dtype)), np.asarray(y_val)
@@ -127,3 +101,47 @@ def fit(
         optimizer=optimizer,
         validation_size=0 if x_val is None else len(x_val),
     )
+
+
+def _train_epoch(
+    model: MLP,
+    optimizer: Adam,
+    x_train: NDArray[np.floating],
+    y_train: NDArray[np.integer],
+    config: TrainConfig,
+    rng: np.random.Generator,
+    epoch: int,
+    step: int,
+    total_steps: int,
+) -> tuple[dict[str, float], int]:
+    """One shuffled pass of Adam steps; the epoch's record (loss, accuracy, lr, seconds) and the
+    global step count after it. DivergenceError on a non-finite loss."""
+    epoch_start = time.perf_counter()
+    params, grads = {"flat": model.flat_params}, {"flat": model.flat_grads}
+    order = rng.permutation(len(x_train))
+    loss_sum, correct, rate = 0.0, 0, config.lr
+    for start in range(0, len(order), config.batch_size):
+        rows = order[start : start + config.batch_size]
+        # Gathering each batch beats copying a shuffled epoch: the rows stay in cache and
+        # no 188 MB array is allocated and faulted in per epoch.
+        xb = random_shift(x_train[rows], config.shift_pixels, rng)
+        yb = y_train[rows]
+        loss, logits = model.train_step(xb, yb)
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"loss became {loss} at epoch {epoch}, step {step + 1}: "
+                f"training diverged (learning rate {config.lr} may be too high)"
+            )
+        rate = learning_rate(step, total_steps, config)
+        optimizer.step(params, grads, lr=rate)
+        loss_sum += loss * len(rows)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+        step += 1
+    record: dict[str, float] = {
+        "epoch": epoch,
+        "lr": rate,
+        "loss": loss_sum / len(order),
+        "accuracy": correct / len(order),
+        "seconds": time.perf_counter() - epoch_start,
+    }
+    return record, step

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect.artifacts import (
     create_link_artifact,
@@ -27,9 +28,11 @@ class EpochReporter:
     def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any], epochs: int) -> None:
         self._logger = logger
         self._epochs = epochs
-        self._artifact_id = create_progress_artifact(
+        artifact_id = create_progress_artifact(
             progress=0.0, key="digits-training-progress", description="Training epochs done (%)"
         )
+        assert isinstance(artifact_id, UUID)  # called from a sync flow, so not a coroutine
+        self._artifact_id = artifact_id
 
     def __call__(self, record: Mapping[str, float]) -> None:
         epoch = int(record["epoch"])

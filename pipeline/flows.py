@@ -9,8 +9,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import Failed, State
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.states import Failed
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, promotion, report, steps

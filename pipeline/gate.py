@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -90,7 +91,10 @@ def decide(
     if champion is None:
         return GateDecision(True, True, f"test accuracy {acc}; no production version to beat")
     versus = f"production v{champion.version} scores {champion.accuracy:.4f} on the same test set"
-    fields = {"champion_version": champion.version, "champion_accuracy": champion.accuracy}
+    fields: dict[str, Any] = {
+        "champion_version": champion.version,
+        "champion_accuracy": champion.accuracy,
+    }
     bar = champion.accuracy - tolerance
     if challenger_accuracy > bar or (promote_ties and challenger_accuracy == bar):
         return GateDecision(

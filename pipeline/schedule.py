@@ -60,7 +60,7 @@ def build_deployment(
         raise ValueError(f"invalid schedule {cron!r} ({timezone}): {detail}") from None
     return train_flow.to_deployment(
         name=name,
-        schedule=schedule,
+        schedule=schedule,  # type: ignore[arg-type]  # accepted at run time; typed as Schedule
         parameters={"settings": settings.model_dump(mode="json")},
         concurrency_limit=ConcurrencyLimitConfig(
             limit=1, collision_strategy=COLLISION_STRATEGIES[collision]

@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
-from prefect_dask import DaskTaskRunner
+from prefect.client.schemas.objects import State
+from prefect_dask.task_runners import DaskTaskRunner
 
 from core.mlp import MLP
 from pipeline import artifacts, steps
@@ -93,5 +93,6 @@ def run_sweep(
 ) -> Any:
     """Call ``sweep_flow`` with its tasks on the Dask scheduler at ``dask_address``."""
     runner = DaskTaskRunner(address=dask_address)
-    flow_ = sweep_flow.with_options(task_runner=runner)
+    # Its futures are PrefectDaskFutures; Flow's annotation (invariant generic) says otherwise.
+    flow_: Any = sweep_flow.with_options(task_runner=runner)  # type: ignore[arg-type]
     return flow_(settings, spec, dask_address, return_state=return_state)

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,7 @@ def load_split(ref: DataRef) -> steps.Dataset:
     """
     with _cache_lock:
         if ref not in _cache:
-            full = steps.load_dataset({n: p for n, p in ref.paths}, ref.train_limit)
+            full = steps.load_dataset({n: Path(p) for n, p in ref.paths}, ref.train_limit)
             expected = dict(ref.sha256)
             for name, digest in full.sha256.items():
                 if expected.get(name, digest) != digest:

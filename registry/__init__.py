@@ -7,6 +7,7 @@ stays pure NumPy and `pipeline`, `service` and `cli` go through `Registry`.
 from registry.registry import (
     DEFAULT_ALIAS,
     DEFAULT_MODEL_NAME,
+    DEFAULT_ROOT,
     LATEST,
     REGISTRY_ENV_VAR,
     IntegrityError,
@@ -23,6 +24,7 @@ from registry.registry import (
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_MODEL_NAME",
+    "DEFAULT_ROOT",
     "LATEST",
     "REGISTRY_ENV_VAR",
     "IntegrityError",

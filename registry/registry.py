@@ -41,6 +41,7 @@ from registry.write import ExtraFiles, collect_garbage, publish_version
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_MODEL_NAME",
+    "DEFAULT_ROOT",
     "LATEST",
     "REGISTRY_ENV_VAR",
     "UNCONDITIONAL",
@@ -59,6 +60,7 @@ __all__ = [
 DEFAULT_MODEL_NAME = "digits"
 DEFAULT_ALIAS = "production"
 REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
+DEFAULT_ROOT = "models"  # the registry when neither a flag nor DIGITS_REGISTRY names one
 
 Ref = int | str | None
 
@@ -75,7 +77,7 @@ UNCONDITIONAL = _Unconditional.TOKEN
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
     """``$DIGITS_REGISTRY`` when set and non-empty, else ``./models``."""
     env = os.environ if environ is None else environ
-    return Path(env.get(REGISTRY_ENV_VAR) or "models")
+    return Path(env.get(REGISTRY_ENV_VAR) or DEFAULT_ROOT)
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from core.mlp import layer_sizes_of
+from core.version import package_version
 from registry import aliases as aliases_file
 from registry import files as files
 from registry import format as fmt
@@ -66,7 +65,7 @@ def publish_version(
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "files": listed,
                 "tensors": tensors,
-                "package_version": _package_version(),
+                "package_version": package_version(),
             }
             manifest_bytes = fmt.encode_manifest(full)
             files.write_new_file(staging / fmt.MANIFEST_FILE, manifest_bytes)
@@ -148,16 +147,7 @@ def _caller_fields(manifest: Mapping[str, Any], params: Mapping[str, Any]) -> di
 
 def _infer_layer_sizes(params: Mapping[str, Any]) -> list[int] | None:
     """784-128-40-10 from W1 (128, 784), W2 (40, 128), W3 (10, 40); None for other layouts."""
-    shapes: list[tuple[int, ...]] = []
-    while f"W{len(shapes) + 1}" in params:
-        shapes.append(np.shape(params[f"W{len(shapes) + 1}"]))
-    if not shapes or any(len(shape) != 2 for shape in shapes):
-        return None
-    return [int(shapes[0][1])] + [int(shape[0]) for shape in shapes]
-
-
-def _package_version() -> str:
     try:
-        return metadata.version("digits")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+        return list(layer_sizes_of(params))
+    except ValueError:
+        return None

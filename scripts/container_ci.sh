@@ -5,30 +5,8 @@
 # Settings: DIGITS_CI_CACHE (root file system cache, /var/cache/digits-ci), DIGITS_CI_PYTHON (the
 # host interpreter with the project installed, .venv/bin/python), DIGITS_CI_TMPFS=0 (build on
 # disk instead of a tmpfs), DIGITS_CI_TRAIN=1 (also build the train image, ~2 more minutes).
-#
-# What was learned making this work on the CI machine (Debian 12, root, no Docker, no registry
-# of images reachable, only Debian's and Python's package indexes):
-# - `apt-get install buildah debootstrap` (~20 s) is all that is needed: storage driver vfs and
-#   --isolation chroot need neither fuse-overlayfs nor uidmap when running as root.
-# - debootstrap --variant=minbase with python3 + python3-venv from debootstrap's default mirror
-#   takes ~60 s and gives ~160 MB after dropping apt lists, docs and locales; the tarball is
-#   cached under $DIGITS_CI_CACHE (default /var/cache/digits-ci), so later runs skip it.
-#   python3-venv brings ensurepip's pip, enough for `python3 -m venv` in the builder stage.
-# - buildah has no `import`: `buildah from scratch` + `buildah mount` + untar + `buildah commit`
-#   turns the root file system into a local base image (~7 s).
-# - The build runs pip with --no-index against wheels downloaded on the host, handed in with
-#   `--build-context wheels=DIR` (the Dockerfile bind-mounts that stage at /wheels). The host
-#   downloads for the base's exact Python (3.11.2 vs the host's 3.11.7):
-#   deploy/ci/download_wheels.py also evaluates environment markers for it, which
-#   `pip download --python-version` does not (redis needs async-timeout only below 3.11.3;
-#   missing it, pip in the build backtracks for many minutes). Downloading inside the base image instead fails here: the machine's TLS
-#   interception CA is only in the host's bundle.
-# - `--format docker` keeps HEALTHCHECK (the OCI format drops it). `buildah run --network host`
-#   under chroot isolation shares the host's loopback, so the host's client reaches the server.
-# - Each run uses its own storage root (a temporary directory, a tmpfs when possible) and removes
-#   it, so nothing accumulates between runs; only the root file system tarball is cached.
-# - Measured here (2 cores, shared): from nothing ~2 min plus the apt install (debootstrap ~70 s,
-#   build ~35 s); with the cached root file system ~70 s; the train image adds ~115 s.
+# Why it is built this way (debootstrap, buildah, host-downloaded wheels): docs/deploy.md,
+# "Container CI: lab notes".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"

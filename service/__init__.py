@@ -1,4 +1,5 @@
-"""The gRPC prediction service: import its modules directly (service.client, service.server, ...).
+"""The model server, in layers: serving (transport-free core), rpc (the gRPC edge), observability
+(metrics, logs) and client (the SDK); settings.py holds every runtime setting.
 
 Nothing is re-exported here on purpose: `import service.client` must not pull in the server or
 the Open Inference Protocol stubs, which clash with tritonclient's in one process.

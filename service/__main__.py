@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from service.server import serve
+from service.rpc.server import serve
 from service.settings import ServiceSettings
 
 

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stub = health_pb2_grpc.HealthStub(channel)
         request = health_pb2.HealthCheckRequest(service=args.service)
         try:
-            reply = stub.Check(request, timeout=args.timeout)
+            reply = stub.Check(request, timeout=args.timeout)  # type: ignore[attr-defined]  # the stubs give HealthStub no methods
         except grpc.RpcError as err:
             print(f"healthcheck {args.target}: {err.code().name}: {err.details()}", file=sys.stderr)
             return 1

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, DEFAULT_ROOT
+
 __all__ = ["ServiceSettings"]
 
 
@@ -27,11 +29,11 @@ class ServiceSettings(BaseSettings):
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
-    registry: Path = Path("models")
+    registry: Path = Path(DEFAULT_ROOT)
     """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
-    model_name: str = "digits"
+    model_name: str = DEFAULT_MODEL_NAME
     """Registry model name to serve."""
-    alias: str = "production"
+    alias: str = DEFAULT_ALIAS
     """Alias served by default; "production" falls back to the latest version when unset."""
     poll_interval_s: float = Field(default=2.0, ge=0)
     """Seconds between registry polls for hot reload; 0 disables reloading."""
@@ -73,7 +75,7 @@ class ServiceSettings(BaseSettings):
     reflection: bool = True
     """gRPC server reflection (grpcurl, grpcui)."""
     enable_v2: bool = True
-    """Also serve the Open Inference Protocol (KServe V2) when service.v2_servicer is present."""
+    """Also serve the Open Inference Protocol (KServe V2) when service.rpc.v2 is present."""
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """Event loop under the grpc.aio server: uvloop (measured ~7% more requests/s at batch 1 x 32)
     when installed, else asyncio's own (a warning says so)."""
@@ -85,9 +87,9 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be given together")
+            raise ValueError("--tls-cert and --tls-key (DIGITS_TLS_CERT, _KEY) go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
-            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+            raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well")
         if self.max_streams is not None and self.max_streams >= self.workers:
             raise ValueError(
                 f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
@@ -95,7 +97,8 @@ class ServiceSettings(BaseSettings):
         if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
             raise ValueError(
                 f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
-                "give tls_cert/tls_key or set plaintext=true (DIGITS_PLAINTEXT=true)"
+                "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
+                "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
             )
         return self
 

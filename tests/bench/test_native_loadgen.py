@@ -19,7 +19,7 @@ import pytest
 
 from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
-from tests.service.conftest import Running
+from tests.helpers.servers import Running
 
 pytestmark = pytest.mark.integration
 

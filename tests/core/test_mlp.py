@@ -7,6 +7,7 @@ import pytest
 
 from core import MLP, count_params, param_shapes
 from core.activations import softmax
+from tests.helpers.oracle import FLOAT64_ATOL, reference_proba
 
 
 def test_parameter_shapes_follow_the_seed_table() -> None:
@@ -23,7 +24,7 @@ def test_parameter_shapes_follow_the_seed_table() -> None:
 
 
 def test_parameter_count_is_106050_not_the_seeds_105898() -> None:
-    # The seed's table totals 105,898: an arithmetic slip in the same sum.
+    # The design document's table totals 105,898: an arithmetic slip in the same sum.
     assert 128 * 784 + 128 + 40 * 128 + 40 + 10 * 40 + 10 == 106_050
     assert count_params((784, 128, 40, 10)) == 106_050
     assert MLP().n_params == 106_050
@@ -79,11 +80,8 @@ def test_predict_proba_matches_the_seeds_column_formulas() -> None:
     model = MLP(seed=2, dtype=np.float64)
     x = rng.random((6, 784))
     p = model.params
-    a1 = np.maximum(p["W1"] @ x.T + p["b1"], 0)  # the seed's Z = W X + b with samples as columns
-    a2 = np.maximum(p["W2"] @ a1 + p["b2"], 0)
-    z3 = p["W3"] @ a2 + p["b3"]
-    expected = (np.exp(z3) / np.exp(z3).sum(axis=0)).T
-    np.testing.assert_allclose(model.predict_proba(x), expected, rtol=1e-12)
+    expected = reference_proba(p, x)  # the design document's Z = W X + b, samples as columns
+    np.testing.assert_allclose(model.predict_proba(x), expected, rtol=0, atol=FLOAT64_ATOL)
 
 
 def test_bad_inputs_raise_value_errors_naming_the_problem() -> None:

@@ -1,4 +1,4 @@
-"""Adam: hand-computed steps with the seed's bias correction, and resumable state."""
+"""Adam: hand-computed steps with the design document's bias correction, and resumable state."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from core import Adam
 def _seed_adam(
     theta: float, grads: list[float], lr: float, b1: float, b2: float, eps: float
 ) -> float:
-    """The seed document's formulas, written out literally for one scalar."""
+    """The design document's formulas, written out literally for one scalar."""
     m = v = 0.0
     for t, g in enumerate(grads, start=1):
         m = b1 * m + (1 - b1) * g

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.deploy._deploy_files import REPO
+from tests.helpers.deploy_files import REPO
 
 
 def load(relative: str) -> ModuleType:

@@ -9,7 +9,7 @@ import pytest
 
 from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
-from tests.deploy._deploy_files import compose, image_env, stages
+from tests.helpers.deploy_files import compose, image_env, stages
 
 SERVICE_FIELDS = {f"DIGITS_{name.upper()}" for name in ServiceSettings.model_fields}
 

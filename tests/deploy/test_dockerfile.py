@@ -10,7 +10,7 @@ import pytest
 
 from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
-from tests.deploy._deploy_files import (
+from tests.helpers.deploy_files import (
     REPO,
     effective,
     global_args,

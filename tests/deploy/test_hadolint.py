@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._deploy_files import DOCKERFILE
+from tests.helpers.deploy_files import DOCKERFILE
 
 
 def hadolint_binary() -> str | None:

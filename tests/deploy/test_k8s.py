@@ -9,7 +9,7 @@ import yaml
 
 from registry import REGISTRY_ENV_VAR
 from service.settings import ServiceSettings
-from tests.deploy._deploy_files import K8S_DIR, effective, k8s_documents, k8s_object, stages
+from tests.helpers.deploy_files import K8S_DIR, effective, k8s_documents, k8s_object, stages
 
 APP_UID = 10001
 
@@ -111,4 +111,4 @@ def test_retraining_cronjob_runs_a_command_the_cli_accepts() -> None:
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
     assert args.command == "train"
-    assert str(args.registry) == container_env(container)[REGISTRY_ENV_VAR]
+    assert str(args.registry_dir) == container_env(container)[REGISTRY_ENV_VAR]

@@ -19,7 +19,7 @@ from pipeline.download import (
     remove_stale_parts,
     sha256_of,
 )
-from tests.pipeline.mirror import MirrorServer
+from tests.helpers.mirror import MirrorServer
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pipeline.overrides import is_stale, merge_settings
 from pipeline.promotion import find_identical, promote_over_champion, weights_digest
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.pipeline.synthetic import NAMES, write_synthetic_mnist
+from tests.helpers.synthetic import NAMES, write_synthetic_mnist
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from registry import Registry
-from tests.pipeline.synthetic import write_synthetic_mnist
+from tests.helpers.synthetic import write_synthetic_mnist
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import TrainConfig
 from core.train import DivergenceError
 from pipeline import steps
 from pipeline.gate import GateDecision
@@ -15,7 +16,7 @@ from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.promotion import promote_over_champion, weights_digest
 from pipeline.settings import TrainSettings
 from registry import Registry
-from tests.pipeline.synthetic import write_synthetic_mnist
+from tests.helpers.synthetic import write_synthetic_mnist
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -124,3 +125,22 @@ def test_publish_stores_manifest_and_plots_and_promotes(dataset: steps.Dataset, 
     assert (version.path / "curves.png").read_bytes()[:8] == PNG_MAGIC
     loaded = registry.load("t", "production")
     np.testing.assert_array_equal(loaded.params["W1"], trained.model.params["W1"])
+
+
+def test_manifest_records_the_whole_training_configuration(dataset: steps.Dataset, tmp_path: Path):
+    settings = TrainSettings(epochs=1, beta2=0.995, schedule="constant", shift_pixels=0)
+    trained = steps.train(dataset, settings)
+    metrics = steps.evaluate(trained.model, dataset.x_test, dataset.y_test)
+    decision = GateDecision(True, True, "because")
+    manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
+    recorded = manifest["training"]
+    # Every field of core's TrainConfig is there, with the value that was used ...
+    assert set(TrainConfig.__dataclass_fields__) <= set(recorded)
+    assert TrainSettings(**recorded).train_config() == settings.train_config()
+    assert (recorded["beta2"], recorded["schedule"], recorded["shift_pixels"]) == (
+        0.995,
+        "constant",
+        0,
+    )
+    # ... and what computed it.
+    assert {"python", "numpy", "blas", "digits"} <= set(manifest["libraries"])

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pipeline.settings import TrainSettings
 from pipeline.sweep import Range, SweepSpec, expand, parse_sweep_option, rank
 from pipeline.trial import DataRef, load_split
-from tests.pipeline.synthetic import NAMES, write_synthetic_mnist
+from tests.helpers.synthetic import NAMES, write_synthetic_mnist
 
 
 def test_parse_sweep_option():

@@ -12,7 +12,7 @@ import pytest
 
 from registry import NotFoundError, Registry
 from registry import files as registry_files
-from tests.registry.test_registry import toy_params
+from tests.helpers.registry_data import toy_params
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from registry import IntegrityError, Registry
-from tests.registry.test_registry import flip_byte, toy_params
+from tests.helpers.registry_data import flip_byte, toy_params
 
 
 @pytest.fixture

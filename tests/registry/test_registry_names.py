@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from registry import IntegrityError, InvalidNameError, NotFoundError, Registry, RegistryError
-from tests.registry.test_registry import toy_params
+from tests.helpers.registry_data import toy_params
 
 
 @pytest.fixture

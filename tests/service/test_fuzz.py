@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
-from tests.service.conftest import Running, start
-from tests.service.toy_models import publish
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import publish
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Tests of service.images: MNIST-style fitting of drawn digits, inversion, IDX files, bad files."""
+"""Tests of service.client.images: MNIST-style fitting of digits, inversion, IDX, bad files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from service.images import load_files, load_image, to_mnist
+from service.client.images import load_files, load_image, to_mnist
 
 
 def _draw(path: Path, box: tuple[int, int, int, int], *, dark_on_light: bool, shape: str) -> Path:

@@ -16,9 +16,9 @@ import pytest
 from registry import Registry
 from service.client import DigitsClient, ServiceError
 from service.generated.digits.v1 import digits_pb2 as pb
-from service.model import Predictor
-from tests.service.conftest import Running
-from tests.service.toy_models import corrupt, publish, random_images, toy_params
+from service.serving.model import Predictor
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import corrupt, publish, random_images, toy_params
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ def test_pinned_versions_and_aliases(
 
 
 def Predictor_of(seed: int):
-    from service.model import Predictor
+    from service.serving.model import Predictor
 
     return Predictor(toy_params(seed))
 

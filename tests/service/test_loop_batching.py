@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from service.aio_batching import LoopBatcher
-from service.errors import DeadlineExceeded, ModelNotReady
+from service.serving.batching import LoopBatcher
+from service.serving.errors import DeadlineExceeded, ModelNotReady
 
 
 class Recorder:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from core import MLP
-from service.model import Predictor
-from tests.service.toy_models import random_images, reference_proba, toy_params
+from service.serving.model import Predictor
+from tests.helpers.oracle import reference_proba
+from tests.helpers.toy_models import random_images, toy_params
 
 
 @pytest.mark.parametrize("n", [1, 7, 2500])  # 2500 crosses the internal 1024-row chunking

@@ -16,9 +16,9 @@ import pytest
 from registry import Registry
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.healthcheck import main as healthcheck
-from service.logs import JsonFormatter
-from tests.service.conftest import Running
-from tests.service.toy_models import random_images
+from service.observability.logs import JsonFormatter
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import random_images
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

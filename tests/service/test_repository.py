@@ -1,4 +1,4 @@
-"""ModelRepository without a server: default model, pinned LRU cache, refused versions, errors."""
+"""ServedModels without a server: default model, pinned LRU cache, refused versions, errors."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from registry import Registry
-from service.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
-from service.metrics import ServiceMetrics
-from service.repository import ModelRepository
-from tests.service.toy_models import corrupt, publish
+from service.observability.metrics import ServiceMetrics
+from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.served import ServedModels
+from tests.helpers.toy_models import corrupt, publish
 
 
-def _repository(registry: Registry, **kwargs: object) -> ModelRepository:
-    return ModelRepository(registry, "digits", poll_interval_s=0, **kwargs)  # type: ignore[arg-type]
+def _repository(registry: Registry, **kwargs: object) -> ServedModels:
+    return ServedModels(registry, "digits", poll_interval_s=0, **kwargs)  # type: ignore[arg-type]
 
 
 def test_not_ready_until_a_version_exists(tmp_path: Path) -> None:

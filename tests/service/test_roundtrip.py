@@ -9,8 +9,9 @@ import pytest
 
 from core import MLP
 from registry import Registry
-from tests.service.conftest import Running
-from tests.service.toy_models import random_images, reference_proba, toy_params
+from tests.helpers.oracle import reference_proba
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import random_images, toy_params
 
 pytestmark = pytest.mark.integration
 

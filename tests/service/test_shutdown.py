@@ -15,7 +15,7 @@ import pytest
 
 from registry import Registry
 from service.client import DigitsClient, ServiceError
-from tests.service.toy_models import random_images
+from tests.helpers.toy_models import random_images
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

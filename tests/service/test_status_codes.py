@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from registry import Registry
-from service.errors import handle_errors
 from service.generated.digits.v1 import digits_pb2 as pb
-from service.metrics import ServiceMetrics
-from tests.service.conftest import Running, start
-from tests.service.toy_models import corrupt, publish
+from service.observability.metrics import ServiceMetrics
+from service.rpc.calls import handle_errors
+from tests.helpers.servers import Running, start
+from tests.helpers.toy_models import corrupt, publish
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ def test_unknown_model_reference_is_not_found(
 
 
 def test_corrupt_pinned_version_is_failed_precondition(small: Running) -> None:
-    registry = small.server.core.repository.registry
+    registry = small.server.core.models.registry
     version = publish(registry, seed=2, production=False)
     corrupt(registry, version)
     with pytest.raises(grpc.RpcError) as err:
@@ -163,7 +163,7 @@ def test_unexpected_error_is_generic_internal(
 
 
 def test_port_in_use_is_an_os_error(small: Running, tmp_path: Path) -> None:
-    from service.server import create_server
+    from service.rpc.server import create_server
     from service.settings import ServiceSettings
 
     settings = ServiceSettings(port=small.port, registry=tmp_path, enable_v2=False)

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from registry import Registry
 from service.client import DigitsClient, ServiceError, tls_credentials
 from service.settings import ServiceSettings
-from tests.service.certs import make_pki
-from tests.service.conftest import Running
-from tests.service.toy_models import random_images
+from tests.helpers.certs import make_pki
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import random_images
 
 pytestmark = pytest.mark.integration
 

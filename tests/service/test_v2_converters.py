@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.errors import InvalidInput
 from service.generated.inference import grpc_predict_v2_pb2 as pb
-from service.v2_converters import (
+from service.rpc.v2_converters import (
     requested_outputs,
     tensor_metadata,
     to_images,
     to_infer_response,
 )
+from service.serving.errors import InvalidInput
 
 MAX_ROWS = 64
 

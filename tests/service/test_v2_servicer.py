@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from registry import Registry
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.service.conftest import Running
-from tests.service.toy_models import publish, random_images, reference_proba, toy_params
+from tests.helpers.oracle import reference_proba
+from tests.helpers.servers import Running
+from tests.helpers.toy_models import publish, random_images, toy_params
 
 pytestmark = pytest.mark.integration
 

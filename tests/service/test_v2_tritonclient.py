@@ -126,7 +126,7 @@ def _free_port() -> int:
 def _publish_two_versions(root: Path) -> None:
     """Version 1 is production, version 2 is newer: the default and a pinned version differ."""
     from registry import Registry
-    from tests.service.toy_models import publish
+    from tests.helpers.toy_models import publish
 
     registry = Registry(root)
     publish(registry, seed=1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.errors import InvalidInput
-from service.validation import check_pixels, pixels_from_bytes
+from service.serving.errors import InvalidInput
+from service.serving.validation import check_pixels, pixels_from_bytes
 
 
 def _decode(data: bytes, dtype: str = "uint8", shape: tuple[int, ...] = (2, 784)) -> np.ndarray:

@@ -1,0 +1,242 @@
+"""The gRPC server: digits.v1, health, reflection (and V2) over one ServingCore; clean shutdown.
+
+A grpc.aio server runs on its own event loop in a dedicated thread (service.rpc.loop_thread); the
+`DigitsServer` wrapper keeps a synchronous interface (start / stop / wait_for_termination) for
+the CLI, the tests and the benchmark. Why aio and not the thread-pool server: docs/service.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from service.generated.digits.v1 import digits_pb2 as pb
+from service.observability.logs import configure_logging
+from service.rpc import digits_v1
+from service.rpc.loop_thread import LoopThread
+from service.serving.core import ServingCore
+from service.serving.served import ServedModel
+from service.settings import ServiceSettings
+
+__all__ = ["DigitsServer", "Registration", "create_server", "serve"]
+
+logger = logging.getLogger("service.rpc.server")
+
+DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
+# Adds servicers to the (grpc.aio) server and returns the full names of the services it added.
+# Handlers may be `async def` (run on the loop) or plain functions (run in a thread pool of
+# settings.workers threads, created on demand).
+Registration = Callable[[grpc.aio.Server, ServingCore], Iterable[str] | None]
+
+
+class DigitsServer:
+    """A grpc.aio server (on its loop thread) with its ServingCore, health and Prometheus endpoint.
+
+    Every method is synchronous and may be called from any thread but the loop's.
+    """
+
+    def __init__(
+        self,
+        grpc_server: grpc.aio.Server,
+        core: ServingCore,
+        health_servicer: health_aio.HealthServicer,
+        services: Sequence[str],
+        settings: ServiceSettings,
+        loop: LoopThread,
+        sync_pool: ThreadPoolExecutor,
+    ) -> None:
+        self.grpc_server = grpc_server
+        self.loop = loop
+        self._sync_pool = sync_pool
+        self.core = core
+        self.health = health_servicer
+        self.services = tuple(services)
+        self.settings = settings
+        self.metrics_port: int | None = None
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start serving; health turns SERVING as soon as a default model is loaded."""
+        self.core.models.on_swap.append(self._on_model)
+        self.core.start()  # loads the model now when the registry has one
+        if self.settings.metrics_port >= 0:
+            host = self.settings.metrics_host or self.settings.host
+            self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
+        self.loop.call(self.grpc_server.start())
+        if self.core.ready:
+            self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        logger.info("digits server started", extra={"services": list(self.services)})
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, refuse new RPCs, let in-flight ones finish within `grace` s."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            self.loop.call(self.health.enter_graceful_shutdown())  # NOT_SERVING, for good
+            if self.settings.drain_delay_s > 0:
+                logger.info("health NOT_SERVING; still accepting requests",
+                            extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
+                time.sleep(self.settings.drain_delay_s)
+            logger.info("draining", extra={"grace_s": grace})
+            # Refuses new calls at once; in-flight ones get `grace` s (None: cancelled now).
+            self.loop.call(self.grpc_server.stop(grace))
+            self.core.stop()
+            self.loop.stop()
+            self._sync_pool.shutdown(wait=False)
+            self.core.metrics.stop_http()
+            self._stopped.set()
+            logger.info("digits server stopped")
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        """Block until stop() has finished (or timeout); True when stopped."""
+        return self._stopped.wait(timeout)
+
+    def _on_model(self, model: ServedModel) -> None:
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def _set_health(self, status: int) -> None:
+        update = _set_all(self.health, ("", *self.services), status)
+        if self.loop.in_loop:  # e.g. a model swap triggered by a handler: do not block the loop
+            self.loop.submit(update)
+        else:
+            self.loop.call(update)
+
+
+async def _set_all(
+    servicer: health_aio.HealthServicer,
+    names: Sequence[str],
+    status: int,
+) -> None:
+    for name in names:
+        await servicer.set(name, status)
+
+
+def create_server(
+    settings: ServiceSettings,
+    core: ServingCore | None = None,
+    *,
+    registrations: Sequence[Registration] = (),
+) -> tuple[DigitsServer, int]:
+    """Build (not start) the server and bind its port; returns it and the bound port.
+
+    `registrations` add more servicers over the same core. When settings.enable_v2 is set and
+    `service.rpc.v2` exists, its `register_v2(server, core)` is called as well.
+    """
+    core = core or ServingCore.from_settings(settings)
+    loop = LoopThread(kind=settings.event_loop)
+    sync_pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="rpc-sync")
+    try:
+        grpc_server, health_servicer, services, port = loop.call(
+            _build(settings, core, registrations, sync_pool)
+        )
+    except BaseException:
+        loop.stop()
+        sync_pool.shutdown(wait=False)
+        raise
+    server = DigitsServer(
+        grpc_server, core, health_servicer, services, settings, loop=loop, sync_pool=sync_pool
+    )
+    return server, port
+
+
+async def _build(
+    settings: ServiceSettings,
+    core: ServingCore,
+    registrations: Sequence[Registration],
+    sync_pool: ThreadPoolExecutor,
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer, list[str], int]:
+    """Create the grpc.aio server on the running loop, register everything and bind the port."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+    ]
+    grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
+    digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
+    services = [DIGITS_SERVICE]
+    for register in (*registrations, *_optional_v2(settings)):
+        services += list(register(grpc_server, core) or ())
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    for name in ("", *services):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    if settings.reflection:
+        names = (*services, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, grpc_server)
+    port = _bind(grpc_server, settings)
+    return grpc_server, health_servicer, services, port
+
+
+def _optional_v2(settings: ServiceSettings) -> list[Registration]:
+    """The Open Inference Protocol adapter's hook, when enabled and installed."""
+    if not settings.enable_v2 or importlib.util.find_spec("service.rpc.v2") is None:
+        return []
+    module = importlib.import_module("service.rpc.v2")
+    return [module.register_v2]
+
+
+def _bind(grpc_server: grpc.aio.Server, settings: ServiceSettings) -> int:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    address = f"{host}:{settings.port}"
+    try:
+        if settings.tls_cert is None or settings.tls_key is None:
+            return int(grpc_server.add_insecure_port(address))
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        return int(grpc_server.add_secure_port(address, credentials))
+    except RuntimeError as err:  # grpc's "Failed to bind": make it an OSError, one CLI line
+        raise OSError(f"cannot listen on {address}: address in use or unavailable") from err
+
+
+def serve(settings: ServiceSettings) -> int:
+    """Run until SIGTERM/SIGINT, then drain within settings.grace_s; returns an exit code."""
+    configure_logging(settings.log_format, settings.log_level)
+    _limit_blas_threads(settings.blas_threads)
+    server, port = create_server(settings)
+    server.start()
+    logger.info(
+        "listening",
+        extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
+               "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
+               "model": server.core.models.name, "registry": str(settings.registry)},
+    )  # fmt: skip
+
+    def on_signal(signum: int, frame: object) -> None:
+        logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        # stop() blocks for up to grace_s: run it off the signal handler.
+        threading.Thread(target=server.stop, args=(settings.grace_s,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not server.wait_for_termination(timeout=0.5):
+        pass  # short waits keep the main thread responsive to signals
+    return 0
+
+
+def _limit_blas_threads(threads: int) -> None:
+    """Cap BLAS threads process-wide (without threadpoolctl, OPENBLAS_NUM_THREADS does it)."""
+    if threads <= 0:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        logger.warning(
+            "threadpoolctl is not installed; set OPENBLAS_NUM_THREADS=%d instead", threads
+        )
+        return
+    threadpool_limits(limits=threads, user_api="blas")  # stays in effect for the process

@@ -1,0 +1,182 @@
+"""ServingCore: the transport-free model-serving core shared by every wire adapter.
+
+digits.v1 (service/rpc/digits_v1.py) and the Open Inference Protocol adapter (service/rpc/v2.py)
+both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
+server's event loop) and turn the `Answer` back into messages. Validation limits, model
+resolution, hot reload, batching and metrics live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from registry import NotFoundError, Registry, RegistryError
+from service.observability.metrics import ServiceMetrics
+from service.serving.batching import LoopBatcher
+from service.serving.errors import ModelUnusable, NotFound
+from service.serving.served import ServedModel, ServedModels
+from service.serving.validation import pixels_from_bytes
+from service.settings import ServiceSettings
+
+__all__ = ["Answer", "ServingCore", "VersionInfo"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Probabilities (n, 10) float32 and labels (n,) int64, with the model that computed them."""
+
+    model: ServedModel
+    probabilities: NDArray[np.float32]
+    labels: NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the registry and this server know of one version: manifest, aliases, load state."""
+
+    name: str
+    version: int
+    manifest: dict[str, Any]
+    aliases: dict[str, int]  # every alias of the model -> its version
+    loaded_at: datetime | None  # when this server loaded it; None if not in memory
+    serving: bool  # True if it is the default (unpinned) model right now
+
+
+class ServingCore:
+    """Owns the model repository, the event-loop batcher and the metrics of one server."""
+
+    def __init__(
+        self,
+        repository: ServedModels,
+        metrics: ServiceMetrics,
+        *,
+        max_images: int = 8192,
+        loop_batcher: LoopBatcher | None = None,
+    ) -> None:
+        self.models = repository
+        self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
+        self.metrics = metrics
+        self.max_images = max_images
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServiceSettings, metrics: ServiceMetrics | None = None
+    ) -> ServingCore:
+        metrics = metrics or ServiceMetrics()
+        repository = ServedModels(
+            Registry(settings.registry),
+            settings.model_name,
+            alias=settings.alias,
+            poll_interval_s=settings.poll_interval_s,
+            cache_size=settings.cache_size,
+            metrics=metrics,
+        )
+        loop_batcher = LoopBatcher(
+            max_batch_rows=settings.max_batch,
+            max_delay_us=settings.max_delay_us,
+            enabled=settings.batching,
+            observe_batch=metrics.observe_batch,
+            observe_queue_delay=metrics.observe_queue_delay,
+        )
+        return cls(repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher)
+
+    @property
+    def ready(self) -> bool:
+        """True once a default model is loaded."""
+        return self.models.current is not None
+
+    def start(self) -> None:
+        """Load the default model (if any) and begin polling the registry."""
+        self.models.start()
+
+    def stop(self) -> None:
+        self.models.stop()
+        self.loop_batcher.close()
+
+    def decode(
+        self, data: bytes, dtype: str, shape: Sequence[int]
+    ) -> NDArray[np.uint8] | NDArray[np.float32]:
+        """Packed bytes -> checked pixels (n, 784); InvalidInput on any problem."""
+        return pixels_from_bytes(data, dtype, shape, max_rows=self.max_images)
+
+    def model(self, version: int | None = None, alias: str | None = None) -> ServedModel:
+        """The model a request asks for (NotFound / ModelNotReady / ModelUnusable otherwise)."""
+        return self.models.get(version, alias)
+
+    async def predict_async(
+        self,
+        pixels: NDArray[Any],
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        timeout: float | None = None,
+    ) -> Answer:
+        """Probabilities and labels from the requested model version, via the loop batcher.
+
+        A pinned version that is not in memory yet is loaded (and verified) once, in a worker
+        thread: the event loop never waits on the registry.
+        """
+        served = self.models.in_memory(version, alias)
+        if served is None:
+            served = await asyncio.to_thread(self.models.get, version, alias)
+        probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
+        return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
+
+    async def describe(self, version: int | None = None, alias: str | None = None) -> VersionInfo:
+        """One version: the served default when neither is given, else `version` or `alias`.
+
+        Raises ModelNotReady (nothing served yet), NotFound or ModelUnusable. The registry reads
+        run in a worker thread, off the event loop.
+        """
+        if version is None and alias is None:
+            version = self.model().version
+        return await asyncio.to_thread(self._describe, version, alias)
+
+    async def list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        """Every complete version of the served model, oldest first, and the model's aliases."""
+        return await asyncio.to_thread(self._list_versions)
+
+    def _describe(self, version: int | None, alias: str | None) -> VersionInfo:
+        with _registry_errors():
+            if version is None:
+                version = self.models.resolve_alias(str(alias))
+            manifest = self.models.registry.get(self.models.name, version).manifest
+            aliases = self.models.registry.aliases(self.models.name)
+        return self._info(version, manifest, aliases)
+
+    def _list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
+        with _registry_errors():
+            listed = self.models.registry.list_versions(self.models.name)
+            aliases = self.models.registry.aliases(self.models.name)
+        return [self._info(mv.version, mv.manifest, aliases) for mv in listed], aliases
+
+    def _info(self, version: int, manifest: dict[str, Any], aliases: dict[str, int]) -> VersionInfo:
+        loaded = self.models.loaded(version)
+        current = self.models.current
+        return VersionInfo(
+            name=self.models.name,
+            version=version,
+            manifest=manifest,
+            aliases=aliases,
+            loaded_at=loaded.loaded_at if loaded else None,
+            serving=current is not None and current.version == version,
+        )
+
+
+@contextlib.contextmanager
+def _registry_errors() -> Iterator[None]:
+    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
+    try:
+        yield
+    except NotFoundError as err:
+        raise NotFound(str(err)) from None
+    except RegistryError as err:
+        raise ModelUnusable(str(err)) from None

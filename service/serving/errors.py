@@ -1,0 +1,45 @@
+"""Prediction errors of the serving core: each names a problem the caller should hear about.
+
+Transport-free: every wire edge maps them to its own status codes (service/rpc/calls.py for
+gRPC), so the same failure reads the same way on every protocol.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeadlineExceeded",
+    "InvalidInput",
+    "ModelNotReady",
+    "ModelUnusable",
+    "NotFound",
+    "Overloaded",
+    "PredictError",
+]
+
+
+class PredictError(Exception):
+    """A failure the caller should hear about, with a message safe to send over the wire."""
+
+
+class InvalidInput(PredictError):
+    """The request itself is wrong (shape, dtype, byte length, values, limits)."""
+
+
+class ModelNotReady(PredictError):
+    """No model is loaded yet, or the server is shutting down."""
+
+
+class NotFound(PredictError):
+    """The requested model version or alias does not exist."""
+
+
+class ModelUnusable(PredictError):
+    """The requested version exists but failed verification or could not be loaded."""
+
+
+class Overloaded(PredictError):
+    """The server refuses work it cannot queue."""
+
+
+class DeadlineExceeded(PredictError):
+    """The caller's deadline passed before the answer was ready."""

@@ -1,0 +1,242 @@
+"""ServedModels: the served models, hot-reloaded from the registry and swapped atomically.
+
+The default model is one immutable `ServedModel` (version + Predictor) behind a single
+reference: a request reads it once and finishes on that version even if a poll swaps in a newer
+one meanwhile. A background thread polls `Registry.state_token` (cheap) and, when it changes,
+resolves the served alias (production, else latest) and loads + verifies the new version before
+swapping. A version that fails verification is refused, logged and counted; the old one keeps
+serving. Versions pinned by requests are loaded on demand into a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.config import N_CLASSES, N_PIXELS
+from registry import (
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    Registry,
+    RegistryError,
+)
+from service.observability.metrics import ServiceMetrics
+from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.model import Predictor
+
+__all__ = ["ServedModel", "ServedModels"]
+
+logger = logging.getLogger("service.serving.served")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded, verified model version; immutable so it can be shared across threads."""
+
+    name: str
+    version: int
+    predictor: Predictor
+    manifest: dict[str, Any] = field(repr=False)
+    loaded_at: datetime
+
+
+class ServedModels:
+    """Serves `name` at `alias` (default production, else latest) plus pinned versions."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        alias: str = "production",
+        poll_interval_s: float = 2.0,
+        cache_size: int = 4,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.registry = registry
+        self.name = name
+        self.alias = alias
+        self.poll_interval_s = poll_interval_s
+        self.metrics = metrics
+        self._current: ServedModel | None = None
+        self._aliases: dict[str, int] = {}
+        self._token: str | None = None
+        self._refused: set[int] = set()
+        self._cache: OrderedDict[int, ServedModel] = OrderedDict()
+        self._cache_size = max(cache_size, 1)
+        self._cache_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        # Called with the new default model after every swap (the server flips health to SERVING).
+        self.on_swap: list[Callable[[ServedModel], None]] = []
+
+    @property
+    def current(self) -> ServedModel | None:
+        """The default model, or None before the first successful load."""
+        return self._current
+
+    def start(self) -> None:
+        """Load the default model now (if there is one) and start polling for new versions."""
+        self.refresh()
+        if self._poller is None and self.poll_interval_s > 0:
+            self._poller = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+            self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+            self._poller = None
+
+    def get(self, version: int | None = None, alias: str | None = None) -> ServedModel:
+        """The model for a request: pinned version, alias, or (neither) the default model."""
+        current = self._current
+        if version is None and not alias:
+            if current is None:
+                raise ModelNotReady(f"no version of model {self.name!r} is loaded yet")
+            return current
+        if version is None:
+            version = self.resolve_alias(str(alias))
+        if current is not None and current.version == version:
+            return current
+        return self._pinned(int(version))
+
+    def refresh(self) -> bool:
+        """One poll: swap in the version the alias now points to. True if the model changed.
+
+        The state token is only recorded once a change has been fully handled (swapped, refused
+        or found to need nothing), so a transient failure (e.g. an I/O error) is retried next poll.
+        """
+        token = self.registry.state_token(self.name)
+        if token == self._token:
+            return False
+        try:
+            target = self._resolve_default()
+            self._aliases = self.registry.aliases(self.name)
+        except NotFoundError as err:
+            logger.warning("no model to serve yet: %s", err)
+            self._token = token
+            return False
+        current = self._current
+        if target in self._refused or (current is not None and current.version == target):
+            self._token = token
+            return False
+        try:
+            served = self._load(target)
+        except (IntegrityError, ValueError) as err:  # permanent: versions are immutable
+            self._refused.add(target)
+            self._token = token
+            self._count_failure()
+            logger.error("refused version %s of %r, keeping %s: %s", target, self.name,
+                         current.version if current else None, err)  # fmt: skip
+            return False
+        except Exception:
+            self._count_failure()
+            raise  # the poller logs it and tries again at the next poll
+        self._current = served  # the atomic swap: one reference assignment
+        self._token = token
+        self._remember(served)
+        if self.metrics is not None:
+            if current is not None:
+                self.metrics.reloads.inc()
+            self.metrics.set_served(self.name, target)
+        logger.info("serving %r version %s (was %s)", self.name, target,
+                    current.version if current else None)  # fmt: skip
+        for listener in self.on_swap:
+            listener(served)
+        return True
+
+    def _count_failure(self) -> None:
+        if self.metrics is not None:
+            self.metrics.reload_failures.inc()
+
+    def in_memory(self, version: int | None = None, alias: str | None = None) -> ServedModel | None:
+        """`get` without touching the registry: the model if it is in memory, else None.
+
+        ModelNotReady when the default model is asked for before the first load. The event loop
+        calls this first and runs `get` (which may read and verify files) in a worker thread
+        only when it returns None.
+        """
+        if version is None and not alias:
+            return self.get()
+        if version is None:
+            version = self._aliases.get(str(alias))
+            if version is None:
+                return None
+        return self.loaded(int(version))
+
+    def loaded(self, version: int) -> ServedModel | None:
+        """The in-memory model of `version`, if this server has it loaded."""
+        current = self._current
+        if current is not None and current.version == version:
+            return current
+        with self._cache_lock:
+            return self._cache.get(version)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self.refresh()
+            except Exception:  # a broken registry must never kill the poller
+                logger.exception("model poll failed; retrying in %ss", self.poll_interval_s)
+
+    def _resolve_default(self) -> int:
+        if self.alias == "production":
+            return self.registry.resolve(self.name, None)  # production, else latest
+        return self.registry.resolve(self.name, self.alias)
+
+    def resolve_alias(self, alias: str) -> int:
+        """Version an alias (or "latest") points to; NotFound / InvalidInput otherwise."""
+        if alias in self._aliases:
+            return self._aliases[alias]
+        try:
+            return self.registry.resolve(self.name, alias)
+        except InvalidNameError as err:
+            raise InvalidInput(str(err)) from None
+        except NotFoundError as err:
+            raise NotFound(str(err)) from None
+
+    def _pinned(self, version: int) -> ServedModel:
+        with self._cache_lock:
+            if version in self._cache:
+                self._cache.move_to_end(version)
+                return self._cache[version]
+        with self._load_lock:  # one load at a time: concurrent misses wait, then hit the cache
+            cached = self.loaded(version)
+            if cached is not None:
+                return cached
+            try:
+                served = self._load(version)
+            except NotFoundError as err:
+                raise NotFound(str(err)) from None
+            except (RegistryError, ValueError) as err:
+                logger.error("version %s of %r is unusable: %s", version, self.name, err)
+                raise ModelUnusable(f"version {version} failed verification") from None
+            self._remember(served)
+            return served
+
+    def _load(self, version: int) -> ServedModel:
+        loaded = self.registry.load(self.name, version)
+        predictor = Predictor.from_loaded(loaded)
+        if (predictor.n_features, predictor.n_classes) != (N_PIXELS, N_CLASSES):
+            raise ValueError(
+                f"layer sizes {predictor.layer_sizes} do not map {N_PIXELS} pixels to "
+                f"{N_CLASSES} digits"
+            )
+        return ServedModel(
+            self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)
+        )
+
+    def _remember(self, served: ServedModel) -> None:
+        with self._cache_lock:
+            self._cache[served.version] = served
+            self._cache.move_to_end(served.version)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)

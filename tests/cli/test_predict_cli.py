@@ -1,0 +1,179 @@
+"""`digits predict` end to end: a real server on 127.0.0.1 and the CLI on pictures drawn here."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from cli.exits import ExitCode
+from cli.main import main
+from core import MLP
+from core.idx import encode_idx
+from registry import Registry
+from service.client.images import load_image
+from service.rpc.server import create_server
+from service.settings import ServiceSettings
+from tests.helpers.certs import make_pki
+from tests.helpers.servers import Running
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+LAYERS = (784, 128, 40, 10)
+
+
+@pytest.fixture(scope="module")
+def predict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MLP]]:
+    """A registry holding one seeded model (version 1 = production) and a server over it."""
+    root = tmp_path_factory.mktemp("registry")
+    model = MLP(LAYERS, seed=3)
+    registry = Registry(root)
+    manifest = {"layer_sizes": list(LAYERS), "loss": "cross_entropy", "metrics": {}}
+    version = registry.publish("digits", model.params, manifest).version
+    registry.set_alias("digits", "production", version)
+    settings = ServiceSettings(  # V2 off: tritonclient may share this pytest process
+        registry=root, port=0, metrics_port=-1, poll_interval_s=0, enable_v2=False
+    )
+    server, port = create_server(settings)
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", model
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture(scope="module")
+def drawings(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A dark-on-light ring ("0") and a light-on-dark bar ("1"), as PNG files."""
+    folder = tmp_path_factory.mktemp("drawings")
+    ring = Image.new("L", (160, 160), 255)
+    ImageDraw.Draw(ring).ellipse((40, 25, 115, 135), outline=0, width=12)
+    ring.save(folder / "ring.png")
+    bar = Image.new("L", (100, 100), 0)
+    ImageDraw.Draw(bar).rectangle((45, 10, 55, 90), fill=255)
+    bar.save(folder / "bar.png")
+    return folder / "ring.png", folder / "bar.png"
+
+
+def _expected(model: MLP, picture: Path) -> np.ndarray:
+    pixels = load_image(picture).reshape(1, 784).astype(np.float64) / 255.0
+    return model.predict_proba(pixels)[0]
+
+
+def test_json_output_matches_the_model(predict_server, drawings, capsys) -> None:
+    target, model = predict_server
+    assert main(["predict", "--target", target, "--json", *map(str, drawings)]) == 0
+    rows = json.loads(capsys.readouterr().out)["predictions"]
+    assert [row["file"] for row in rows] == [str(p) for p in drawings]
+    for row, picture in zip(rows, drawings, strict=True):
+        expected = _expected(model, picture)
+        np.testing.assert_allclose(row["probabilities"], expected, atol=1e-5)
+        assert row["label"] == int(expected.argmax())
+        assert row["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+        assert (row["model"], row["version"]) == ("digits", 1)
+
+
+def test_top_k_table_lists_the_best_classes(predict_server, drawings, capsys) -> None:
+    target, model = predict_server
+    ring = drawings[0]
+    assert main(["predict", "--target", target, "--top-k", "3", "--version", "1", str(ring)]) == 0
+    header, line = capsys.readouterr().out.strip().splitlines()
+    assert header.split()[:4] == ["file", "label", "prob", "version"]
+    assert header.split()[4:] == ["top1", "top2", "top3"]
+    best = np.argsort(-_expected(model, ring))[:3]
+    assert [int(cell.split(":")[0]) for cell in line.split()[4:]] == best.tolist()
+
+
+def test_unknown_version_is_one_line_not_found(predict_server, drawings, capsys) -> None:
+    target, _ = predict_server
+    assert (
+        main(["predict", "--target", target, "--version", "99", str(drawings[0])])
+        == ExitCode.SERVICE
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "NOT_FOUND" in err
+
+
+def test_unreachable_server_is_one_line_unavailable(drawings, capsys) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert (
+        main(["predict", "--target", f"127.0.0.1:{port}", "--timeout", "5", str(drawings[0])])
+        == ExitCode.SERVICE
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("digits predict: error: ") and err.count("\n") == 1
+    assert "UNAVAILABLE" in err
+
+
+def test_bad_file_is_one_line_error(predict_server, tmp_path, capsys) -> None:
+    target, _ = predict_server
+    (tmp_path / "notes.png").write_text("not a picture")
+    assert main(["predict", "--target", target, str(tmp_path / "notes.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notes.png: not a readable PNG/JPEG/IDX image" in err
+
+
+def test_console_script_reads_pictures_and_idx(predict_server, drawings, tmp_path) -> None:
+    target, model = predict_server
+    archive = np.stack([load_image(drawings[0]), load_image(drawings[1])])
+    (tmp_path / "two.idx").write_bytes(encode_idx(archive))
+    command = [
+        str(Path(sys.executable).parent / "digits"),
+        "predict",
+        "--target",
+        target,
+        "--json",
+        str(drawings[1]),
+        str(tmp_path / "two.idx"),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["predictions"]
+    assert [row["file"] for row in rows] == [
+        str(drawings[1]),
+        f"{tmp_path / 'two.idx'}[0]",
+        f"{tmp_path / 'two.idx'}[1]",
+    ]
+    expected = [
+        _expected(model, drawings[1]),
+        _expected(model, drawings[0]),
+        _expected(model, drawings[1]),
+    ]
+    for row, probabilities in zip(rows, expected, strict=True):
+        np.testing.assert_allclose(row["probabilities"], probabilities, atol=1e-5)
+
+
+def test_mutual_tls_options(
+    registry: Registry, start_server: Callable[..., Running], drawings, tmp_path: Path, capsys
+) -> None:
+    ca, server, client = make_pki(tmp_path)
+    running = start_server(
+        registry, tls_cert=server.cert, tls_key=server.key, tls_client_ca=ca.cert
+    )
+    base = ["predict", "--target", running.target, "--tls-ca", str(ca.cert), str(drawings[0])]
+    assert (
+        main([*base, "--tls-cert", str(client.cert), "--tls-key", str(client.key), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["version"] == 1
+    assert main(base) == ExitCode.SERVICE  # no client certificate: the handshake is refused
+    assert "UNAVAILABLE" in capsys.readouterr().err
+    assert main([*base, "--tls-cert", str(client.cert)]) == 2
+    assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err
