@@ -58,6 +58,9 @@ def add_flags(
         elif kind in (int, float, str, Path):
             kwargs["type"] = kind
             kwargs["metavar"] = _metavar(field, kind)
+        elif set(typing.get_args(kind)) == {Path, str}:  # a path or a URL (the field decides)
+            kwargs["type"] = str
+            kwargs["metavar"] = "PATH|URL"
         else:
             raise TypeError(f"setting {field} of type {kind} has no command-line form")
         parser.add_argument(flag, **kwargs)

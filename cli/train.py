@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -64,8 +65,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.file_sha256:
         fields["file_sha256"] = dict(args.file_sha256)
     for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
-        if key in fields:
-            fields[key] = fields[key].expanduser().resolve()
+        value = fields.get(key)
+        if value is not None and not str(value).startswith("s3://"):
+            fields[key] = Path(value).expanduser().resolve()
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
@@ -73,7 +75,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             "invalid training settings: " + describe_validation_error(err, _FLAG_NAMES),
             ExitCode.USAGE,
         ) from None
-    return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
+    if isinstance(settings.registry_dir, Path):
+        return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
+    return settings
 
 
 def prefer_quiet_prefect_defaults() -> None:
@@ -108,12 +112,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _existing_version(settings: Any) -> int | None:
-    from registry import NotFoundError, Registry
+    """Latest version of the model, None when it has none; also checks the registry is usable
+    (an unreachable store, wrong credentials or a missing bucket fail here, before training)."""
+    from cli.main import CommandError
+    from registry import NotFoundError, Registry, RegistryError
 
     try:
         versions = Registry(settings.registry_dir).list_versions(settings.model_name)
     except NotFoundError:
         return None
+    except RegistryError as err:
+        raise CommandError(str(err)) from None
     return versions[-1].version if versions else None
 
 
@@ -128,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     spec = sweep_spec(args)
-    if args.if_empty and (latest := _existing_version(settings)) is not None:
+    latest = _existing_version(settings)
+    if args.if_empty and latest is not None:
         message = f"{settings.model_name} already has v{latest} in {settings.registry_dir}"
         print(
             json.dumps({"skipped": True, "reason": message})
@@ -150,11 +160,12 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.download import DownloadError
     from pipeline.gate import GateRejected
     from pipeline.report import describe
+    from registry import RegistryError
 
     try:
         with prefect_api():
             summary = _run_flow(settings, spec, args)
-    except (GateRejected, DivergenceError, DownloadError) as err:
+    except (GateRejected, DivergenceError, DownloadError, RegistryError) as err:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None

@@ -71,16 +71,23 @@ def publish_summary(summary: Mapping[str, Any]) -> None:
     )
 
 
-def link_files(version_dir: Path, names: Mapping[str, str]) -> None:
-    """Link artifacts to files stored with a published version (plots), keyed by file name."""
+def link_files(location: str, names: Mapping[str, str]) -> None:
+    """Link artifacts to files stored with a published version (plots), keyed by file name.
+
+    ``location`` is the version's directory (file:// links) or its s3:// URL.
+    """
     for file_name, text in names.items():
-        path = version_dir / file_name
-        if path.is_file():
-            create_link_artifact(
-                link=path.resolve().as_uri(),
-                link_text=text,
-                key="digits-" + file_name.removesuffix(".png").replace("_", "-"),
-            )
+        if location.startswith("s3://"):
+            link = f"{location.rstrip('/')}/{file_name}"
+        elif (path := Path(location) / file_name).is_file():
+            link = path.resolve().as_uri()
+        else:
+            continue
+        create_link_artifact(
+            link=link,
+            link_text=text,
+            key="digits-" + file_name.removesuffix(".png").replace("_", "-"),
+        )
 
 
 def trial_table(rows: Sequence[Mapping[str, Any]]) -> None:

@@ -90,8 +90,9 @@ def publish(
     trained: steps.Trained,
     manifest: dict[str, Any],
     plots: dict[str, Path],
-) -> Path:
-    return steps.publish(settings, trained.model, manifest, plots).path
+) -> tuple[int, str]:
+    published = steps.publish(settings, trained.model, manifest, plots)
+    return published.version, published.location
 
 
 @task(cache_policy=NO_CACHE)
@@ -152,10 +153,9 @@ def release(
     manifest.update(extra_manifest or {})
     with tempfile.TemporaryDirectory(prefix="digits-plots-") as tmp:
         plots = draw_plots(trained, metrics, Path(tmp))
-        path = publish(settings, trained, manifest, plots)
-    version = int(path.name)
+        version, location = publish(settings, trained, manifest, plots)
     decision = promote(settings, version, metrics["accuracy"], decision, dataset)
-    artifacts.link_files(path, PLOT_LINKS)
+    artifacts.link_files(location, PLOT_LINKS)
     return _finish(report.summary(settings, version, metrics, decision, trained))
 
 

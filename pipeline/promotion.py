@@ -31,7 +31,7 @@ def weights_digest(params: Mapping[str, NDArray[Any]]) -> str:
     return digest.hexdigest()
 
 
-def find_identical(registry_dir: Path, name: str, digest: str) -> int | None:
+def find_identical(registry_dir: Path | str, name: str, digest: str) -> int | None:
     """The newest published version whose manifest records the same ``weights_sha256``."""
     try:
         versions = Registry(registry_dir).list_versions(name)
@@ -42,7 +42,7 @@ def find_identical(registry_dir: Path, name: str, digest: str) -> int | None:
 
 
 def promote_over_champion(
-    registry_dir: Path,
+    registry_dir: Path | str,
     name: str,
     version: int,
     accuracy: float,

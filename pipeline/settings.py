@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS, TrainConfig
 from pipeline.mirrors import resolve_mirrors
@@ -17,6 +17,13 @@ __all__ = ["TrainSettings"]
 
 def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
+
+
+def _registry_location(value: Any) -> Any:
+    """An s3://bucket/prefix URL stays text (a Path would fold its '//'); the rest is a Path."""
+    if isinstance(value, str) and value.startswith("s3://"):
+        return value
+    return Path(value) if isinstance(value, str) else value
 
 
 _CORE = TrainConfig()  # the training defaults are core's: declared once, in core/config.py
@@ -69,8 +76,10 @@ class TrainSettings(BaseModel):
     """A scheduled run starting this long after its slot (an outage) is skipped, not run."""
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, max_length=64)
     """Registry model name."""
-    registry_dir: Path = Field(default_factory=default_root)
-    """Registry root; $DIGITS_REGISTRY or ./models."""
+    registry_dir: Annotated[Path | str, BeforeValidator(_registry_location)] = Field(
+        default_factory=default_root
+    )
+    """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
     """Dataset cache directory (default: the per-user cache directory, digits/mnist)."""
     mirrors: tuple[str, ...] = Field(default_factory=_default_mirrors)

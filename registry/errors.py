@@ -25,12 +25,16 @@ class IntegrityError(RegistryError):
     """A published file is missing, altered or does not match its manifest."""
 
 
-class ConflictError(RegistryError):
-    """A conditional write lost a race: the alias no longer points where the caller expected."""
-
-
 class InvalidNameError(RegistryError, ValueError):
     """A model name, alias or file name outside the allowed character set."""
+
+
+class ConflictError(RegistryError):
+    """A conditional alias move found the alias somewhere else than the caller expected."""
+
+
+class StoreUnavailableError(RegistryError):
+    """The object store cannot be used: unreachable, wrong credentials or a missing bucket."""
 
 
 def validate_model_name(name: str) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, DEFAULT_ROOT
@@ -25,12 +26,25 @@ class ServiceSettings(BaseSettings):
     """Address the gRPC server binds (0.0.0.0 / [::] for all interfaces)."""
     port: int = Field(default=50051, ge=0, le=65535)
     """gRPC port; 0 picks a free port (create_server returns it)."""
+    http_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the HTTP/REST edge (the Open Inference Protocol's REST binding and the drawing
+    page at /), on the same event loop and serving core as gRPC; 0 = no HTTP edge."""
+    http_host: str | None = None
+    """Address the HTTP edge binds; default: same as host (the same plaintext rule applies)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed to call the HTTP edge from browser pages elsewhere (CORS): a comma list
+    on the command line, a JSON list in DIGITS_CORS_ORIGINS; empty = CORS off (same origin)."""
     metrics_host: str | None = None
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
-    registry: Path = Path(DEFAULT_ROOT)
-    """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
+    registry: Path | str = Path(DEFAULT_ROOT)
+    """Model registry: a directory or s3://bucket/prefix (DIGITS_REGISTRY, shared with the
+    registry CLI). Object storage takes its endpoint and credentials from the standard AWS
+    variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+    cache_dir: Path = Field(default_factory=lambda: _user_cache_dir() / "registry")
+    """Local cache of verified files of an s3:// registry, keyed by sha256, so a restart does
+    not download them again (default: $XDG_CACHE_HOME or ~/.cache, then digits/registry)."""
     model_name: str = DEFAULT_MODEL_NAME
     """Registry model name to serve."""
     alias: str = DEFAULT_ALIAS
@@ -61,6 +75,12 @@ class ServiceSettings(BaseSettings):
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
+    max_connection_age_s: float = Field(default=0.0, ge=0)
+    """Close each client connection after this many seconds (0 = never), so clients reconnect,
+    re-resolve DNS and spread over replicas added since (grpc.max_connection_age_ms)."""
+    max_connection_age_grace_s: float = Field(default=10.0, ge=0)
+    """Seconds calls in flight on an aged connection get before it is closed
+    (grpc.max_connection_age_grace_ms)."""
     drain_delay_s: float = Field(default=0.0, ge=0)
     """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
     so load balancers stop routing here before the port closes (0 = close at once)."""
@@ -84,6 +104,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     """Python logging level name."""
 
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_location(cls, value: Any) -> Any:
+        # An s3:// URL stays text: a Path would fold its "//".
+        if isinstance(value, str) and not value.startswith("s3://"):
+            return Path(value)
+        return value
+
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -94,12 +122,16 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
             )
-        if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
-            raise ValueError(
-                f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
-                "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
-                "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
-            )
+        edges = [("gRPC", self.host)]
+        if self.http_port:
+            edges.append(("HTTP", self.http_host or self.host))
+        for edge, host in edges:
+            if self.tls_cert is None and not self.plaintext and not _is_loopback(host):
+                raise ValueError(
+                    f"refusing plaintext {edge} on non-loopback host {host!r}: "
+                    "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
+                    "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
+                )
         return self
 
     @property
@@ -110,6 +142,12 @@ class ServiceSettings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+
+def _user_cache_dir() -> Path:
+    """The XDG user cache directory (what platformdirs answers on Linux), then digits/."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digits"
 
 
 def _is_loopback(host: str) -> bool:

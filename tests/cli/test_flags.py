@@ -26,9 +26,10 @@ def test_every_server_setting_has_a_flag_and_left_out_flags_change_nothing() -> 
     assert overrides(parser.parse_args([]), ServiceSettings.model_fields) == {}
     args = parser.parse_args(["--port", "0", "--no-reflection", "--registry", "r", "--grace", "3"])
     given = overrides(args, ServiceSettings.model_fields)
-    assert given == {"port": 0, "reflection": False, "registry": Path("r"), "grace_s": 3.0}
+    assert given == {"port": 0, "reflection": False, "registry": "r", "grace_s": 3.0}
     settings = ServiceSettings(**given)
     assert (settings.port, settings.reflection, settings.grace_s) == (0, False, 3.0)
+    assert settings.registry == Path("r")  # a directory; an s3:// URL would stay text
 
 
 def test_help_shows_the_fields_own_defaults_and_docstrings() -> None:
@@ -48,7 +49,7 @@ def test_train_flags_cover_the_whole_training_configuration() -> None:
          "--mirror", "file:///a/", "--mirror", "file:///b/", "--registry", "r"]
     )  # fmt: skip
     assert (args.beta2, args.schedule, args.layer_sizes) == (0.999, "constant", (784, 64, 10))
-    assert args.mirrors == ["file:///a/", "file:///b/"] and args.registry_dir == Path("r")
+    assert args.mirrors == ["file:///a/", "file:///b/"] and args.registry_dir == "r"
 
 
 def test_a_bad_comma_list_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

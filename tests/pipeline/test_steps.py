@@ -144,3 +144,23 @@ def test_manifest_records_the_whole_training_configuration(dataset: steps.Datase
     )
     # ... and what computed it.
     assert {"python", "numpy", "blas", "digits"} <= set(manifest["libraries"])
+
+
+@pytest.mark.integration
+def test_publish_step_writes_to_an_s3_registry(dataset: steps.Dataset, s3_url: str, tmp_path: Path):
+    """The same step with registry_dir = s3://...: the flow needs nothing else for S3."""
+    settings = TrainSettings(epochs=1, registry_dir=s3_url, model_name="t")
+    assert settings.registry_dir == s3_url  # an URL stays text (a Path would fold its '//')
+    trained = steps.train(dataset, settings)
+    metrics = steps.evaluate(trained.model, dataset.x_test, dataset.y_test)
+    plot = plot_training_curves(trained.history, tmp_path / "curves.png")
+    decision = GateDecision(True, True, "because")
+    manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
+    version = steps.publish(settings, trained.model, manifest, {"curves.png": plot})
+    test_set = (dataset.x_test, dataset.y_test)
+    assert promote_over_champion(s3_url, "t", version.version, 0.5, decision, test_set, 0.0)
+    registry = Registry(s3_url)
+    assert registry.aliases("t") == {"production": 1}
+    loaded = registry.load("t", "production")
+    np.testing.assert_array_equal(loaded.params["W1"], trained.model.params["W1"])
+    assert loaded.manifest["files"]["curves.png"]["sha256"]
