@@ -14,7 +14,14 @@ from prefect.states import Failed
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, promotion, report, steps
-from pipeline.download import MNIST_FILES, MnistFile, default_cache_dir, ensure_mnist
+from pipeline.download import (
+    MNIST_FILES,
+    DownloadError,
+    MnistFile,
+    default_cache_dir,
+    download_limits,
+    ensure_mnist,
+)
 from pipeline.overrides import is_stale, merge_settings
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.run_context import deployment_settings, name_run, scheduled_slot
@@ -32,9 +39,10 @@ def _only_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
 
 def dataset_files(settings: TrainSettings) -> tuple[MnistFile, ...]:
     """The files to fetch with their expected sha256 (MNIST's unless the settings replace them)."""
-    if settings.file_sha256 is None:
-        return MNIST_FILES
-    return tuple(MnistFile(f.name, settings.file_sha256.get(f.name, f.sha256)) for f in MNIST_FILES)
+    digests = settings.file_sha256 or {}
+    return tuple(
+        MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
+    )
 
 
 # Policy lives in the decorators: only I/O retries; tasks holding arrays skip input hashing.
@@ -47,6 +55,7 @@ def download(settings: TrainSettings) -> dict[str, Path]:
         files=dataset_files(settings),
         retries=settings.download_retries,
         base_delay_s=settings.download_backoff_s,
+        limits=download_limits(settings),
         logger=get_run_logger(),
     )
 
@@ -176,7 +185,8 @@ def train_flow(
     In a deployment, ``settings`` given at run time is merged into the deployment's settings
     and each per-field parameter (``epochs``, ...) overrides just that field. A scheduled run
     that starts ``stale_after_s`` after its slot is skipped. Fails with gate.GateRejected
-    (nothing published) when test accuracy is below the minimum.
+    (nothing published) when test accuracy is below the minimum, and with
+    download.DownloadError when the dataset can be neither found nor downloaded.
     """
     fields = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
               "train_limit": train_limit, "threads": threads, "min_accuracy": min_accuracy,
@@ -186,6 +196,12 @@ def train_flow(
     if is_stale(slot, datetime.now(UTC), settings.stale_after_s):
         reason = f"scheduled for {slot:%Y-%m-%d %H:%M} UTC, too late to start (stale_after_s)"
         return _finish(report.skipped(settings, reason, stale=True))
-    dataset = load(download(settings), settings.train_limit)
+    try:
+        paths = download(settings)
+    except DownloadError as err:
+        # An expected verdict with a one-line reason (what to do), not a crash with a traceback.
+        name_run("not-published-no-data")
+        return Failed(message=f"not published: {err}", data=err)
+    dataset = load(paths, settings.train_limit)
     trained = train(dataset, settings)
     return release(settings, trained, dataset)

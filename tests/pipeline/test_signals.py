@@ -53,19 +53,19 @@ def _terminate_and_check(process: subprocess.Popen[bytes], cache: Path) -> None:
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
-    assert list(cache.glob("*.part")) == list(cache.glob(".*.part")) == []
+    assert list(cache.rglob("*.part")) == list(cache.rglob(".*.part")) == []
 
 
 def test_sigterm_during_download_and_during_training(tmp_path: Path, mirror_factory):
     """Both runs side by side (each pays a Prefect server start, ~10-40 s on a busy machine)."""
     downloading, training = tmp_path / "download", tmp_path / "train"
     mirror = mirror_factory(downloading / "served")
-    mirror.script("train-images-idx3-ubyte.gz", "stall")  # half the file, then nothing
+    mirror.script("train-images-idx3-ubyte.gz", "stall")  # headers, then nothing
     first, first_log = _start(downloading, mirror.url)
     second, second_log = _start(
         training, (training / "served").as_uri() + "/", "--epochs", "1000", "--lr", "1e-4"
     )
-    _wait_for(lambda: any((downloading / "cache").glob(".*.part")), first, first_log)
+    _wait_for(lambda: any((downloading / "cache").rglob(".*.part")), first, first_log)
     _terminate_and_check(first, downloading / "cache")
     _wait_for(lambda: "epoch 2/1000" in second_log.read_text(), second, second_log)
     _terminate_and_check(second, training / "cache")
