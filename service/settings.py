@@ -64,26 +64,45 @@ class ServiceSettings(BaseSettings):
     """Most images in one request (INVALID_ARGUMENT beyond)."""
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
-    workers: int = Field(default=64, ge=2)
-    """Threads for synchronous handlers of extra registrations (the server is grpc.aio: the
-    built-in handlers run on its event loop); also sets the default of max_streams."""
-    max_streams: int | None = Field(default=None, ge=1)
-    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
-    (at least 1). Streams hold no thread on grpc.aio; the cap bounds long-lived clients."""
+    max_streams: int = Field(default=60, ge=1)
+    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond). A stream holds no
+    thread on grpc.aio; the cap bounds long-lived clients (dead ones are freed by keepalive)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
-    max_connection_age_s: float = Field(default=0.0, ge=0)
-    """Close each client connection after this many seconds (0 = never), so clients reconnect,
-    re-resolve DNS and spread over replicas added since (grpc.max_connection_age_ms)."""
-    max_connection_age_grace_s: float = Field(default=10.0, ge=0)
-    """Seconds calls in flight on an aged connection get before it is closed
-    (grpc.max_connection_age_grace_ms)."""
-    drain_delay_s: float = Field(default=0.0, ge=0)
-    """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
-    so load balancers stop routing here before the port closes (0 = close at once)."""
+    drain_delay_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM: seconds health reports NOT_SERVING while requests are still accepted, so load
+    balancers (Kubernetes endpoints, after failed readiness probes) stop routing here before the
+    port closes; 0 = close at once. SIGINT (Ctrl-C at a terminal) skips it."""
+    keepalive_time_s: float = Field(default=60.0, gt=0)
+    """Seconds of silence on a connection after which the server sends an HTTP/2 PING (gRPC's
+    keepalive, grpc.keepalive_time_ms). A peer that does not answer within keepalive_timeout_s
+    (frozen VM, network partition) is dropped and its calls and stream slots are freed: a dead
+    peer holds a slot at most keepalive_time_s + keepalive_timeout_s."""
+    keepalive_timeout_s: float = Field(default=20.0, gt=0)
+    """Seconds the server waits for a keepalive PING's acknowledgement before it closes the
+    connection (grpc.keepalive_timeout_ms)."""
+    keepalive_permit_without_calls: bool = True
+    """Accept client keepalive PINGs (and send the server's) on connections with no call in
+    flight (grpc.keepalive_permit_without_calls): clients keeping an idle channel warm."""
+    min_ping_interval_s: float = Field(default=5.0, ge=0)
+    """Shortest interval between a client's PINGs without data that the server tolerates
+    (grpc.http2.min_ping_interval_without_data_ms). gRPC's own default, 5 minutes, answers a
+    client pinging every 10 s (common behind load balancers) with GOAWAY too_many_pings."""
+    max_ping_strikes: int = Field(default=2, ge=0)
+    """PINGs sooner than min_ping_interval_s tolerated before GOAWAY too_many_pings
+    (grpc.http2.max_ping_strikes; 0 = unlimited)."""
+    max_connection_idle_s: float = Field(default=900.0, ge=0)
+    """Close (GOAWAY, graceful) a connection with no call for this long; 0 = never
+    (grpc.max_connection_idle_ms). Frees idle clients' resources; they reconnect on demand."""
+    max_connection_age_s: float = Field(default=1800.0, ge=0)
+    """Close (GOAWAY, graceful) every connection after this long (+-10% jitter, by gRPC); 0 =
+    never (grpc.max_connection_age_ms). Clients reconnect and so spread over new replicas."""
+    max_connection_age_grace_s: float = Field(default=300.0, ge=0)
+    """After max_connection_age_s, seconds calls still open on the old connection (long
+    PredictStreams) get before it is closed; 0 = no limit (grpc.max_connection_age_grace_ms)."""
     tls_cert: Path | None = None
     """PEM server certificate chain; enables TLS together with tls_key."""
     tls_key: Path | None = None
@@ -118,10 +137,6 @@ class ServiceSettings(BaseSettings):
             raise ValueError("--tls-cert and --tls-key (DIGITS_TLS_CERT, _KEY) go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well")
-        if self.max_streams is not None and self.max_streams >= self.workers:
-            raise ValueError(
-                f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
-            )
         edges = [("gRPC", self.host)]
         if self.http_port:
             edges.append(("HTTP", self.http_host or self.host))
@@ -133,11 +148,6 @@ class ServiceSettings(BaseSettings):
                     "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
                 )
         return self
-
-    @property
-    def stream_limit(self) -> int:
-        """max_streams, or its default derived from workers."""
-        return self.max_streams or max(self.workers - 4, 1)
 
     @property
     def tls(self) -> bool:

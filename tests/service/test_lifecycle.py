@@ -49,9 +49,9 @@ def test_health_not_serving_until_a_model_is_published(
 def test_health_not_serving_while_draining(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, drain_delay_s=1.0)
+    running = start_server(registry)
     assert running.client.health() == "SERVING"
-    stopper = threading.Thread(target=running.server.stop, args=(5.0,))
+    stopper = threading.Thread(target=running.server.stop, args=(5.0, 1.0))  # 1 s drain delay
     stopper.start()
     _wait_for(lambda: running.client.health() == "NOT_SERVING", timeout=0.9)
     assert running.client.health(SERVICE) == "NOT_SERVING"
@@ -164,7 +164,7 @@ def test_get_model_and_list_models(
 def test_open_streams_are_capped_and_health_still_answers(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, workers=4, max_streams=2)
+    running = start_server(registry, max_streams=2)
     request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
     outboxes: list[queue.Queue] = []
     streams = []
@@ -190,7 +190,7 @@ def test_open_streams_are_capped_and_health_still_answers(
 def test_cancelled_stream_frees_its_slot(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, workers=4, max_streams=1)
+    running = start_server(registry, max_streams=1)
     request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
     outbox: queue.Queue = queue.Queue()
     outbox.put(request)
