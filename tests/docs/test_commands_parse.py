@@ -1,0 +1,66 @@
+"""Every documented `digits`, `python -m service...` and `make` command line parses as written.
+
+A renamed flag, a dropped sub-command, a Makefile variable or target that no longer exists,
+or an environment variable no setting reads breaks this test, not a user following the docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+
+import pytest
+
+from cli.main import build_parser
+from pipeline.mirrors import MIRRORS_ENV
+from registry.registry import REGISTRY_ENV_VAR
+from service.healthcheck import build_parser as healthcheck_parser
+from service.settings import ServiceSettings
+from tests.helpers.doc_blocks import REPO, Command, documented_commands
+
+COMMANDS = documented_commands()
+_MAKEFILE = (REPO / "Makefile").read_text()
+MAKE_TARGETS = set(re.findall(r"^([a-z][\w-]*):", _MAKEFILE, re.MULTILINE))
+MAKE_VARIABLES = set(re.findall(r"^(?:export\s+)?([A-Z_]+)\s*\??=", _MAKEFILE, re.MULTILINE))
+DIGITS_ENV = {f"DIGITS_{name.upper()}" for name in ServiceSettings.model_fields}
+DIGITS_ENV |= {MIRRORS_ENV, REGISTRY_ENV_VAR}
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """parse_args, turning argparse's exit into a test failure that quotes its message."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_args(argv)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):  # --help exits 0
+            pytest.fail(f"argparse refused it: {stderr.getvalue().strip()}")
+
+
+def test_the_docs_document_commands_of_every_kind() -> None:
+    kinds = {kind for _, kind, _ in COMMANDS}
+    assert kinds == {"digits", "service", "healthcheck", "make"}, kinds
+    assert len(COMMANDS) >= 25  # the collector still finds the docs' command lines
+
+
+@pytest.mark.parametrize(
+    ("command", "kind", "args"),
+    COMMANDS,
+    ids=[f"{c.block.where}:{' '.join(c.argv)[:60]}" for c, _, _ in COMMANDS],
+)
+def test_documented_command_parses(command: Command, kind: str, args: list[str]) -> None:
+    unknown_env = {n for n in command.env if n.startswith("DIGITS_")} - DIGITS_ENV
+    assert not unknown_env, f"no setting reads {sorted(unknown_env)}"
+    if kind == "digits":
+        _parse(build_parser(), args)
+    elif kind == "healthcheck":
+        _parse(healthcheck_parser(), args)
+    elif kind == "service":
+        assert args == [], "python -m service takes no arguments (DIGITS_* variables only)"
+    else:
+        variables = {a.partition("=")[0] for a in args if "=" in a}
+        targets = [a for a in args if "=" not in a and not a.startswith("-")]
+        assert set(targets) <= MAKE_TARGETS, f"no make target {set(targets) - MAKE_TARGETS}"
+        assert variables <= MAKE_VARIABLES, f"the Makefile reads no {variables - MAKE_VARIABLES}"
