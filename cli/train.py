@@ -161,8 +161,10 @@ def _existing_version(settings: Any) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
+    from pipeline.preflight import check_destinations
 
     settings = settings_from_args(args)
+    check_destinations(settings)  # fail fast: before --if-empty, the download and training
     if args.if_empty and (latest := _existing_version(settings)) is not None:
         message = f"{settings.model_name} already has v{latest} in {settings.registry_dir}"
         print(
