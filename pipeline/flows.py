@@ -98,7 +98,10 @@ def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[
     trained = train(dataset, settings)
     metrics = evaluate(trained.model, dataset)
     champion = score_champion(settings, dataset)
-    decision = gate.decide(metrics["accuracy"], champion, settings.min_accuracy, settings.tolerance)
+    quick = gate.quick_run_note(settings.epochs, settings.train_limit)
+    decision = gate.decide(
+        metrics["accuracy"], champion, settings.min_accuracy, settings.tolerance, quick_run=quick
+    )
     artifacts.publish_metrics(metrics, decision)
     if not decision.publish:
         # A Failed state rather than a raise: an expected verdict, not a crash with a traceback.
