@@ -117,8 +117,15 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:
-        raise CommandError(describe_validation_error(err), ExitCode.USAGE) from None
+        message = describe_validation_error(err, _flag_names())
+        raise CommandError(message, ExitCode.USAGE) from None
     return settings.model_copy(update={"registry_dir": settings.registry_dir.resolve()})
+
+
+def _flag_names() -> dict[str, str]:
+    """TrainSettings field -> the flag a user types, so errors speak in flags."""
+    names = {field: "--" + dest.replace("_", "-") for dest, field in _FIELDS.items()}
+    return names | {"mirrors": "--mirror"}
 
 
 def prefer_quiet_prefect_defaults() -> None:

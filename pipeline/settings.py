@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,12 +96,18 @@ class TrainSettings(BaseModel):
         return digests
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """One line naming every bad setting, e.g. ``epochs: Input should be >= 1 (got 0)``."""
+def describe_validation_error(err: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """One line naming every bad setting, e.g. ``epochs: Input should be >= 1 (got 0)``.
+
+    ``names`` maps a field to what the user typed (``{"epochs": "--epochs"}``); the offending
+    value is quoted once (not again when the message already says what it got).
+    """
     parts: list[str] = []
     for problem in err.errors():
         where = ".".join(str(p) for p in problem["loc"]) or "settings"
+        where = (names or {}).get(where, where)
         value: Any = problem.get("input")
         message = problem["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message} (got {value!r})")
+        got = "" if "got " in message else f" (got {value!r})"
+        parts.append(f"{where}: {message}{got}")
     return "invalid training settings: " + "; ".join(parts)

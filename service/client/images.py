@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -102,7 +103,14 @@ def _decode_picture(path: Path, data: bytes) -> NDArray[np.uint8]:
                 picture = Image.alpha_composite(paper, rgba)
             return np.asarray(picture.convert("L"), dtype=np.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise ValueError(f"{path}: not a readable PNG/JPEG/IDX image ({err})") from err
+        raise ValueError(f"{path}: not a readable PNG/JPEG/IDX image ({_pil_reason(err)})") from err
+
+
+def _pil_reason(err: Exception) -> str:
+    """PIL's reason in the user's words: never the in-memory `<_io.BytesIO object at 0x...>`."""
+    if isinstance(err, UnidentifiedImageError):
+        return "unknown image format"
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", " the data", str(err))
 
 
 def _decode_idx(path: Path, data: bytes) -> NDArray[np.uint8]:
