@@ -247,3 +247,28 @@ def documented_commands() -> list[tuple[Command, str, list[str]]]:
             if program is not None:
                 found.append((command, *program))
     return found
+
+
+def transcript(block: Block) -> list[tuple[Command, list[str]]]:
+    """A `$ command` / output session: each command with the output lines shown under it."""
+    steps: list[tuple[Command, list[str]]] = []
+    for line in block.text.splitlines():
+        if line.startswith("$ "):
+            (command,) = shell_commands(Block(block.path, block.line, "sh", line[2:]))
+            steps.append((command, []))
+        elif steps:
+            steps[-1][1].append(line)
+    return steps
+
+
+def find_command(page: str, kind: str, *words: str) -> Command:
+    """The first documented `kind` command of `page` whose arguments start with `words`.
+
+    Tests run documented commands through this, so a doc that drops or renames one fails.
+    """
+    for command, found_kind, args in documented_commands():
+        if (command.block.path, found_kind) == (REPO / page, kind) and tuple(
+            args[: len(words)]
+        ) == words:
+            return command
+    raise LookupError(f"{page} documents no command starting with {' '.join(words)!r}")
