@@ -49,3 +49,14 @@ def test_digits_serve_port_in_use_is_one_line_naming_the_flag(
     assert f"127.0.0.1:{taken_port}" in lines[0]
     variable = "DIGITS_PORT" if which == "port" else "DIGITS_METRICS_PORT"
     assert f"--{which} or {variable}" in lines[0]
+
+
+def test_check_ports_names_the_taken_one_and_passes_free_ones(taken_port: int) -> None:
+    from service.preflight import check_ports
+    from service.settings import ServiceSettings
+
+    check_ports(ServiceSettings(port=0, metrics_port=0))  # any free port: nothing to check
+    with pytest.raises(OSError, match=rf"127\.0\.0\.1:{taken_port}: .*--metrics-port or DIGITS_"):
+        check_ports(ServiceSettings(port=0, metrics_port=taken_port))
+    with pytest.raises(OSError, match=rf"127\.0\.0\.1:{taken_port}: .*--port or DIGITS_PORT"):
+        check_ports(ServiceSettings(port=taken_port, metrics_port=-1))
