@@ -18,7 +18,15 @@ from pipeline.mirrors import MIRRORS_ENV
 from registry.registry import REGISTRY_ENV_VAR
 from service.healthcheck import build_parser as healthcheck_parser
 from service.settings import ServiceSettings
-from tests.helpers.doc_blocks import REPO, Command, documented_commands
+from tests.helpers.doc_blocks import (
+    REPO,
+    Command,
+    all_commands,
+    blocks,
+    documented_commands,
+    documents,
+    shell_commands,
+)
 
 COMMANDS = documented_commands()
 _MAKEFILE = (REPO / "Makefile").read_text()
@@ -64,3 +72,33 @@ def test_documented_command_parses(command: Command, kind: str, args: list[str])
         targets = [a for a in args if "=" not in a and not a.startswith("-")]
         assert set(targets) <= MAKE_TARGETS, f"no make target {set(targets) - MAKE_TARGETS}"
         assert variables <= MAKE_VARIABLES, f"the Makefile reads no {variables - MAKE_VARIABLES}"
+
+
+def _compose_images() -> set[str]:
+    return set(re.findall(r"^\s+image:\s*(\S+)", (REPO / "compose.yaml").read_text(), re.M))
+
+
+def test_documented_image_tags_are_the_ones_compose_runs() -> None:
+    """One name per image: `docker build -t X` in the docs builds what compose.yaml runs."""
+    images = _compose_images()
+    assert images, "compose.yaml names no image"
+    tags = []
+    for command in all_commands():
+        if command.argv[:2] in (["docker", "build"], ["buildah", "bud"]):
+            words = command.argv
+            tags += [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-t", "--tag")]
+    assert tags, "the docs build no image any more?"
+    assert set(tags) <= images, f"{sorted(set(tags) - images)} is not in compose.yaml"
+
+
+def test_no_block_cds_into_a_directory_and_then_names_it_again() -> None:
+    """`cd deploy/k8s` then `kubectl apply -k deploy/k8s` fails as written (a subshell keeps
+    the directory: `(cd deploy/k8s && ...)`)."""
+    for block in [b for page in documents() for b in blocks(page)]:
+        current: str | None = None
+        for command in shell_commands(block):
+            if command.argv[0] == "cd" and len(command.argv) == 2:
+                current = command.argv[1].rstrip("/")
+            elif current is not None:
+                bad = [a for a in command.argv[1:] if a.rstrip("/") == current]
+                assert not bad, f"{block.where}: `cd {current}` then {command.line!r}"

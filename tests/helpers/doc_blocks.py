@@ -233,6 +233,16 @@ def inline_commands(path: Path) -> list[Command]:
     return commands
 
 
+def all_commands() -> list[Command]:
+    """Every command line of every page (any program), fenced and inline."""
+    found: list[Command] = []
+    for path in documents():
+        for block in blocks(path):
+            found.extend(shell_commands(block))
+        found.extend(inline_commands(path))
+    return found
+
+
 def documented_commands() -> list[tuple[Command, str, list[str]]]:
     """Every `digits` / `python -m service...` / `make` command line in the docs."""
     found = []
