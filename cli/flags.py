@@ -49,12 +49,18 @@ def add_flags(
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(kind) is typing.Literal:
             kwargs["choices"] = typing.get_args(kind)
+        elif typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is str:
+            kwargs.update(action="append", metavar="TEXT")  # repeatable, in order
+            kwargs["help"] += " Repeatable."
         elif typing.get_origin(kind) is tuple:
             kwargs["type"] = _comma_list(typing.get_args(kind)[0])
             kwargs["metavar"] = "A,B,..."
         elif kind in (int, float, str, Path):
             kwargs["type"] = kind
             kwargs["metavar"] = _metavar(field, kind)
+        elif set(typing.get_args(kind)) == {Path, str}:  # a path or a URL (the field decides)
+            kwargs["type"] = str
+            kwargs["metavar"] = "PATH|URL"
         else:
             raise TypeError(f"setting {field} of type {kind} has no command-line form")
         parser.add_argument(flag, **kwargs)
@@ -79,7 +85,8 @@ def describe_validation_error(err: ValidationError, names: Mapping[str, str] | N
             continue
         field = str(problem["loc"][0])
         flag = (names or {}).get(field) or flag_name(field)
-        parts.append(f"{flag}: {message} (got {problem.get('input')!r})")
+        given = "" if "got " in message else f" (got {problem.get('input')!r})"
+        parts.append(f"{flag}: {message}{given}")
     return "; ".join(parts)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from cli.exits import ExitCode
+from cli.locations import registry_location
 from cli.table import format_table
 
 _DEFAULT_MODEL = "digits"  # registry.DEFAULT_MODEL_NAME (not imported: stdlib only here)
@@ -22,10 +22,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--registry",
-        type=Path,
-        metavar="DIR",
+        type=registry_location,
+        metavar="DIR|URL",
         default=argparse.SUPPRESS,
-        help="registry directory (default: $DIGITS_REGISTRY or ./models)",
+        help="registry directory or s3://bucket/prefix (default: $DIGITS_REGISTRY or ./models)",
     )
     common.add_argument(
         "--model",
@@ -72,11 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from registry import IntegrityError, Registry, RegistryError, default_root
 
-    registry = Registry(getattr(args, "registry", None) or default_root())
     name = getattr(args, "model", None) or _DEFAULT_MODEL
     as_json = getattr(args, "json", False)
     action = _ACTIONS[args.action]
     try:
+        registry = Registry(getattr(args, "registry", None) or default_root())
         result = action(registry, name, args)
     except IntegrityError as err:
         raise CommandError(f"integrity check failed: {err}", _INTEGRITY_EXIT) from err
@@ -119,12 +119,12 @@ def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "layer_sizes": mv.manifest.get("layer_sizes"),
                 "parent_version": mv.manifest.get("parent_version"),
                 "aliases": tags,
-                "path": str(mv.path),
+                "path": mv.location,
             }
         )
     headers = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
     text = format_table(headers, rows, right_aligned={0, 2, 4})
-    document = {"model": name, "registry": str(registry.root), "aliases": aliases}
+    document = {"model": name, "registry": registry.location, "aliases": aliases}
     return {"text": text, "json": {**document, "versions": entries}}
 
 
@@ -136,7 +136,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         ("model", name),
         ("version", str(mv.version)),
         ("aliases", ", ".join(tags) or "-"),
-        ("path", str(mv.path)),
+        ("path", mv.location),
         ("integrity", f"ok ({_plural(len(manifest['files']), 'file')} verified)"),
     ]
     skip = {"name", "version", "files", "tensors"}
@@ -149,7 +149,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         "name": name,
         "version": mv.version,
         "aliases": tags,
-        "path": str(mv.path),
+        "path": mv.location,
         "integrity": "ok",
         "manifest": manifest,
     }

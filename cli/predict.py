@@ -25,9 +25,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG or IDX image file")
     parser.add_argument(
         "--target",
-        metavar="HOST:PORT",
+        metavar="TARGET",
         default=_DEFAULT_TARGET,
-        help="server HOST:PORT (%(default)s)",
+        help="server HOST:PORT or any gRPC target, balanced round-robin over its addresses: "
+        "dns:///host:port, ipv4:10.0.0.1:50051,10.0.0.2:50051 (%(default)s)",
     )
     parser.add_argument(
         "--invert",

@@ -53,7 +53,7 @@ class GateDecision:
 
 
 def evaluate_champion(
-    registry_dir: Path, name: str, x_test: NDArray[np.floating], y_test: NDArray[np.integer]
+    registry_dir: Path | str, name: str, x_test: NDArray[np.floating], y_test: NDArray[np.integer]
 ) -> Champion | None:
     """Score the production version on the same test set; None when there is none to compare.
 

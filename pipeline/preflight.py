@@ -23,10 +23,10 @@ def check_destinations(settings: TrainSettings) -> None:
     """Raise PreflightError unless the registry and the data directory are usable.
 
     Registry: a writable directory, or one that can be created (its nearest existing parent is
-    a writable directory); the model's directory inside it, when present, a directory too. A
-    registry object offering ``check_writable()`` (a remote backend: bucket reachable and
-    writable) is asked instead. Data directory: the same rule (with ``--offline`` it is only
-    read, so it must exist and be readable).
+    a writable directory); the model's directory inside it, when present, a directory too. An
+    object-storage registry (``s3://``) is not checked here: `digits train` lists it right
+    after (unreachable endpoint, credentials, bucket: one line). Data directory: the same rule
+    (with ``--offline`` it is only read, so it must exist and be readable).
     """
     from pipeline.download import default_cache_dir
 
@@ -40,19 +40,11 @@ def check_destinations(settings: TrainSettings) -> None:
 
 
 def _check_registry(settings: TrainSettings) -> None:
-    from registry import Registry
-
-    registry = Registry(settings.registry_dir)
-    remote_check = getattr(registry, "check_writable", None)
-    if callable(remote_check):  # a backend that knows how to test itself (e.g. S3)
-        try:
-            remote_check()
-        except (OSError, ValueError, LookupError) as err:
-            raise PreflightError(f"--registry {settings.registry_dir}: {err}") from None
-        return
+    if not isinstance(settings.registry_dir, Path):
+        return  # object storage (s3://...): `digits train` lists it next, which checks the store
     what = "the model registry"
     check_directory(settings.registry_dir, "--registry", what)
-    model_dir = Path(settings.registry_dir) / settings.model_name
+    model_dir = settings.registry_dir / settings.model_name
     if model_dir.exists() and not model_dir.is_dir():
         raise PreflightError(f"--registry {settings.registry_dir}: {model_dir} is not a directory")
 

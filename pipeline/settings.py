@@ -3,41 +3,64 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS
+from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS, TrainConfig
 from pipeline.mirrors import resolve_mirrors
 from registry import DEFAULT_MODEL_NAME, default_root
 
-__all__ = ["TrainSettings", "describe_validation_error"]
+__all__ = ["TrainSettings"]
 
 
 def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
 
 
+def _registry_location(value: Any) -> Any:
+    """An s3://bucket/prefix URL stays text (a Path would fold its '//'); the rest is a Path."""
+    if isinstance(value, str) and value.startswith("s3://"):
+        return value
+    return Path(value) if isinstance(value, str) else value
+
+
+_CORE = TrainConfig()  # the training defaults are core's: declared once, in core/config.py
+
+
 class TrainSettings(BaseModel):
     """Everything one training run needs; defaults train the production model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    epochs: int = Field(20, ge=1, le=1000)
+    epochs: int = Field(_CORE.epochs, ge=1, le=1000)
     """Passes over the training split."""
-    batch_size: int = Field(128, ge=1, le=65536)
+    batch_size: int = Field(_CORE.batch_size, ge=1, le=65536)
     """Rows per Adam step."""
-    lr: float = Field(2e-3, gt=0.0, allow_inf_nan=False)
+    lr: float = Field(_CORE.lr, gt=0.0, allow_inf_nan=False)
     """Peak learning rate of Adam."""
-    seed: int = Field(0, ge=0)
+    schedule: Literal["constant", "cosine"] = _CORE.schedule  # type: ignore[assignment]
+    """Learning-rate schedule over all steps: constant, or cosine decay to min_lr_ratio * lr."""
+    min_lr_ratio: float = Field(_CORE.min_lr_ratio, ge=0.0, le=1.0)
+    """Floor of the cosine schedule as a fraction of lr."""
+    warmup_steps: int = Field(_CORE.warmup_steps, ge=0)
+    """Linear warm-up steps before the schedule starts."""
+    beta1: float = Field(_CORE.beta1, ge=0.0, lt=1.0)
+    """Adam's first-moment decay (the design document's 0.9)."""
+    beta2: float = Field(_CORE.beta2, ge=0.0, lt=1.0)
+    """Adam's second-moment decay (the design document's 0.99)."""
+    eps: float = Field(_CORE.eps, gt=0.0)
+    """Adam's numerical-stability term (the design document's 1e-8)."""
+    shift_pixels: int = Field(_CORE.shift_pixels, ge=0, le=4)
+    """Random +-N pixel translation of each training batch (0 = no augmentation)."""
+    seed: int = Field(_CORE.seed, ge=0)
     """Seeds initialisation, shuffling and the validation split."""
     layer_sizes: tuple[int, ...] = DEFAULT_LAYER_SIZES
     """Input, hidden..., classes; MNIST needs 784 inputs and 10 classes."""
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     """Training loss; "mse" is the design document's cost J."""
-    validation_split: float = Field(0.0, ge=0.0, lt=1.0)
+    validation_split: float = Field(_CORE.validation_split, ge=0.0, lt=1.0)
     """Fraction of training rows held out for per-epoch validation metrics."""
     train_limit: int | None = Field(None, ge=1)
     """Use only the first N training rows (quick runs and smoke tests)."""
@@ -47,10 +70,12 @@ class TrainSettings(BaseModel):
     """Promote when accuracy >= production's accuracy on the same test set minus this."""
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, max_length=64)
     """Registry model name."""
-    registry_dir: Path = Field(default_factory=default_root)
-    """Registry root; $DIGITS_REGISTRY or ./models."""
+    registry_dir: Annotated[Path | str, BeforeValidator(_registry_location)] = Field(
+        default_factory=default_root
+    )
+    """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
-    """Dataset cache; None means the per-user cache directory."""
+    """Dataset cache directory (default: the per-user cache directory, digits/mnist)."""
     mirrors: tuple[str, ...] = Field(default_factory=_default_mirrors)
     """Base URLs tried in order; --mirror, $DIGITS_MNIST_MIRRORS, else the public mirrors."""
     offline: bool = False
@@ -61,6 +86,11 @@ class TrainSettings(BaseModel):
     """Retries per mirror on transient errors (connection, timeout, 5xx)."""
     download_backoff_s: float = Field(1.0, ge=0.0, le=60.0)
     """First back-off delay; doubles on every retry."""
+
+    def train_config(self) -> TrainConfig:
+        """The core training configuration these settings describe (every field of it)."""
+        fields = {name: getattr(self, name) for name in TrainConfig.__dataclass_fields__}
+        return TrainConfig(**fields)
 
     @field_validator("layer_sizes")
     @classmethod
@@ -94,20 +124,3 @@ class TrainSettings(BaseModel):
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError(f"sha256 of {name} must be 64 lowercase hex digits")
         return digests
-
-
-def describe_validation_error(err: ValidationError, names: Mapping[str, str] | None = None) -> str:
-    """One line naming every bad setting, e.g. ``epochs: Input should be >= 1 (got 0)``.
-
-    ``names`` maps a field to what the user typed (``{"epochs": "--epochs"}``); the offending
-    value is quoted once (not again when the message already says what it got).
-    """
-    parts: list[str] = []
-    for problem in err.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "settings"
-        where = (names or {}).get(where, where)
-        value: Any = problem.get("input")
-        message = problem["msg"].removeprefix("Value error, ")
-        got = "" if "got " in message else f" (got {value!r})"
-        parts.append(f"{where}: {message}{got}")
-    return "invalid training settings: " + "; ".join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from core.idx import decode_images, decode_labels
 from core.metrics import evaluate as evaluate_probabilities
 from core.mlp import MLP
 from core.train import fit
+from core.version import package_version
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
 from registry import DEFAULT_ALIAS, ModelVersion, Registry
@@ -89,13 +91,7 @@ def train(
 ) -> Trained:
     """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up."""
     model = MLP(settings.layer_sizes, seed=settings.seed, loss=settings.loss)
-    config = TrainConfig(
-        lr=settings.lr,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        seed=settings.seed,
-        validation_split=settings.validation_split,
-    )
+    config = settings.train_config()
     result = fit(model, dataset.x_train, dataset.y_train, config=config, on_epoch=on_epoch)
     return Trained(model, [dict(epoch) for epoch in result.history], float(result.seconds))
 
@@ -103,6 +99,30 @@ def train(
 def evaluate(model: MLP, x: NDArray[np.floating], y: NDArray[np.integer]) -> dict[str, Any]:
     """Test metrics: accuracy, cost J, RMSE, R^2, cross-entropy, per-class accuracy, confusion."""
     return evaluate_probabilities(model.predict_proba(x), y)
+
+
+# TrainSettings fields that shape the model (where it is stored and read from does not).
+_PROVENANCE_FIELDS = {
+    *TrainConfig.__dataclass_fields__,
+    "layer_sizes",
+    "loss",
+    "train_limit",
+    "min_accuracy",
+    "tolerance",
+}
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what computed the weights: Python, NumPy, its BLAS, digits itself."""
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()]
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": ", ".join(blas) or "unknown",
+        "digits": package_version(),
+    }
 
 
 def build_manifest(
@@ -120,10 +140,10 @@ def build_manifest(
         "train_metrics": trained.history[-1] if trained.history else {},
         "history": trained.history,
         "train_seconds": trained.seconds,
-        "training": settings.model_dump(
-            mode="json",
-            include={"epochs", "batch_size", "lr", "seed", "validation_split", "train_limit"},
-        ),
+        # The whole configuration, so a changed default always leaves a trace (nanoGPT keeps its
+        # config in every checkpoint); every key can be set again with `digits train`.
+        "training": settings.model_dump(mode="json", include=_PROVENANCE_FIELDS),
+        "libraries": library_versions(),
         "dataset": {
             "train_samples": len(dataset.y_train),
             "test_samples": len(dataset.y_test),

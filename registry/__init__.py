@@ -4,21 +4,26 @@ Only this package touches the stored models (safetensors files, manifests, alias
 stays pure NumPy and `pipeline`, `service` and `cli` go through `Registry`.
 """
 
+from registry.errors import (
+    LATEST,
+    ConflictError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    RegistryError,
+    StoreUnavailableError,
+    validate_model_name,
+)
 from registry.registry import (
     DEFAULT_ALIAS,
     DEFAULT_MODEL_NAME,
     DEFAULT_ROOT,
-    LATEST,
     REGISTRY_ENV_VAR,
-    IntegrityError,
-    InvalidNameError,
+    UNCONDITIONAL,
     LoadedModel,
     ModelVersion,
-    NotFoundError,
     Registry,
-    RegistryError,
     default_root,
-    validate_model_name,
 )
 
 __all__ = [
@@ -27,6 +32,8 @@ __all__ = [
     "DEFAULT_ROOT",
     "LATEST",
     "REGISTRY_ENV_VAR",
+    "UNCONDITIONAL",
+    "ConflictError",
     "IntegrityError",
     "InvalidNameError",
     "LoadedModel",
@@ -34,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "Registry",
     "RegistryError",
+    "StoreUnavailableError",
     "default_root",
     "validate_model_name",
 ]

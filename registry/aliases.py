@@ -1,85 +1,60 @@
-"""Alias files of the registry: one small JSON file per alias, with the previous targets."""
+"""Alias records: one small JSON document per alias, its target and its previous targets.
+
+The same bytes are stored by every backend (``<model>/aliases/<alias>.json``); what differs is
+how a write is made conditional (a file lock locally, an ETag condition on object storage).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from registry.errors import IntegrityError, NotFoundError
-from registry.files import write_atomic
 
 ALIASES_DIR = "aliases"
-# Enough to roll back many times; bounded so the file stays small.
+# Enough to roll back many times; bounded so the record stays small.
 MAX_HISTORY = 50
 
 
-def alias_path(model_dir: Path, alias: str) -> Path:
-    return model_dir / ALIASES_DIR / f"{alias}.json"
-
-
-def read_alias(path: Path) -> dict[str, Any] | None:
-    """Return the alias record ``{"version", "history", ...}``, or None when it does not exist."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
+def decode_alias(data: bytes, where: str) -> dict[str, Any]:
+    """Parse an alias record ``{"version", "history", ...}`` (IntegrityError when malformed)."""
     try:
         record = json.loads(data)
     except ValueError as err:
-        raise IntegrityError(f"{path}: not valid JSON ({err})") from err
+        raise IntegrityError(f"{where}: not valid JSON ({err})") from err
     if (
         not isinstance(record, dict)
         or not isinstance(record.get("version"), int)
         or not isinstance(record.get("history"), list)
         or not all(isinstance(v, int) for v in record["history"])
     ):
-        raise IntegrityError(f"{path}: not an alias record (needs 'version' and 'history')")
+        raise IntegrityError(f"{where}: not an alias record (needs 'version' and 'history')")
     return record
 
 
-def read_all_aliases(model_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every alias record of a model, keyed by alias name."""
-    directory = model_dir / ALIASES_DIR
-    if not directory.is_dir():
-        return {}
-    records = {}
-    for path in sorted(directory.glob("*.json")):
-        if path.name.startswith("."):
-            continue  # a temporary file of an interrupted write
-        record = read_alias(path)
-        if record is not None:
-            records[path.stem] = record
-    return records
-
-
-def write_alias(path: Path, alias: str, version: int, history: list[int]) -> None:
-    """Atomically replace the alias file (callers hold the model lock for read-modify-write)."""
+def encode_alias(alias: str, version: int, history: list[int]) -> bytes:
+    """The stored form of an alias pointing at ``version`` (history bounded to MAX_HISTORY)."""
     record = {
         "alias": alias,
         "version": version,
         "history": history[-MAX_HISTORY:],
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    path.parent.mkdir(exist_ok=True)
-    write_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
+    return (json.dumps(record, indent=2) + "\n").encode()
 
 
-def point_alias(path: Path, alias: str, target: int) -> int | None:
-    """Move the alias to ``target``, pushing the old target on its history; return the old one."""
-    record = read_alias(path)
+def pointed(record: dict[str, Any] | None, target: int) -> tuple[int, list[int]] | None:
+    """Target and history after pointing at ``target``; None when it already points there."""
     previous = None if record is None else int(record["version"])
     if previous == target:
-        return previous  # no-op: keep the history free of repeats
+        return None  # no-op: keep the history free of repeats
     history = [] if record is None else [*record["history"], previous]
-    write_alias(path, alias, target, history)
-    return previous
+    return target, history
 
 
-def step_back(path: Path, alias: str, model: str) -> int:
-    """Move the alias to the last entry of its history and return that version."""
-    record = read_alias(path)
+def stepped_back(record: dict[str, Any] | None, alias: str, model: str) -> tuple[int, list[int]]:
+    """Target and history after a rollback: the last history entry becomes the target."""
     if record is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r} to roll back")
     if not record["history"]:
@@ -87,10 +62,13 @@ def step_back(path: Path, alias: str, model: str) -> int:
             f"alias {alias!r} of model {model!r} has no previous version to roll back to"
         )
     *history, previous = record["history"]
-    if not (path.parent.parent / str(previous)).is_dir():
-        raise NotFoundError(
-            f"cannot roll back {alias!r} of model {model!r}: previous version {previous} "
-            "was deleted"
-        )
-    write_alias(path, alias, previous, history)
-    return int(previous)
+    return int(previous), history
+
+
+def protected_versions(records: dict[str, dict[str, Any]]) -> set[int]:
+    """Versions gc must keep for the aliases: each current target and its rollback target."""
+    protected: set[int] = set()
+    for record in records.values():
+        protected.add(int(record["version"]))
+        protected.update(record["history"][-1:])
+    return protected

@@ -29,6 +29,14 @@ class InvalidNameError(RegistryError, ValueError):
     """A model name, alias or file name outside the allowed character set."""
 
 
+class ConflictError(RegistryError):
+    """A conditional alias move found the alias somewhere else than the caller expected."""
+
+
+class StoreUnavailableError(RegistryError):
+    """The object store cannot be used: unreachable, wrong credentials or a missing bucket."""
+
+
 def validate_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise InvalidNameError."""
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or ".." in name:

@@ -32,7 +32,7 @@ RESERVED_FILES = frozenset({WEIGHTS_FILE, MANIFEST_FILE, MANIFEST_CHECKSUM_FILE}
 FORMAT_VERSION = 1
 # Keys the registry writes itself; a caller's manifest may not set them.
 REGISTRY_KEYS = frozenset(
-    {"format", "name", "version", "created_at", "files", "tensors", "package_version"}
+    {"format", "name", "version", "created_at", "files", "tensors", "package_version", "upload"}
 )
 _SUPPORTED_DTYPES = frozenset(
     {"bool", "float16", "float32", "float64"}
@@ -66,7 +66,7 @@ def encode_weights(params: Mapping[str, Any]) -> tuple[bytes, dict[str, dict[str
 
 
 def decode_weights(
-    data: bytes, expected: Mapping[str, Mapping[str, Any]], path: Path
+    data: bytes, expected: Mapping[str, Mapping[str, Any]], path: Path | str
 ) -> dict[str, NDArray[Any]]:
     """Parse verified safetensors bytes and check names, shapes and dtypes against the manifest."""
     try:
@@ -169,6 +169,18 @@ def check_file(path: Path, expected: Mapping[str, Any], *, keep: bool = False) -
     if actual["sha256"] != expected.get("sha256"):
         raise IntegrityError(f"{path}: sha256 does not match the manifest")
     return data
+
+
+def check_bytes(data: bytes, expected: Mapping[str, Any], where: str) -> None:
+    """Check a stored file's size and sha256 against its manifest entry (IntegrityError)."""
+    if not isinstance(expected, Mapping):
+        raise IntegrityError(f"{where}: the manifest's entry for this file is malformed")
+    if len(data) != expected.get("size"):
+        raise IntegrityError(
+            f"{where}: size {len(data)} bytes, the manifest says {expected.get('size')}"
+        )
+    if sha256_bytes(data) != expected.get("sha256"):
+        raise IntegrityError(f"{where}: sha256 does not match the manifest")
 
 
 def version_numbers(model_dir: Path) -> list[int]:

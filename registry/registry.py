@@ -1,56 +1,45 @@
 """Model registry: numbered, immutable, checksummed model versions with movable aliases.
 
-Layout of ``root``::
-
-    <model>/<N>/weights.safetensors   the parameters (no pickle, no safetensors metadata)
-    <model>/<N>/manifest.json         name, version, created_at, metrics, ..., files' sha256 + size
-    <model>/<N>/manifest.sha256       checksum of manifest.json (``sha256sum -c`` format)
-    <model>/aliases/<alias>.json      {"version": N, "history": [previous targets]}
-    <model>/.lock  .last_version  .staging-*   lock, highest number ever used, publishes in flight
+`Registry(root)` stores models in a directory (`registry.local`, the default) or, for a root
+``s3://bucket/prefix``, in S3-compatible object storage (`registry.s3`). Both share this API,
+the manifest format and every check made on what is read (docs/registry.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from numpy.typing import NDArray
-
-from registry import aliases as aliases_file
-from registry import files as files
+from registry import aliases as alias_records
 from registry import format as fmt
 from registry.errors import (
     LATEST,
     IntegrityError,
     InvalidNameError,
     NotFoundError,
-    RegistryError,
     describe_versions,
-    is_valid_model_name,
     validate_alias,
     validate_model_name,
 )
-from registry.write import ExtraFiles, collect_garbage, publish_version
+from registry.local import LocalStorage
+from registry.prepare import ExtraFiles, prepare
+from registry.promotion import UNCONDITIONAL, Expected, move_alias, promotion
+from registry.storage import S3_SCHEME, Storage
+from registry.versions import LoadedModel, ModelVersion, file_where
 
 __all__ = [
     "DEFAULT_ALIAS",
     "DEFAULT_MODEL_NAME",
     "DEFAULT_ROOT",
-    "LATEST",
     "REGISTRY_ENV_VAR",
-    "IntegrityError",
-    "InvalidNameError",
+    "UNCONDITIONAL",
     "LoadedModel",
     "ModelVersion",
-    "NotFoundError",
     "Registry",
-    "RegistryError",
     "default_root",
-    "validate_model_name",
+    "open_storage",
 ]
 
 DEFAULT_MODEL_NAME = "digits"
@@ -58,45 +47,41 @@ DEFAULT_ALIAS = "production"
 REGISTRY_ENV_VAR = "DIGITS_REGISTRY"
 DEFAULT_ROOT = "models"  # the registry when neither a flag nor DIGITS_REGISTRY names one
 
+
 Ref = int | str | None
 
 
-def default_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$DIGITS_REGISTRY`` when set and non-empty, else ``./models``."""
+def default_root(environ: Mapping[str, str] | None = None) -> str | Path:
+    """``$DIGITS_REGISTRY`` when set and non-empty (a directory or s3:// URL), else ``./models``."""
     env = os.environ if environ is None else environ
-    return Path(env.get(REGISTRY_ENV_VAR) or DEFAULT_ROOT)
+    value = env.get(REGISTRY_ENV_VAR) or DEFAULT_ROOT
+    return value if value.startswith(S3_SCHEME) else Path(value)
 
 
-@dataclass(frozen=True)
-class ModelVersion:
-    """One published version: its directory and its (checksum-verified) manifest."""
+def open_storage(root: str | os.PathLike[str], cache_dir: Path | None = None) -> Storage:
+    """The backend of ``root``: S3Storage for ``s3://...``, else LocalStorage."""
+    if isinstance(root, str) and root.startswith(S3_SCHEME):
+        from registry.s3 import S3Storage  # boto3 loads only when object storage is used
 
-    name: str
-    version: int
-    path: Path
-    manifest: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified version with its parameters, ready for ``MLP.from_params``."""
-
-    name: str
-    version: int
-    params: dict[str, NDArray[Any]]
-    manifest: dict[str, Any]
+        return S3Storage(root, cache_dir=cache_dir)
+    return LocalStorage(root)
 
 
 class Registry:
-    """A directory of models; safe for concurrent publishers (threads and processes)."""
+    """Models in a directory or an S3 bucket; safe for concurrent publishers and promoters.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+    ``cache_dir`` (object storage only) keeps verified files locally, keyed by sha256.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, cache_dir: Path | None = None) -> None:
+        self.storage = open_storage(root, cache_dir)
+        self.location = self.storage.location
+        self.root: Path | str = (
+            self.storage.root if isinstance(self.storage, LocalStorage) else self.location
+        )
 
     def __repr__(self) -> str:
-        return f"Registry({str(self.root)!r})"
-
-    # ---- publish -------------------------------------------------------------------------
+        return f"Registry({self.location!r})"
 
     def publish(
         self,
@@ -105,77 +90,68 @@ class Registry:
         manifest: Mapping[str, Any],
         extra_files: ExtraFiles | None = None,
         *,
-        _before_rename: Callable[[Path], None] | None = None,
+        _before_commit: Callable[[Any], None] | None = None,
     ) -> ModelVersion:
         """Publish a new version atomically and return it; its number is never reused.
 
         ``manifest`` holds the caller's fields (layer_sizes, loss, metrics, ...); the registry adds
         name, version, created_at, files, tensors and package_version. ``extra_files`` maps a
-        file name to a path or bytes stored beside the weights. ``_before_rename`` is a test hook
-        called with the fully staged directory just before it becomes visible.
+        file name to a path or bytes stored beside the weights. ``_before_commit`` is a test hook
+        called once every file is stored, just before the version becomes visible.
         """
-        version, path, full = publish_version(
-            self._model_dir(name), name, params, manifest, extra_files, _before_rename
-        )
-        return ModelVersion(name, version, path, full)
+        validate_model_name(name)
+        prepared = prepare(params, manifest, extra_files)
+        version, full = self.storage.publish(name, prepared, _before_commit)
+        return ModelVersion(name, version, self.storage.version_location(name, version), full)
 
     # ---- read ----------------------------------------------------------------------------
 
     def list_models(self) -> list[str]:
         """Names of the models that have at least one published version."""
-        if not self.root.is_dir():
-            return []
-        return sorted(
-            entry.name
-            for entry in self.root.iterdir()
-            if is_valid_model_name(entry.name) and entry.is_dir() and fmt.version_numbers(entry)
-        )
+        return self.storage.model_names()
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         """Every published version, oldest first (versions deleted meanwhile are skipped)."""
         found = []
         for version in self._existing_versions(name):
-            with contextlib.suppress(NotFoundError):
+            try:
                 found.append(self.get(name, version))
+            except NotFoundError:
+                continue
         return found
 
     def get(self, name: str, version: int) -> ModelVersion:
-        """One version with its manifest (checked against manifest.sha256, weights not read)."""
-        model_dir = self._model_dir(name)
-        path = model_dir / str(version)
-        if not isinstance(version, int) or isinstance(version, bool) or not path.is_dir():
-            raise NotFoundError(
-                f"model {name!r} has no version {version!r} in {self.root} "
-                f"(versions: {describe_versions(self._existing_versions(name))})"
-            )
+        """One version with its manifest (checked against its checksum, weights not read)."""
+        validate_model_name(name)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise NotFoundError(f"model {name!r} has no version {version!r} in {self.location}")
         try:
-            manifest = fmt.read_manifest(path)
-        except IntegrityError:
-            if not path.is_dir():  # deleted by gc while we were reading it
-                raise NotFoundError(
-                    f"version {version} of model {name!r} was just deleted"
-                ) from None
-            raise
+            manifest = self.storage.read_manifest(name, version)
+        except NotFoundError:
+            versions = self._existing_versions(name)  # names the known models when none
+            raise NotFoundError(
+                f"model {name!r} has no version {version!r} in {self.location} "
+                f"(versions: {describe_versions(versions)})"
+            ) from None
+        where = self.storage.version_location(name, version)
         if manifest.get("name") != name or manifest.get("version") != version:
             raise IntegrityError(
-                f"{path / fmt.MANIFEST_FILE}: describes {manifest.get('name')!r} version "
+                f"{where}: manifest describes {manifest.get('name')!r} version "
                 f"{manifest.get('version')!r}, not {name!r} version {version}"
             )
-        return ModelVersion(name, version, path, manifest)
+        return ModelVersion(name, version, where, manifest)
 
     def resolve(self, name: str, ref: Ref = None) -> int:
         """Version number of ``ref``: int, digit string, alias or 'latest'.
 
         ``None`` means the ``production`` alias when it is set, else the latest version.
         """
-        model_dir = self._model_dir(name)
         versions = self._existing_versions(name)
         if ref is None:
-            ref = (
-                DEFAULT_ALIAS
-                if aliases_file.alias_path(model_dir, DEFAULT_ALIAS).exists()
-                else LATEST
-            )
+            record = self.storage.read_alias(name, DEFAULT_ALIAS)
+            if record is None:
+                return versions[-1]
+            ref = DEFAULT_ALIAS
         if isinstance(ref, bool) or not isinstance(ref, int | str):
             raise InvalidNameError(f"version reference must be an int or a string, got {ref!r}")
         if isinstance(ref, str) and ref.isdigit():
@@ -185,41 +161,40 @@ class Registry:
         if isinstance(ref, int):
             if ref not in versions:
                 raise NotFoundError(
-                    f"model {name!r} has no version {ref} in {self.root} "
+                    f"model {name!r} has no version {ref} in {self.location} "
                     f"(versions: {describe_versions(versions)})"
                 )
             return ref
-        record = aliases_file.read_alias(aliases_file.alias_path(model_dir, validate_alias(ref)))
-        if record is None:
+        found = self.storage.read_alias(name, validate_alias(ref))
+        if found is None:
             known = ", ".join(sorted(self.aliases(name))) or "none"
             raise NotFoundError(f"model {name!r} has no alias {ref!r} (aliases: {known})")
-        if record["version"] not in versions:
+        target = int(found[0]["version"])
+        if target not in versions:
             raise NotFoundError(
-                f"alias {ref!r} of model {name!r} points to version {record['version']}, "
+                f"alias {ref!r} of model {name!r} points to version {target}, "
                 "which no longer exists"
             )
-        return int(record["version"])
+        return target
 
     def load(self, name: str, ref: Ref = None) -> LoadedModel:
         """Resolve ``ref``, verify every file's sha256 and the tensors, then return the weights."""
         version = self.get(name, self.resolve(name, ref))
         listed = version.manifest["files"]
         if fmt.WEIGHTS_FILE not in listed:
-            raise IntegrityError(f"{version.path / fmt.MANIFEST_FILE}: does not list the weights")
+            raise IntegrityError(f"{version.location}: manifest does not list the weights")
         weights = b""
         for file_name, entry in sorted(listed.items()):
             if file_name != Path(file_name).name or file_name.startswith("."):
-                raise IntegrityError(
-                    f"{version.path}: manifest lists a bad file name {file_name!r}"
-                )
-            is_weights = file_name == fmt.WEIGHTS_FILE
-            data = fmt.check_file(version.path / file_name, entry, keep=is_weights)
-            if is_weights:
+                raise IntegrityError(f"{version.location}: manifest lists a bad name {file_name!r}")
+            data = self.storage.read_file(name, version.version, version.manifest, file_name)
+            fmt.check_bytes(data, entry, file_where(version, file_name))
+            if file_name == fmt.WEIGHTS_FILE:
                 weights = data  # parse the very bytes that were hashed
         tensors = version.manifest.get("tensors")
         if not isinstance(tensors, dict):
-            raise IntegrityError(f"{version.path / fmt.MANIFEST_FILE}: no 'tensors' table")
-        params = fmt.decode_weights(weights, tensors, version.path / fmt.WEIGHTS_FILE)
+            raise IntegrityError(f"{version.location}: manifest has no 'tensors' table")
+        params = fmt.decode_weights(weights, tensors, file_where(version, fmt.WEIGHTS_FILE))
         return LoadedModel(name, version.version, params, version.manifest)
 
     def verify(self, name: str, ref: Ref = None) -> ModelVersion:
@@ -230,50 +205,69 @@ class Registry:
     def state_token(self, name: str) -> str:
         """A cheap string that changes whenever a version is published or an alias moves.
 
-        Meant for polling (hot reload): it lists one directory and reads the small alias
-        files; it never hashes weights. Missing models give a token too.
+        Meant for polling (hot reload): locally it lists one directory and reads the alias
+        files; on object storage it is one conditional GET (304 when unchanged).
         """
-        model_dir = self._model_dir(name)
-        versions = fmt.version_numbers(model_dir) if model_dir.is_dir() else []
-        parts = [f"latest={versions[-1] if versions else 0}"]
-        try:
-            records = aliases_file.read_all_aliases(model_dir)
-            parts += [f"{alias}={record['version']}" for alias, record in records.items()]
-        except IntegrityError:
-            parts.append("aliases=invalid")
-        return ";".join(parts)
+        return self.storage.state_token(validate_model_name(name))
 
     # ---- aliases -------------------------------------------------------------------------
 
     def aliases(self, name: str) -> dict[str, int]:
         """Alias name -> version number."""
-        model_dir = self._model_dir(name)
         self._existing_versions(name)
-        return {a: int(r["version"]) for a, r in aliases_file.read_all_aliases(model_dir).items()}
+        return {a: int(r["version"]) for a, r in self.storage.read_aliases(name).items()}
 
     def alias_history(self, name: str, alias: str) -> list[int]:
         """Previous targets of ``alias``, oldest first (the last one is where rollback goes)."""
-        path = aliases_file.alias_path(self._model_dir(name), validate_alias(alias))
-        record = aliases_file.read_alias(path)
-        if record is None:
+        found = self.storage.read_alias(validate_model_name(name), validate_alias(alias))
+        if found is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
-        return list(record["history"])
+        return list(found[0]["history"])
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str = DEFAULT_ALIAS,
+        *,
+        expected: Expected = UNCONDITIONAL,
+    ) -> int | None:
+        """Point ``alias`` at ``version`` (number or any reference); return the previous target.
+
+        With ``expected`` the move is a compare-and-set: it happens only if the alias still
+        points at that version (None: only if the alias does not exist yet), else ConflictError.
+        Concurrent promoters never lose an update: each move is a compare-and-swap on the
+        alias's ETag, retried on a lost race, and the history records every previous target.
+        """
+        validate_alias(alias)
+        target = self.resolve(name, version)
+        return move_alias(self.storage, name, alias, promotion(name, alias, target, expected))
 
     def set_alias(self, name: str, alias: str, version: int | str) -> int | None:
-        """Point ``alias`` at ``version`` (number or any reference); return the previous target."""
-        model_dir = self._model_dir(name)
-        path = aliases_file.alias_path(model_dir, validate_alias(alias))
-        self._existing_versions(name)  # NotFoundError for an unknown model, before locking
-        with files.file_lock(model_dir / fmt.LOCK_FILE):
-            return aliases_file.point_alias(path, alias, self.resolve(name, version))
+        """Point ``alias`` at ``version`` unconditionally (``promote`` without ``expected``)."""
+        return self.promote(name, version, alias)
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
         """Move ``alias`` back to its previous target and return that version."""
-        model_dir = self._model_dir(name)
-        path = aliases_file.alias_path(model_dir, validate_alias(alias))
+        validate_alias(alias)
         self._existing_versions(name)
-        with files.file_lock(model_dir / fmt.LOCK_FILE):
-            return aliases_file.step_back(path, alias, name)
+        moved: list[int] = []
+
+        def back(record: dict[str, Any] | None) -> tuple[int, list[int]]:
+            step = alias_records.stepped_back(record, alias, name)
+            moved[:] = [step[0]]
+            return step
+
+        try:
+            move_alias(self.storage, name, alias, back)
+        except NotFoundError as err:
+            if not moved:
+                raise
+            raise NotFoundError(
+                f"cannot roll back {alias!r} of model {name!r}: previous version {moved[0]} "
+                "was deleted"
+            ) from err
+        return moved[0]
 
     # ---- garbage collection ----------------------------------------------------------------
 
@@ -282,22 +276,18 @@ class Registry:
 
         The version each alias would roll back to is kept too, and so are version numbers:
         the next publish continues after the highest number ever used. Leftovers of crashed
-        publishers (staging directories, temporary files) are removed as well.
+        publishers (staging directories, unreferenced uploads) are removed as well.
         """
-        model_dir = self._model_dir(name)
-        if not model_dir.is_dir():
-            self._existing_versions(name)  # raises NotFoundError naming the known models
-        return collect_garbage(model_dir, keep)
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+        self._existing_versions(name)
+        return self.storage.collect_garbage(name, keep)
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _model_dir(self, name: str) -> Path:
-        return self.root / validate_model_name(name)
-
     def _existing_versions(self, name: str) -> list[int]:
-        model_dir = self._model_dir(name)
-        versions = fmt.version_numbers(model_dir) if model_dir.is_dir() else []
+        versions = self.storage.version_numbers(validate_model_name(name))
         if not versions:
             known = ", ".join(self.list_models()) or "none"
-            raise NotFoundError(f"model {name!r} not found in {self.root} (models: {known})")
+            raise NotFoundError(f"model {name!r} not found in {self.location} (models: {known})")
         return versions

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, DEFAULT_ROOT
@@ -29,8 +30,13 @@ class ServiceSettings(BaseSettings):
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
     """Prometheus /metrics port; 0 picks a free port, -1 disables the endpoint."""
-    registry: Path = Path(DEFAULT_ROOT)
-    """Model registry directory (DIGITS_REGISTRY, shared with the registry CLI)."""
+    registry: Path | str = Path(DEFAULT_ROOT)
+    """Model registry: a directory or s3://bucket/prefix (DIGITS_REGISTRY, shared with the
+    registry CLI). Object storage takes its endpoint and credentials from the standard AWS
+    variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+    cache_dir: Path = Field(default_factory=lambda: _user_cache_dir() / "registry")
+    """Local cache of verified files of an s3:// registry, keyed by sha256, so a restart does
+    not download them again (default: $XDG_CACHE_HOME or ~/.cache, then digits/registry)."""
     model_name: str = DEFAULT_MODEL_NAME
     """Registry model name to serve."""
     alias: str = DEFAULT_ALIAS
@@ -61,6 +67,12 @@ class ServiceSettings(BaseSettings):
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
+    max_connection_age_s: float = Field(default=0.0, ge=0)
+    """Close each client connection after this many seconds (0 = never), so clients reconnect,
+    re-resolve DNS and spread over replicas added since (grpc.max_connection_age_ms)."""
+    max_connection_age_grace_s: float = Field(default=10.0, ge=0)
+    """Seconds calls in flight on an aged connection get before it is closed
+    (grpc.max_connection_age_grace_ms)."""
     drain_delay_s: float = Field(default=0.0, ge=0)
     """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
     so load balancers stop routing here before the port closes (0 = close at once)."""
@@ -83,6 +95,14 @@ class ServiceSettings(BaseSettings):
     """Log line format on stderr."""
     log_level: str = "INFO"
     """Python logging level name."""
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_location(cls, value: Any) -> Any:
+        # An s3:// URL stays text: a Path would fold its "//".
+        if isinstance(value, str) and not value.startswith("s3://"):
+            return Path(value)
+        return value
 
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:
@@ -110,6 +130,12 @@ class ServiceSettings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+
+def _user_cache_dir() -> Path:
+    """The XDG user cache directory (what platformdirs answers on Linux), then digits/."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "digits"
 
 
 def _is_loopback(host: str) -> bool:

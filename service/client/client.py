@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
@@ -76,10 +77,17 @@ class DigitsClient:
         timeout: float | None = 10.0,
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        load_balancing: str = "round_robin",
     ) -> None:
+        """``target`` is any gRPC target: ``host:port``, ``dns:///host:port`` (every address
+        the name resolves to, e.g. a headless Service) or ``ipv4:10.0.0.1:50051,10.0.0.2:50051``.
+        ``load_balancing`` "round_robin" spreads calls over all resolved addresses (gRPC's
+        default, "pick_first", sends everything to one)."""
+        balancing = json.dumps({"loadBalancingConfig": [{load_balancing: {}}]})
         channel_options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.service_config", balancing),
             *options,
         ]
         if credentials is None:

@@ -59,6 +59,12 @@ class ServiceMetrics:
             "digits_model_reload_failures", "New versions refused (verification or load failed)",
             registry=r,
         )  # fmt: skip
+        self.registry_reachable = Gauge(
+            "digits_registry_reachable",
+            "1 while the last registry poll reached the store, 0 while it cannot (the last "
+            "verified model keeps serving)", registry=r,
+        )  # fmt: skip
+        self.registry_reachable.set(1)
         self._lock = threading.Lock()
         self._served: tuple[str, str] | None = None
         self._http: WSGIServer | None = None

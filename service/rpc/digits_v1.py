@@ -30,8 +30,8 @@ _STREAM_READ_AHEAD = 64  # answers a stream may compute ahead of what the client
 class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     """The digits.v1 adapter for a grpc.aio server; errors become status codes in `handle_errors`.
 
-    Every handler runs on the server's event loop; only the registry reads of GetModel/ListModels
-    (small files) and the first load of a pinned version touch the disk there.
+    Every handler runs on the server's event loop and reads as convert -> await the serving
+    core -> convert back; the core does its registry reads in worker threads, never on the loop.
     """
 
     def __init__(self, core: ServingCore, *, max_streams: int = 16) -> None:

@@ -162,6 +162,11 @@ async def _build(
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
     ]
+    if settings.max_connection_age_s > 0:  # GOAWAY after the age: clients re-resolve, rebalance
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+        ]
     grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
     digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]

@@ -72,7 +72,7 @@ class ServingCore:
     ) -> ServingCore:
         metrics = metrics or ServiceMetrics()
         repository = ServedModels(
-            Registry(settings.registry),
+            Registry(settings.registry, cache_dir=settings.cache_dir),
             settings.model_name,
             alias=settings.alias,
             poll_interval_s=settings.poll_interval_s,
@@ -121,9 +121,12 @@ class ServingCore:
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A pinned version that is not in memory yet is loaded (and verified) inline, once.
+        A pinned version that is not in memory yet is loaded (and verified) once, in a worker
+        thread: the event loop never waits on the registry.
         """
-        served = self.models.get(version, alias)
+        served = self.models.in_memory(version, alias)
+        if served is None:
+            served = await asyncio.to_thread(self.models.get, version, alias)
         probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
 

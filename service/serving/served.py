@@ -25,6 +25,7 @@ from registry import (
     NotFoundError,
     Registry,
     RegistryError,
+    StoreUnavailableError,
 )
 from service.observability.metrics import ServiceMetrics
 from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
@@ -74,6 +75,7 @@ class ServedModels:
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._reachable = True
         # Called with the new default model after every swap (the server flips health to SERVING).
         self.on_swap: list[Callable[[ServedModel], None]] = []
 
@@ -83,8 +85,11 @@ class ServedModels:
         return self._current
 
     def start(self) -> None:
-        """Load the default model now (if there is one) and start polling for new versions."""
-        self.refresh()
+        """Load the default model now (if there is one) and start polling for new versions.
+
+        An unreachable object store does not stop the start: polling catches up once it is back.
+        """
+        self.poll_once(log_errors=False)
         if self._poller is None and self.poll_interval_s > 0:
             self._poller = threading.Thread(target=self._poll, name="model-poller", daemon=True)
             self._poller.start()
@@ -115,6 +120,7 @@ class ServedModels:
         or found to need nothing), so a transient failure (e.g. an I/O error) is retried next poll.
         """
         token = self.registry.state_token(self.name)
+        self._set_reachable(True)
         if token == self._token:
             return False
         try:
@@ -157,6 +163,21 @@ class ServedModels:
         if self.metrics is not None:
             self.metrics.reload_failures.inc()
 
+    def in_memory(self, version: int | None = None, alias: str | None = None) -> ServedModel | None:
+        """`get` without touching the registry: the model if it is in memory, else None.
+
+        ModelNotReady when the default model is asked for before the first load. The event loop
+        calls this first and runs `get` (which may read and verify files) in a worker thread
+        only when it returns None.
+        """
+        if version is None and not alias:
+            return self.get()
+        if version is None:
+            version = self._aliases.get(str(alias))
+            if version is None:
+                return None
+        return self.loaded(int(version))
+
     def loaded(self, version: int) -> ServedModel | None:
         """The in-memory model of `version`, if this server has it loaded."""
         current = self._current
@@ -167,10 +188,32 @@ class ServedModels:
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.refresh()
-            except Exception:  # a broken registry must never kill the poller
-                logger.exception("model poll failed; retrying in %ss", self.poll_interval_s)
+            self.poll_once()
+
+    def poll_once(self, *, log_errors: bool = True) -> None:
+        """refresh(), turning an unreachable store into a log line and the reachable metric."""
+        try:
+            self.refresh()
+        except StoreUnavailableError as err:
+            self._set_reachable(False, err)
+        except Exception:  # a broken registry must never kill the poller
+            if not log_errors:
+                raise
+            logger.exception("model poll failed; retrying in %ss", self.poll_interval_s)
+
+    def _set_reachable(self, reachable: bool, err: Exception | None = None) -> None:
+        """Log each change once (not every poll) and mirror it in digits_registry_reachable."""
+        if reachable != self._reachable:
+            current = self._current
+            serving = f"version {current.version}" if current is not None else "no model yet"
+            if reachable:
+                logger.info("registry reachable again; serving %r %s", self.name, serving)
+            else:
+                logger.error("registry unreachable; serving %r %s until it is back: %s",
+                             self.name, serving, err)  # fmt: skip
+        self._reachable = reachable
+        if self.metrics is not None:
+            self.metrics.registry_reachable.set(1 if reachable else 0)
 
     def _resolve_default(self) -> int:
         if self.alias == "production":

@@ -76,15 +76,24 @@ def test_train_once_only_trains_an_empty_registry() -> None:
     assert services()["train-once"]["restart"] == "no"
 
 
-def test_registry_volume_is_shared_writers_rw_and_server_ro() -> None:
+def test_every_role_uses_one_s3_registry_created_by_the_store() -> None:
+    """Trainers and the server name the same s3:// registry on the SeaweedFS service, whose
+    command creates that bucket and whose credentials are the ones the clients send."""
     found = services()
-    server_path = found["model-server"]["environment"][REGISTRY_ENV_VAR]
-    server_volume, server_mode = volume_mounts(found["model-server"])[server_path]
-    assert server_mode == "ro", "the model server only reads the registry"
-    for writer in ("scheduler", "train-once"):
-        path = found[writer]["environment"][REGISTRY_ENV_VAR]
-        assert volume_mounts(found[writer])[path] == (server_volume, "rw"), writer
-    assert server_volume in compose()["volumes"]
+    store = found["seaweedfs"]
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in store["command"][1:])
+    assert store["command"][0] == "mini" and flags["master.telemetry"] == "false"
+    assert "/healthz" in " ".join(store["healthcheck"]["test"])
+    for name in ("model-server", "scheduler", "train-once"):
+        env = found[name]["environment"]
+        bucket = env[REGISTRY_ENV_VAR].removeprefix("s3://").split("/")[0]
+        assert env[REGISTRY_ENV_VAR].startswith("s3://") and bucket == flags["bucket"], name
+        assert env["AWS_ENDPOINT_URL"] == f"http://seaweedfs:{flags['s3.port']}", name
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key] == store["environment"][key], (name, key)
+        assert found[name]["depends_on"]["seaweedfs"]["condition"] == "service_healthy", name
+        assert not any(":/models" in v for v in found[name].get("volumes", [])), "no shared dir"
+    assert "registry-data:/data" in store["volumes"]
 
 
 def test_model_server_settings_validate_and_ports_are_published(

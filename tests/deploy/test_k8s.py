@@ -35,13 +35,19 @@ def test_kustomization_lists_every_manifest() -> None:
     assert {doc["kind"] for doc in k8s_documents()} >= {
         "Deployment",
         "Service",
-        "PersistentVolumeClaim",
+        "ConfigMap",
         "CronJob",
     }
+    assert "PersistentVolumeClaim" not in {doc["kind"] for doc in k8s_documents()}
+
+
+def registry_config() -> dict[str, str]:
+    return dict(k8s_object("ConfigMap", "digits-registry")["data"])
 
 
 def test_server_env_names_real_settings_and_validates(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = container_env(server_container())
+    config = {k: v for k, v in registry_config().items() if k.startswith("DIGITS_")}
+    env = {**config, **container_env(server_container())}
     fields = {f"DIGITS_{name.upper()}" for name in ServiceSettings.model_fields}
     assert set(env) <= fields, f"unknown settings: {set(env) - fields}"
     for key, value in env.items():
@@ -64,7 +70,7 @@ def test_ports_match_settings_and_the_service() -> None:
     ports = named_ports(container)
     assert ports == {"grpc": int(env["DIGITS_PORT"]), "metrics": int(env["DIGITS_METRICS_PORT"])}
     assert ServiceSettings().port == ports["grpc"]
-    service = k8s_object("Service")
+    service = k8s_object("Service", "digits-server")
     by_name = {port["name"]: port for port in service["spec"]["ports"]}
     assert by_name["grpc"]["port"] == ports["grpc"] and by_name["grpc"]["targetPort"] == "grpc"
     assert by_name["metrics"]["targetPort"] == "metrics"
@@ -87,19 +93,32 @@ def test_pods_run_as_the_image_user() -> None:
         assert context["runAsNonRoot"] and context["runAsUser"] == APP_UID, kind
 
 
-def test_registry_claim_is_shared_by_server_and_retraining() -> None:
-    claim = k8s_object("PersistentVolumeClaim")
-    assert "ReadWriteMany" in claim["spec"]["accessModes"], "replicas on many nodes share it"
+def test_server_and_retraining_read_the_s3_registry_from_config_and_secret() -> None:
+    """No shared volume: both pods take the registry URL and endpoint from the ConfigMap and
+    the credentials from a Secret that is created by hand, never committed."""
+    config = registry_config()
+    assert config[REGISTRY_ENV_VAR].startswith("s3://") and "AWS_ENDPOINT_URL" in config
+    assert not any("SECRET" in key for key in config)
+    assert "Secret" not in {doc["kind"] for doc in k8s_documents()}
     server_pod = k8s_object("Deployment")["spec"]["template"]["spec"]
     job_pod = k8s_object("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    for pod, read_only in ((server_pod, True), (job_pod, False)):
-        volumes = {v["name"]: v for v in pod["volumes"]}
+    for pod in (server_pod, job_pod):
         (container,) = pod["containers"]
-        path = container_env(container)[REGISTRY_ENV_VAR]
-        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == path)
-        claim_name = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
-        assert claim_name == claim["metadata"]["name"]
-        assert mount.get("readOnly", False) is read_only
+        sources = container["envFrom"]
+        assert {"configMapRef": {"name": "digits-registry"}} in sources
+        assert {"secretRef": {"name": "digits-registry-credentials"}} in sources
+        assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    env = container_env(server_container())
+    assert float(env["DIGITS_MAX_CONNECTION_AGE_S"]) > 0, "clients must re-resolve replicas"
+
+
+def test_headless_service_resolves_to_every_server_pod() -> None:
+    headless = k8s_object("Service", "digits-server-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    pod_labels = k8s_object("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = headless["spec"]["ports"]
+    assert port["port"] == named_ports(server_container())["grpc"] and port["targetPort"] == "grpc"
 
 
 def test_retraining_cronjob_runs_a_command_the_cli_accepts() -> None:
@@ -111,4 +130,4 @@ def test_retraining_cronjob_runs_a_command_the_cli_accepts() -> None:
     (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
     assert args.command == "train"
-    assert str(args.registry) == container_env(container)[REGISTRY_ENV_VAR]
+    assert args.registry_dir is None, "the registry comes from DIGITS_REGISTRY (the ConfigMap)"

@@ -127,7 +127,14 @@ def k8s_documents() -> list[dict[str, Any]]:
     return documents
 
 
-def k8s_object(kind: str) -> dict[str, Any]:
-    matches = [doc for doc in k8s_documents() if doc["kind"] == kind]
-    assert len(matches) == 1, f"expected one {kind} in deploy/k8s, found {len(matches)}"
+def k8s_object(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (named ``name`` when given) in deploy/k8s."""
+    matches = [
+        doc
+        for doc in k8s_documents()
+        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+    assert len(matches) == 1, (
+        f"expected one {kind} {name or ''} in deploy/k8s, found {len(matches)}"
+    )
     return matches[0]

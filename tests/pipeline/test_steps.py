@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import TrainConfig
 from core.train import DivergenceError
 from pipeline import steps
 from pipeline.gate import GateDecision
@@ -117,3 +118,40 @@ def test_publish_stores_manifest_and_plots_and_promotes(dataset: steps.Dataset, 
     assert (version.path / "curves.png").read_bytes()[:8] == PNG_MAGIC
     loaded = registry.load("t", "production")
     np.testing.assert_array_equal(loaded.params["W1"], trained.model.params["W1"])
+
+
+def test_manifest_records_the_whole_training_configuration(dataset: steps.Dataset, tmp_path: Path):
+    settings = TrainSettings(epochs=1, beta2=0.995, schedule="constant", shift_pixels=0)
+    trained = steps.train(dataset, settings)
+    metrics = steps.evaluate(trained.model, dataset.x_test, dataset.y_test)
+    decision = GateDecision(True, True, "because")
+    manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
+    recorded = manifest["training"]
+    # Every field of core's TrainConfig is there, with the value that was used ...
+    assert set(TrainConfig.__dataclass_fields__) <= set(recorded)
+    assert TrainSettings(**recorded).train_config() == settings.train_config()
+    assert (recorded["beta2"], recorded["schedule"], recorded["shift_pixels"]) == (
+        0.995,
+        "constant",
+        0,
+    )
+    # ... and what computed it.
+    assert {"python", "numpy", "blas", "digits"} <= set(manifest["libraries"])
+
+
+@pytest.mark.integration
+def test_publish_step_writes_to_an_s3_registry(dataset: steps.Dataset, s3_url: str, tmp_path: Path):
+    """The same step with registry_dir = s3://...: the flow needs nothing else for S3."""
+    settings = TrainSettings(epochs=1, registry_dir=s3_url, model_name="t")
+    assert settings.registry_dir == s3_url  # an URL stays text (a Path would fold its '//')
+    trained = steps.train(dataset, settings)
+    metrics = steps.evaluate(trained.model, dataset.x_test, dataset.y_test)
+    plot = plot_training_curves(trained.history, tmp_path / "curves.png")
+    decision = GateDecision(True, True, "because")
+    manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
+    steps.publish(settings, trained.model, manifest, {"curves.png": plot}, decision)
+    registry = Registry(s3_url)
+    assert registry.aliases("t") == {"production": 1}
+    loaded = registry.load("t", "production")
+    np.testing.assert_array_equal(loaded.params["W1"], trained.model.params["W1"])
+    assert loaded.manifest["files"]["curves.png"]["sha256"]

@@ -56,6 +56,11 @@ class Reference:
             "digits_model_reload_failures", "New versions refused (verification or load failed)",
             registry=r,
         )  # fmt: skip
+        Gauge(
+            "digits_registry_reachable",
+            "1 while the last registry poll reached the store, 0 while it cannot (the last "
+            "verified model keeps serving)", registry=r,
+        ).set(1)  # fmt: skip
 
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self.requests.labels(method, code.name).inc()
