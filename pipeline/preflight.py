@@ -26,7 +26,8 @@ def check_destinations(settings: TrainSettings) -> None:
     a writable directory); the model's directory inside it, when present, a directory too. An
     object-storage registry (``s3://``) is not checked here: `digits train` lists it right
     after (unreachable endpoint, credentials, bucket: one line). Data directory: the same rule
-    (with ``--offline`` it is only read, so it must exist and be readable).
+    (with ``--offline`` it is only read: readable when it exists; a missing one is left to the
+    download step, whose message lists the missing files).
     """
     from pipeline.download import default_cache_dir
 
@@ -65,7 +66,7 @@ def check_directory(path: Path, flag: str, what: str, *, writable: bool = True) 
             raise PreflightError(f"{flag} {path}: not {access} (permission or read-only mount)")
         return
     if not writable:
-        raise PreflightError(f"{flag} {path}: does not exist")
+        return  # only read (--offline): the download step names the files it misses
     parent = _nearest_existing(path)
     if not parent.is_dir():
         raise PreflightError(

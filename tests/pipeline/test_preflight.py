@@ -38,9 +38,13 @@ def test_usable_destinations_pass_and_nothing_is_created(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_offline_needs_an_existing_cache(tmp_path: Path) -> None:
-    with pytest.raises(PreflightError, match=r"^--data-dir .*missing: does not exist"):
-        check_directory(tmp_path / "missing", "--data-dir", "the dataset cache", writable=False)
+def test_offline_reads_the_cache_only(tmp_path: Path) -> None:
+    """A missing cache is left to the download step (it lists the missing files); a file is not."""
+    check_directory(tmp_path / "missing", "--data-dir", "the dataset cache", writable=False)
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PreflightError, match=r"^--data-dir .*file: not a directory"):
+        check_directory(tmp_path / "file", "--data-dir", "the dataset cache", writable=False)
 
 
 def test_digits_train_fails_fast_on_a_bad_registry_even_with_if_empty(
