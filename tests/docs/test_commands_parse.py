@@ -102,3 +102,12 @@ def test_no_block_cds_into_a_directory_and_then_names_it_again() -> None:
             elif current is not None:
                 bad = [a for a in command.argv[1:] if a.rstrip("/") == current]
                 assert not bad, f"{block.where}: `cd {current}` then {command.line!r}"
+
+
+def test_pages_with_bare_commands_say_where_they_come_from() -> None:
+    """`digits`, `prefect` and `python -m service` are `command not found` in a fresh shell."""
+    bare = {"digits", "prefect"}
+    pages = {c.block.path for c in all_commands() if c.argv[0] in bare}
+    pages |= {c.block.path for c, kind, _ in COMMANDS if kind in ("service", "healthcheck")}
+    silent = [p.name for p in sorted(pages) if "source .venv/bin/activate" not in p.read_text()]
+    assert not silent, f"say how to get the commands on PATH in {silent}"
