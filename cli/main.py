@@ -50,19 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_grpc_core(debug: bool) -> None:
-    """Before grpc is imported: its C core logs beside our one-line errors unless asked.
+def quiet_grpc_core(command: str, debug: bool) -> None:
+    """Before grpc is imported: silence its C core's log in client commands unless asked.
 
-    A TLS handshake failure or a port in use otherwise prints an `E1129 ... ssl_transport...`
-    line next to the message that already says what happened. A value the user set wins.
+    A TLS handshake failure otherwise prints an `I1129 ... ssl_transport_security.cc` line next
+    to the one-line error that already says what happened. The server (`serve`) keeps gRPC's
+    default (errors), since a long-running process's core errors matter; it checks its ports
+    itself first. A value the user set wins.
     """
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR" if debug else "NONE")
+    if command != "serve" or debug:
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR" if debug else "NONE")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_grpc_core(args.debug)
+    quiet_grpc_core(args.command, args.debug)
     try:
         code = args.handler(args)
     except CommandError as err:

@@ -30,11 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    if args.check_ports:
-        from service.preflight import check_ports
+    from service.preflight import check_ports
 
-        check_ports(settings)  # an OSError: one line naming the address and the flag
+    settings = settings_from_args(args)
+    check_ports(settings)  # a port in use: one line naming the address and the flag, no more
+    if args.check_ports:
         return 0
     from service.rpc.server import serve
 

@@ -60,3 +60,19 @@ def test_check_ports_names_the_taken_one_and_passes_free_ones(taken_port: int) -
         check_ports(ServiceSettings(port=0, metrics_port=taken_port))
     with pytest.raises(OSError, match=rf"127\.0\.0\.1:{taken_port}: .*--port or DIGITS_PORT"):
         check_ports(ServiceSettings(port=taken_port, metrics_port=-1))
+
+
+@pytest.mark.integration
+def test_python_m_service_fails_in_one_line_naming_the_variable(
+    taken_port: int, tmp_path: Path
+) -> None:
+    """The documented `DIGITS_...=... python -m service`: no traceback for a bad value or port."""
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DIGITS_REGISTRY": str(tmp_path),
+            "DIGITS_METRICS_PORT": "-1"}  # fmt: skip
+    cases = {"abc": (2, "DIGITS_PORT: Input should be a valid integer"),
+             str(taken_port): (1, f"127.0.0.1:{taken_port}: ")}  # fmt: skip
+    for port, (code, phrase) in cases.items():
+        done = subprocess.run([sys.executable, "-m", "service"], env=base | {"DIGITS_PORT": port},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == code and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("python -m service: error: ") and phrase in done.stderr
