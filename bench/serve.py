@@ -1,7 +1,7 @@
-"""Serving benchmark: digits.v1 (unary, stream), V2 and MLServer 1.7.1 side by side, JSON out.
+"""Serving benchmark: digits.v1 (unary, stream), V2 (gRPC and REST) and MLServer 1.7.1, JSON out.
 
     .venv/bin/python bench/serve.py [--quick] [--duration 4] [--client native|python]
-                                    [--out bench/results/serve.json]
+                                    [--skip-rest] [--out bench/results/serve.json]
 
 Servers run in their own processes on 127.0.0.1; the load generator runs in another process
 (multiprocessing, spawn), so neither competes with the other's interpreter lock. It is the C++
@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "mlserver")]
 
 import launcher  # noqa: E402  (bench/mlserver/launcher.py)
 import loadgen  # noqa: E402  (bench/mlserver/loadgen.py)
+import rest  # noqa: E402  (bench/rest.py: the REST points, MLServer's REST endpoint beside)
 
 RESULTS = ROOT / "bench" / "results"
 MODEL = "digits"
@@ -48,6 +49,7 @@ TARGETS = {
     "p99_ms_max": 20.0,
     "stream_vs_mlserver": 3.0,
     "batch1024_uint8_vs_ceiling": 0.4,
+    "rest_json_vs_mlserver_json": rest.TARGET_VS_MLSERVER,
 }
 
 
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             report["headline"] = _measure_headline(
                 run, registry, weights, blas_env, work, args.rounds
             )
+        report["rest"] = _measure_rest(run, registry, weights, blas_env, work, args, duration)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["targets"] = _targets(report)
     text = json.dumps(report, indent=2)
@@ -132,6 +135,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         " or the grpc.aio one",
     )
     parser.add_argument("--skip-mlserver", action="store_true", help="no MLServer reference")
+    parser.add_argument("--skip-rest", action="store_true", help="no REST points (bench/rest.py)")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -345,6 +349,26 @@ def _measure_headline(
     }
 
 
+def _measure_rest(
+    run: _Runner,
+    registry: Path,
+    weights: Path,
+    blas_env: dict[str, str],
+    work: Path,
+    args: argparse.Namespace,
+    duration: float,
+) -> dict[str, Any]:
+    """bench/rest.py's points (REST vs MLServer REST; gRPC with the HTTP edge on and off)."""
+    if args.skip_rest or args.skip_mlserver:
+        return {"skipped": "--skip-rest" if args.skip_rest else "--skip-mlserver"}
+    try:
+        return rest.measure(
+            run, registry, weights, blas_env, work, duration=duration, rounds=args.rounds
+        )
+    except (RuntimeError, OSError, subprocess.SubprocessError) as err:  # wrk or a server
+        return {"failed": str(err)}
+
+
 def _median_point(points: list[dict[str, Any]]) -> dict[str, Any]:
     failed = [p["failed"] for p in points if "failed" in p]
     if failed:
@@ -359,6 +383,8 @@ _DEFINITIONS = {
     " medians of the alternated headline rounds (the one-off points when there are none)",
     "stream": "best digits.v1 PredictStream point (32 in flight) vs MLServer unary batch 1 x 32",
     "batch1024_uint8_vs_ceiling": "server samples/s at batch 1024 uint8 / in-process predict_proba",
+    "rest": "V2 REST ModelInfer, 1 uint8 image, 32 in flight (wrk), vs MLServer's REST endpoint:"
+    " medians of alternated rounds (bench/rest.py); target rest_json_vs_mlserver >= 1.5",
 }
 
 
@@ -399,6 +425,10 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
             )
     v2_c32 = _figure(ours.get("v2", {}), "unary_batch1_c32_uint8")
     out["v2_unary_batch1_c32_vs_mlserver"] = _ratio(v2_c32, ml_c32)
+    rest_ratios = report.get("rest", {}).get("ratios", {})
+    for key in ("digits_json_vs_mlserver_json", "digits_binary_vs_mlserver_json",
+                "grpc_http_on_vs_off", "json_met"):  # fmt: skip
+        out[f"rest_{key}"] = rest_ratios.get(key)
     return out
 
 

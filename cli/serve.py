@@ -1,4 +1,5 @@
-"""`digits serve`: run the gRPC prediction server; flags override DIGITS_* environment variables."""
+"""`digits serve`: run the prediction server (gRPC, and HTTP/REST with --http-port); flags override
+DIGITS_* environment variables."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from cli.exits import ExitCode
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve the registry's model over gRPC",
+        help="serve the registry's model over gRPC (and HTTP/REST with --http-port)",
         description="Serve the production model of a registry over gRPC (digits.v1, health, "
-        "reflection, Open Inference Protocol), hot-reloading new versions. Each flag has an "
+        "reflection, Open Inference Protocol) and, with --http-port, over HTTP/REST (the Open "
+        "Inference Protocol's REST binding and a drawing page at /), hot-reloading new "
+        "versions. Each flag has an "
         "environment variable DIGITS_<SETTING> (e.g. DIGITS_PORT, DIGITS_GRACE_S; see "
         "docs/service.md); flags win.",
     )

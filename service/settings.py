@@ -26,6 +26,14 @@ class ServiceSettings(BaseSettings):
     """Address the gRPC server binds (0.0.0.0 / [::] for all interfaces)."""
     port: int = Field(default=50051, ge=0, le=65535)
     """gRPC port; 0 picks a free port (create_server returns it)."""
+    http_port: int = Field(default=0, ge=0, le=65535)
+    """Port of the HTTP/REST edge (the Open Inference Protocol's REST binding and the drawing
+    page at /), on the same event loop and serving core as gRPC; 0 = no HTTP edge."""
+    http_host: str | None = None
+    """Address the HTTP edge binds; default: same as host (the same plaintext rule applies)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed to call the HTTP edge from browser pages elsewhere (CORS): a comma list
+    on the command line, a JSON list in DIGITS_CORS_ORIGINS; empty = CORS off (same origin)."""
     metrics_host: str | None = None
     """Address of the Prometheus endpoint; default: same as host."""
     metrics_port: int = Field(default=9100, ge=-1, le=65535)
@@ -114,12 +122,16 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
             )
-        if self.tls_cert is None and not self.plaintext and not _is_loopback(self.host):
-            raise ValueError(
-                f"refusing plaintext gRPC on non-loopback host {self.host!r}: "
-                "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
-                "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
-            )
+        edges = [("gRPC", self.host)]
+        if self.http_port:
+            edges.append(("HTTP", self.http_host or self.host))
+        for edge, host in edges:
+            if self.tls_cert is None and not self.plaintext and not _is_loopback(host):
+                raise ValueError(
+                    f"refusing plaintext {edge} on non-loopback host {host!r}: "
+                    "give a certificate (--tls-cert and --tls-key, or DIGITS_TLS_CERT and "
+                    "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
+                )
         return self
 
     @property

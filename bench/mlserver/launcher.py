@@ -82,14 +82,23 @@ def running_mlserver(
 
 @contextmanager
 def running_digits(
-    registry: Path, env: dict[str, str], batching: bool, log_dir: Path, log_name: str = ""
+    registry: Path,
+    env: dict[str, str],
+    batching: bool,
+    log_dir: Path,
+    log_name: str = "",
+    http_port: int = 0,
 ) -> Iterator[str]:
-    """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING."""
+    """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING.
+
+    `http_port` > 0 turns its HTTP/REST edge on, on that port (0: gRPC only, the default).
+    """
     port, metrics_port = free_port(), free_port()
     command = [
         *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
+        *("--http-port", str(http_port)),
     ]
     log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
     with log.open("wb") as out:

@@ -48,6 +48,12 @@ def load_image(path: str | Path, invert: bool | None = None) -> NDArray[np.uint8
     return _picture_digit(path, _read(path), invert)
 
 
+def load_bytes(data: bytes, name: str = "image", invert: bool | None = None) -> NDArray[np.uint8]:
+    """Decode PNG/JPEG bytes (e.g. an upload) as an MNIST-style uint8 (28, 28) digit, exactly as
+    load_image does for a file; ValueError (naming `name`) for an unreadable or blank picture."""
+    return _picture_digit(Path(name), data, invert)
+
+
 def to_mnist(gray: NDArray[np.generic], invert: bool | None = None) -> NDArray[np.uint8]:
     """Normalise a grayscale (H, W) picture (0-255) the way MNIST was made.
 

@@ -44,6 +44,17 @@ class ServiceMetrics:
             "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
             _LATENCY_BUCKETS,
         ).labels()  # fmt: skip
+        # The HTTP edge's requests: the same methods (ModelInfer, ServerReady, ...) with the HTTP
+        # status as `code`. Own names, so the gRPC series keep their labels and dashboards.
+        self._http_requests = hot.counter(
+            "digits_http_requests", "HTTP requests handled, by method and HTTP status",
+            ["method", "code"],
+        )  # fmt: skip
+        self._http_latency = hot.histogram(
+            "digits_http_request_latency_seconds", "HTTP request handling time, by method",
+            _LATENCY_BUCKETS, ["method"],
+        )  # fmt: skip
+        self._http_children: dict[tuple[str, int], tuple[CounterSeries, HistogramSeries]] = {}
         r.register(hot)  # before the gauges, so /metrics keeps its order
         # One acquire per observe_* call, so a scrape never sees a request counted but not timed.
         self._hot_lock = hot.lock
@@ -78,6 +89,24 @@ class ServiceMetrics:
         if children is None:  # labels() takes a lock and builds a key: do it once per label set
             children = self._requests.labels(method, code.name), self._latency.labels(method)
             self._children[key] = children
+        lock = self._hot_lock
+        lock.acquire()
+        try:
+            children[0].inc()
+            children[1].observe(seconds)
+        finally:
+            lock.release()
+
+    def observe_http(self, method: str, status: int, seconds: float) -> None:
+        """Count and time one request of the HTTP edge (`status`: the HTTP status code sent)."""
+        key = (method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = (
+                self._http_requests.labels(method, str(status)),
+                self._http_latency.labels(method),
+            )
+            self._http_children[key] = children
         lock = self._hot_lock
         lock.acquire()
         try:

@@ -7,6 +7,7 @@ the CLI, the tests and the benchmark. Why aio and not the thread-pool server: do
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import signal
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,6 +29,9 @@ from service.rpc.loop_thread import LoopThread
 from service.serving.core import ServingCore
 from service.serving.served import ServedModel
 from service.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from service.http.server import HttpEdge
 
 __all__ = ["DigitsServer", "Registration", "create_server", "serve"]
 
@@ -54,8 +59,10 @@ class DigitsServer:
         settings: ServiceSettings,
         loop: LoopThread,
         sync_pool: ThreadPoolExecutor,
+        http: HttpEdge | None = None,
     ) -> None:
         self.grpc_server = grpc_server
+        self.http = http
         self.loop = loop
         self._sync_pool = sync_pool
         self.core = core
@@ -74,6 +81,8 @@ class DigitsServer:
             self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
         self.core.start()  # loads the model now when the registry has one
         self.loop.call(self.grpc_server.start())
+        if self.http is not None:
+            self.loop.call(self.http.start())
         if self.core.ready:
             self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("digits server started", extra={"services": list(self.services)})
@@ -84,13 +93,15 @@ class DigitsServer:
             if self._stopped.is_set():
                 return
             self.loop.call(self.health.enter_graceful_shutdown())  # NOT_SERVING, for good
+            if self.http is not None:
+                self.http.drain()  # /v2/health/ready answers 503 from now on
             if self.settings.drain_delay_s > 0:
                 logger.info("health NOT_SERVING; still accepting requests",
                             extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
                 time.sleep(self.settings.drain_delay_s)
             logger.info("draining", extra={"grace_s": grace})
             # Refuses new calls at once; in-flight ones get `grace` s (None: cancelled now).
-            self.loop.call(self.grpc_server.stop(grace))
+            self.loop.call(_stop_edges(self.grpc_server, self.http, grace))
             self.core.stop()
             self.loop.stop()
             self._sync_pool.shutdown(wait=False)
@@ -111,6 +122,16 @@ class DigitsServer:
             self.loop.submit(update)
         else:
             self.loop.call(update)
+
+
+async def _stop_edges(
+    grpc_server: grpc.aio.Server, http: HttpEdge | None, grace: float | None
+) -> None:
+    """Stop both edges at once, so each gets the whole grace period."""
+    if http is None:
+        await grpc_server.stop(grace)
+    else:
+        await asyncio.gather(grpc_server.stop(grace), http.stop(grace))
 
 
 async def _set_all(
@@ -144,10 +165,27 @@ def create_server(
         loop.stop()
         sync_pool.shutdown(wait=False)
         raise
+    try:
+        http = _http_edge(settings, core)
+    except BaseException:
+        loop.call(grpc_server.stop(None))
+        loop.stop()
+        sync_pool.shutdown(wait=False)
+        raise
     server = DigitsServer(
-        grpc_server, core, health_servicer, services, settings, loop=loop, sync_pool=sync_pool
-    )
+        grpc_server, core, health_servicer, services, settings, loop=loop, sync_pool=sync_pool,
+        http=http,
+    )  # fmt: skip
     return server, port
+
+
+def _http_edge(settings: ServiceSettings, core: ServingCore) -> HttpEdge | None:
+    """The HTTP/REST edge on settings.http_port (bound now), or None when it is 0 (off)."""
+    if not settings.http_port:
+        return None
+    from service.http.server import HttpEdge  # Starlette and uvicorn only when asked for
+
+    return HttpEdge(settings, core)
 
 
 async def _build(
@@ -222,6 +260,7 @@ def serve(settings: ServiceSettings) -> int:
         "listening",
         extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
                "mtls": settings.tls_client_ca is not None, "metrics_port": server.metrics_port,
+               "http_port": server.http.port if server.http else None,
                "model": server.core.models.name, "registry": str(settings.registry)},
     )  # fmt: skip
 

@@ -17,13 +17,13 @@ from service.rpc.v2_converters import (
     to_infer_response,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import NotFound, PredictError
+from service.serving.errors import PredictError
+from service.serving.v2_model import PLATFORM, SERVER_NAME, check_model_name, model_versions
+from service.serving.v2_model import model_ref as _model_ref
 
 __all__ = ["V2_SERVICE", "InferenceServicer", "register_v2"]
 
 V2_SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
-_SERVER_NAME = "digits"
-_PLATFORM = "numpy"
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -62,25 +62,19 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name=_SERVER_NAME, version=package_version())
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=package_version())
 
     @handle_errors("ModelMetadata")
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelMetadataResponse:
         self._check_name(request.name)
-        listed, _ = await self.core.list_versions()
-        versions = [str(info.version) for info in listed]
-        version, alias = _model_ref(request.version)
-        if alias is not None:
-            version = (await self.core.describe(alias=alias)).version
-        if version is not None and str(version) not in versions:
-            raise NotFound(f"model {self.core.models.name!r} has no version {version}")
+        versions = await model_versions(self.core, request.version)
         inputs, outputs = tensor_metadata()
         return pb.ModelMetadataResponse(
             name=self.core.models.name,
             versions=versions,
-            platform=_PLATFORM,
+            platform=PLATFORM,
             inputs=inputs,
             outputs=outputs,
         )
@@ -106,17 +100,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     def _check_name(self, name: str) -> None:
-        if name != self.core.models.name:
-            raise NotFound(f"unknown model {name!r}; this server serves {self.core.models.name!r}")
-
-
-def _model_ref(version: str) -> tuple[int | None, str | None]:
-    """(version, alias) from a V2 version string: "" = default, "3" = version 3, else an alias."""
-    if not version:
-        return None, None
-    if version.isdecimal():
-        return int(version), None
-    return None, version
+        check_model_name(self.core, name)
 
 
 def register_v2(server: grpc.aio.Server, core: ServingCore) -> list[str]:

@@ -9,9 +9,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from core.config import N_CLASSES, N_PIXELS
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.serving.errors import InvalidInput
+from service.serving.v2_model import (
+    INPUT_NAME,
+    LABEL_OUTPUT,
+    OUTPUT_NAMES,
+    PROBABILITIES_OUTPUT,
+    TENSOR_METADATA,
+    check_input,
+    check_outputs,
+)
 from service.serving.validation import check_pixels, pixels_from_bytes
 
 __all__ = [
@@ -25,13 +33,8 @@ __all__ = [
     "to_infer_response",
 ]
 
-INPUT_NAME = "images"
-PROBABILITIES_OUTPUT = "probabilities"
-LABEL_OUTPUT = "label"
-OUTPUT_NAMES = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
-
-# Wire datatype -> (name in service.validation.DTYPES, typed `contents` field that carries it).
-_INPUT_DATATYPES = {"UINT8": ("uint8", "uint_contents"), "FP32": ("float32", "fp32_contents")}
+# V2 datatype -> the typed `contents` field that carries it.
+_TYPED_FIELD = {"UINT8": "uint_contents", "FP32": "fp32_contents"}
 _TYPED_FIELDS = (
     "bool_contents",
     "int_contents",
@@ -69,15 +72,10 @@ def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray[Any]:
     Shape, size, batch limit and value checks are digits.v1's (service.serving.validation); every
     problem raises InvalidInput naming it.
     """
-    if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
-        names = [tensor.name for tensor in request.inputs]
-        raise InvalidInput(f"expected exactly one input named '{INPUT_NAME}', got {names}")
+    names = [tensor.name for tensor in request.inputs]
+    dtype = check_input(names, request.inputs[0].datatype if names else "")
     tensor = request.inputs[0]
-    if tensor.datatype not in _INPUT_DATATYPES:
-        raise InvalidInput(
-            f"input '{INPUT_NAME}' datatype must be UINT8 or FP32, got {tensor.datatype!r}"
-        )
-    dtype, field = _INPUT_DATATYPES[tensor.datatype]
+    field = _TYPED_FIELD[tensor.datatype]
     shape = [int(d) for d in tensor.shape]
     if request.raw_input_contents:
         if len(request.raw_input_contents) != 1:
@@ -99,15 +97,7 @@ def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray[Any]:
 
 def requested_outputs(request: pb.ModelInferRequest) -> list[str]:
     """The output names to return, in request order; all outputs when none is requested."""
-    names = [output.name for output in request.outputs]
-    if not names:
-        return list(OUTPUT_NAMES)
-    unknown = [name for name in names if name not in OUTPUT_NAMES]
-    if unknown:
-        raise InvalidInput(f"unknown output {unknown[0]!r}; this model has {list(OUTPUT_NAMES)}")
-    if len(set(names)) != len(names):
-        raise InvalidInput(f"output requested more than once: {names}")
-    return names
+    return check_outputs([output.name for output in request.outputs])
 
 
 def to_infer_response(
@@ -139,15 +129,10 @@ def to_infer_response(
 
 
 def tensor_metadata() -> tuple[list[pb.ModelMetadataResponse.TensorMetadata], ...]:
-    """(inputs, outputs) metadata of the digits model; -1 is the variable batch dimension.
-
-    The metadata format allows one datatype per tensor, so `images` is advertised as UINT8 (what
-    load generators should send: any byte is a valid pixel); FP32 in [0, 1] is accepted as well.
-    """
+    """(inputs, outputs) metadata of the digits model (service.serving.v2_model.TENSOR_METADATA)."""
     tensor = pb.ModelMetadataResponse.TensorMetadata
-    inputs = [tensor(name=INPUT_NAME, datatype="UINT8", shape=[-1, N_PIXELS])]
-    outputs = [
-        tensor(name=PROBABILITIES_OUTPUT, datatype="FP32", shape=[-1, N_CLASSES]),
-        tensor(name=LABEL_OUTPUT, datatype="INT64", shape=[-1]),
-    ]
+    inputs, outputs = (
+        [tensor(name=name, datatype=datatype, shape=shape) for name, datatype, shape in tensors]
+        for tensors in TENSOR_METADATA
+    )
     return inputs, outputs

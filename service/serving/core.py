@@ -1,9 +1,10 @@
 """ServingCore: the transport-free model-serving core shared by every wire adapter.
 
-digits.v1 (service/rpc/digits_v1.py) and the Open Inference Protocol adapter (service/rpc/v2.py)
-both turn their messages into pixel arrays, await `ServingCore.predict_async` (on the grpc.aio
-server's event loop) and turn the `Answer` back into messages. Validation limits, model
-resolution, hot reload, batching and metrics live here once.
+digits.v1 (service/rpc/digits_v1.py), the Open Inference Protocol adapters (gRPC:
+service/rpc/v2.py; REST: service/http/v2.py) and the drawing page's endpoint (service/http/draw.py)
+all turn their messages into pixel arrays, await `ServingCore.predict_async` (on the one event
+loop the grpc.aio server and uvicorn share) and turn the `Answer` back into messages.
+Validation limits, model resolution, hot reload, batching and metrics live here once.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import grpc
@@ -23,11 +24,20 @@ class Running:
         self.channel = grpc.insecure_channel(self.target)
         self.stub = pb_grpc.DigitClassifierStub(self.channel)
         self.client = DigitsClient(self.target, timeout=10)
+        # Base URL of the HTTP edge, when the server has one (http_port=free_port()).
+        self.http_url = f"http://127.0.0.1:{server.http.port}" if server.http else ""
 
     def close(self) -> None:
         self.client.close()
         self.channel.close()
         self.server.stop(grace=None)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for settings where 0 means off, like http_port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(registry: Registry, registrations: Any = (), **overrides: Any) -> Running:

@@ -46,6 +46,14 @@ class Reference:
             "digits_queue_delay_seconds", "Time a request waited in the batcher queue",
             buckets=LATENCY, registry=r,
         )  # fmt: skip
+        self.http_requests = Counter(
+            "digits_http_requests", "HTTP requests handled, by method and HTTP status",
+            ["method", "code"], registry=r,
+        )  # fmt: skip
+        self.http_latency = Histogram(
+            "digits_http_request_latency_seconds", "HTTP request handling time, by method",
+            ["method"], buckets=LATENCY, registry=r,
+        )  # fmt: skip
         Gauge(
             "digits_model_info", "1 for the model version served by default", ["name", "version"],
             registry=r,
@@ -65,6 +73,10 @@ class Reference:
     def observe_request(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self.requests.labels(method, code.name).inc()
         self.latency.labels(method).observe(seconds)
+
+    def observe_http(self, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method, str(status)).inc()
+        self.http_latency.labels(method).observe(seconds)
 
 
 def _text(registry: CollectorRegistry) -> list[str]:
@@ -102,6 +114,7 @@ def test_exposition_equals_prometheus_client() -> None:
             metrics.observe_request(
                 "Predict" if i % 3 else "ModelInfer", OK if i % 4 else INVALID, value
             )
+            metrics.observe_http("ModelInfer" if i % 2 else "Draw", 200 if i % 3 else 413, value)
     for rows, requests in zip(counts, reversed(counts), strict=True):
         ours.observe_batch(rows, requests)
         reference.batch_rows.observe(rows)

@@ -61,7 +61,36 @@ def test_plaintext_only_on_loopback_unless_asked(tmp_path: Path) -> None:
     assert not ServiceSettings(host="::1").tls
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     assert ServiceSettings(host="0.0.0.0", tls_cert=cert, tls_key=key).tls
+    with pytest.raises(ValidationError, match="refusing plaintext HTTP"):
+        ServiceSettings(http_host="0.0.0.0", http_port=8080)
+    assert ServiceSettings(http_host="0.0.0.0", http_port=0).http_port == 0  # off: no HTTP edge
     with pytest.raises(ValidationError, match="together"):
         ServiceSettings(tls_cert=cert)
     with pytest.raises(ValidationError, match="mutual TLS"):
         ServiceSettings(tls_client_ca=cert)
+
+
+def test_the_http_edge_uses_the_same_tls_settings(
+    registry: Registry, start_server: Callable[..., Running], tmp_path: Path
+) -> None:
+    import ssl
+
+    import httpx
+
+    from tests.helpers.servers import free_port
+
+    ca, server, client_pem = make_pki(tmp_path)
+    running = start_server(
+        registry, tls_cert=server.cert, tls_key=server.key, tls_client_ca=ca.cert,
+        http_port=free_port(),
+    )  # fmt: skip
+    url = running.http_url.replace("http://", "https://") + "/v2/health/ready"
+    trusted = ssl.create_default_context(cafile=str(ca.cert))
+    trusted.load_cert_chain(str(client_pem.cert), str(client_pem.key))
+    assert httpx.get(url, verify=trusted, timeout=10).json() == {"ready": True}
+    anonymous = ssl.create_default_context(cafile=str(ca.cert))  # no client certificate
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url, verify=anonymous, timeout=10)
+    with pytest.raises(httpx.HTTPError):  # plaintext HTTP to a TLS port
+        httpx.get(running.http_url + "/v2/health/ready", timeout=10)
+    assert httpx.get(url, verify=trusted, timeout=10).status_code == 200  # still serving
