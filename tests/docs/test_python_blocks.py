@@ -2,7 +2,8 @@
 
 Each page's blocks run in order in one namespace, in a fresh interpreter whose cwd is an empty
 temporary directory (tests/helpers/doc_runner.py), against a real `digits serve` on a free
-loopback port (V2 on) that the documented `127.0.0.1:50051` is pointed at. Conventions a page
+loopback port (V2 and HTTP on) that the documented `127.0.0.1:50051` and `127.0.0.1:8080` are
+pointed at. Conventions a page
 may use (`<!-- not run: why -->`, `<!-- setup: ... -->`, `<!-- new process: why -->`) are in
 tests/helpers/doc_blocks.py; `docs.*` in setup blocks is tests/helpers/doc_setup.py.
 """
@@ -20,7 +21,7 @@ import pytest
 from registry import Registry
 from tests.helpers.doc_blocks import REPO, documents, python_blocks, python_segments
 from tests.helpers.doc_runner import SKIP_EXIT
-from tests.helpers.servers import Running, start
+from tests.helpers.servers import Running, free_port, start
 from tests.helpers.toy_models import publish
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     registry = Registry(tmp_path_factory.mktemp("docs-registry"))
     for seed in range(4):
         publish(registry, seed)
-    running = start(registry, enable_v2=True)
+    running = start(registry, enable_v2=True, http_port=free_port())
     yield running
     running.close()
 
@@ -58,6 +59,7 @@ def test_python_blocks_run(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DIGITS_"))}
     env.update(PYTHONPATH=str(REPO), DOCS_TARGET=docs_server.target)
+    env["DOCS_HTTP_TARGET"] = docs_server.http_url.removeprefix("http://")
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     if _needs_prefect(page) and os.environ.get("MNIST_DIR"):
         request.getfixturevalue("prefect_harness")

@@ -211,7 +211,7 @@ def inline_commands(path: Path) -> list[Command]:
     """Command lines quoted in running text (`make run PORT=50052`), outside fenced blocks.
 
     A span counts when it has an option, a NAME=value word or is a `make` line: a bare
-    `digits schedule` names a command in prose; a span with `[` or `...` is a synopsis.
+    `digits schedule` names a command in prose; a span with `[`, `...` or `<` is a synopsis.
     """
     commands: list[Command] = []
     inside = False
@@ -220,10 +220,8 @@ def inline_commands(path: Path) -> list[Command]:
             inside = not inside
             continue
         for span in [] if inside else _INLINE.findall(line):
-            if (
-                "[" in span
-                or "..." in span
-                or not (re.search(r"(^|\s)(--?\w|\w+=)", span) or "make " in span)
+            if any(marker in span for marker in ("[", "...", "<")) or not (
+                re.search(r"(^|\s)(--?\w|\w+=)", span) or "make " in span
             ):
                 continue
             try:

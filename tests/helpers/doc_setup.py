@@ -1,8 +1,8 @@
 """What hidden `<!-- setup: ... -->` blocks of the docs call (as `docs.<name>`), in the child.
 
 The harness (tests/docs) starts the servers and passes their addresses in the environment:
-DOCS_TARGET (a `digits serve` on a toy registry, V2 on), PREFECT_API_URL (the session's
-Prefect test server), MNIST_DIR (the real files, optional).
+DOCS_TARGET and DOCS_HTTP_TARGET (a server on a toy registry, V2 and the HTTP edge on),
+PREFECT_API_URL (the session's Prefect test server), MNIST_DIR (the real files, optional).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 DOCUMENTED_TARGET = "127.0.0.1:50051"
+DOCUMENTED_HTTP = ("127.0.0.1:8080", "localhost:8080")
 
 
 class Skip(Exception):
@@ -20,9 +21,13 @@ class Skip(Exception):
 
 
 def with_target(code: str) -> str:
-    """The block with the documented address replaced by the test server's one."""
-    target = os.environ.get("DOCS_TARGET")
-    return code.replace(DOCUMENTED_TARGET, target) if target else code
+    """The block with the documented addresses (gRPC, HTTP) replaced by the test server's."""
+    target, http = os.environ.get("DOCS_TARGET"), os.environ.get("DOCS_HTTP_TARGET")
+    if target:
+        code = code.replace(DOCUMENTED_TARGET, target)
+    for documented in DOCUMENTED_HTTP if http else ():
+        code = code.replace(documented, http)
+    return code
 
 
 def publish_toy_models(root: str = "models", count: int = 3) -> None:
