@@ -91,7 +91,7 @@ def blocks(path: Path) -> list[Block]:
 def _directives_before(lines: list[str], start: int) -> dict[str, str]:
     """The directive comments stacked right above line `start` (blank lines allowed)."""
     end = start - 1
-    while end >= 0 and (not lines[end].strip() or not lines[end].lstrip().startswith("```")):
+    while end >= 0:  # a fence or any prose line above ends the search
         text = lines[end].strip()
         if text and not text.endswith("-->"):
             break
