@@ -76,3 +76,17 @@ def test_tls_handshake_failure_is_one_line_without_grpc_core_log(
     assert done.stderr.startswith("digits predict: error: ") and done.stderr.count("\n") == 1
     assert "UNAVAILABLE" in done.stderr and "handshake failed" in done.stderr.lower()
     assert "ssl_transport_security.cc" not in done.stderr  # gRPC core's own log line
+
+
+@pytest.mark.integration
+def test_a_file_as_registry_is_named_as_such(tmp_path: Path) -> None:
+    """Not `[Errno 20] Not a directory: '.../digits'`: the registry and the flag to set."""
+    not_a_dir = tmp_path / "passwd"
+    not_a_dir.write_text("x")
+    for command, *rest in (["models", "list"], ["serve", "--port", "0", "--metrics-port", "-1"]):
+        done = _digits(command, "--registry", str(not_a_dir), *rest, cwd=tmp_path)
+        assert done.returncode == 1
+        assert done.stderr == (
+            f"digits {command}: error: registry {not_a_dir} is not a directory "
+            "(set --registry or DIGITS_REGISTRY to a directory)\n"
+        )
