@@ -123,19 +123,36 @@ def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     headers = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
-    text = format_table(headers, rows, right_aligned={0, 2, 4})
+    dangling = registry.dangling_aliases(name)
+    text = format_table(headers, rows, right_aligned={0, 2, 4}) + _dangling_note(dangling)
     document = {"model": name, "registry": registry.location, "aliases": aliases}
-    return {"text": text, "json": {**document, "versions": entries}}
+    return {"text": text, "json": {**document, "dangling_aliases": dangling, "versions": entries}}
+
+
+def _dangling_note(dangling: dict[str, int]) -> str:
+    """Lines under a table for aliases whose version was removed behind the registry's back."""
+    return "".join(
+        f"\n{alias} -> {version}: DANGLING, version {version} no longer exists; recover with "
+        f"`digits models rollback --alias {alias}` or `digits models promote VERSION "
+        f"--alias {alias}`"
+        for alias, version in sorted(dangling.items())
+    )
 
 
 def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
     mv = registry.verify(name, args.version)
     tags = sorted(alias for alias, v in registry.aliases(name).items() if v == mv.version)
+    dangling = registry.dangling_aliases(name)
     manifest = mv.manifest
     lines = [
         ("model", name),
         ("version", str(mv.version)),
         ("aliases", ", ".join(tags) or "-"),
+        *(
+            [("dangling", ", ".join(f"{a} -> {v} (deleted)" for a, v in sorted(dangling.items())))]
+            if dangling
+            else []
+        ),
         ("path", mv.location),
         ("integrity", f"ok ({_plural(len(manifest['files']), 'file')} verified)"),
     ]
@@ -149,6 +166,7 @@ def _show(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
         "name": name,
         "version": mv.version,
         "aliases": tags,
+        "dangling_aliases": dangling,
         "path": mv.location,
         "integrity": "ok",
         "manifest": manifest,
@@ -162,7 +180,8 @@ def _promote(registry: Any, name: str, args: argparse.Namespace) -> dict[str, An
 
 
 def _rollback(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
-    previous = registry.resolve(name, args.alias)
+    # The alias's recorded target, not resolve(): a dangling alias must still be movable.
+    previous = registry.aliases(name).get(args.alias)
     return _moved(name, args.alias, previous, registry.rollback(name, args.alias))
 
 

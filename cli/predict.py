@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,25 @@ from cli.table import format_table
 
 _DEFAULT_TARGET = "127.0.0.1:50051"
 _SERVICE_ERROR_EXIT = ExitCode.SERVICE
+_TLS_FLAGS = {
+    "--tls-ca": "PEM file of the CA that signed the server",
+    "--tls-cert": "client certificate PEM (mutual TLS)",
+    "--tls-key": "client private key PEM (mutual TLS)",
+}
+_BAD_FILE_EXIT = ExitCode.FAILED  # some input could not be read; the others were still answered
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="classify digit images with a running server",
-        description="Classify PNG/JPEG images (fitted to 28x28 the MNIST way) or IDX image files "
-        "with a running `digits serve`, and print labels and probabilities.",
+        description="Classify pictures (any format and mode Pillow reads, prepared as a viewer "
+        "shows them and fitted to 28x28 the MNIST way) or IDX image files "
+        "with a running `digits serve`, and print labels and probabilities. Every file gets "
+        "its own answer; unreadable files are reported on stderr (exit code 1) and the rest "
+        "are still classified.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="PNG, JPEG or IDX image file")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="picture or IDX image file")
     parser.add_argument(
         "--target",
         metavar="TARGET",
@@ -53,27 +63,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
+        "--show-input",
+        type=Path,
+        metavar="PATH",
+        help="save the 28x28 input the model sees as PNG: to PATH itself when it ends in .png "
+        "(one image), else into the directory PATH, one NNNN-name.png per image",
+    )
+    parser.add_argument(
         "--timeout", type=float, metavar="S", default=10.0, help="seconds per request (10)"
     )
     parser.add_argument(
         "--batch-size", type=int, metavar="N", default=256, help="images per request (256)"
     )
-    parser.add_argument(
-        "--tls-ca", type=Path, metavar="PEM", help="PEM file of the CA that signed the server"
-    )
-    parser.add_argument(
-        "--tls-cert", type=Path, metavar="PEM", help="client certificate PEM (mutual TLS)"
-    )
-    parser.add_argument(
-        "--tls-key", type=Path, metavar="PEM", help="client private key PEM (mutual TLS)"
-    )
+    for flag, meaning in _TLS_FLAGS.items():
+        parser.add_argument(flag, type=Path, metavar="PEM", help=meaning)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
-    from service.client import DigitsClient, ServiceError, tls_credentials
-    from service.client.images import load_files
+    from service.client import ServiceError
+    from service.client.images import prepare_files
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CommandError(
@@ -81,33 +91,75 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1", exit_code=ExitCode.USAGE)
-    names, images = load_files(args.files, invert=args.invert)
-    credentials = None
-    if args.tls_ca or args.tls_cert:
-        pems = (_read_pem(path) for path in (args.tls_ca, args.tls_cert, args.tls_key))
-        credentials = tls_credentials(*pems)
+    prepared = prepare_files(args.files, invert=args.invert)
+    good = [item for item in prepared if item.image is not None]
+    if args.show_input is not None and args.show_input.suffix.lower() == ".png" and len(good) > 1:
+        raise CommandError(
+            f"--show-input {args.show_input}: {len(good)} images; give a directory",
+            exit_code=ExitCode.USAGE,
+        )
+    for item in prepared:
+        if item.error is not None:
+            print(f"digits predict: error: {item.error}", file=sys.stderr)
+    if args.show_input is not None and good:
+        _save_inputs(args.show_input, good)
     rows: list[dict[str, Any]] = []
-    with DigitsClient(args.target, timeout=args.timeout, credentials=credentials) as client:
+    if good:
         try:
-            for start in range(0, len(images), args.batch_size):
-                answer = client.predict(
-                    images[start : start + args.batch_size],
-                    version=args.version,
-                    alias=args.alias,
-                    top_k=args.top_k,
-                )
-                rows.extend(_rows(names[start:], answer))
+            rows = _predict(args, good)
         except ServiceError as err:
             reason = err.details.strip().splitlines()[0] if err.details.strip() else "no details"
             raise CommandError(
                 f"{args.target}: {err.code.name}: {reason}", exit_code=_SERVICE_ERROR_EXIT
             ) from err
+    errors = [{"file": item.name, "error": item.error} for item in prepared if item.error]
     if args.json:
-        json.dump({"target": args.target, "predictions": rows}, sys.stdout, indent=2)
+        document = {"target": args.target, "predictions": rows, "errors": errors}
+        json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    else:
+    elif rows:
         sys.stdout.write(_table(rows))
-    return 0
+    return _BAD_FILE_EXIT if errors else 0
+
+
+def _predict(args: argparse.Namespace, good: list[Any]) -> list[dict[str, Any]]:
+    """Ask the server about every prepared image, ``--batch-size`` at a time."""
+    import numpy as np
+
+    from service.client import DigitsClient, tls_credentials
+
+    credentials = None
+    if args.tls_ca or args.tls_cert:
+        pems = (_read_pem(path) for path in (args.tls_ca, args.tls_cert, args.tls_key))
+        credentials = tls_credentials(*pems)
+    names = [item.name for item in good]
+    images = np.stack([item.image for item in good])
+    rows: list[dict[str, Any]] = []
+    with DigitsClient(args.target, timeout=args.timeout, credentials=credentials) as client:
+        for start in range(0, len(images), args.batch_size):
+            answer = client.predict(
+                images[start : start + args.batch_size],
+                version=args.version,
+                alias=args.alias,
+                top_k=args.top_k,
+            )
+            rows.extend(_rows(names[start:], answer))
+    return rows
+
+
+def _save_inputs(target: Path, good: list[Any]) -> None:
+    """Write each 28x28 input as an 8-bit grayscale PNG (light ink on black, like MNIST)."""
+    from PIL import Image
+
+    if target.suffix.lower() == ".png":
+        Image.fromarray(good[0].image).save(target)
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for index, item in enumerate(good):
+        name = Path(item.name).name
+        item_of = re.fullmatch(r"(.*)\[(\d+)\]", name)  # an IDX item: file[i] -> file-i
+        stem = f"{Path(item_of[1]).stem}-{item_of[2]}" if item_of else Path(name).stem
+        Image.fromarray(item.image).save(target / f"{index:04d}-{stem}.png")
 
 
 def _read_pem(path: Path | None) -> bytes | None:

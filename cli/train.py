@@ -14,11 +14,14 @@ _NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 
 # TrainSettings fields by flag group; each flag is generated from its field (cli/flags.py).
 _GROUPS = {
-    "data": ("mirrors", "data_dir", "offline"),
+    "data": (
+        "mirrors", "data_dir", "offline", "download_deadline_s", "download_min_rate",
+        "download_rate_window_s", "download_retries", "download_backoff_s",
+    ),
     "model and training": (
         "epochs", "batch_size", "lr", "schedule", "min_lr_ratio", "warmup_steps", "beta1",
         "beta2", "eps", "shift_pixels", "seed", "loss", "layer_sizes", "validation_split",
-        "train_limit", "download_retries", "download_backoff_s",
+        "train_limit",
     ),
     "publishing": ("registry_dir", "model_name", "min_accuracy", "tolerance"),
 }  # fmt: skip

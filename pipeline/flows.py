@@ -13,7 +13,14 @@ from prefect.states import Failed
 
 from core.mlp import MLP
 from pipeline import artifacts, gate, report, steps
-from pipeline.download import MNIST_FILES, MnistFile, default_cache_dir, ensure_mnist
+from pipeline.download import (
+    MNIST_FILES,
+    DownloadError,
+    MnistFile,
+    default_cache_dir,
+    download_limits,
+    ensure_mnist,
+)
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.settings import TrainSettings
 
@@ -28,9 +35,10 @@ def _only_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
 # Policy lives in the decorators: only I/O retries; tasks holding arrays skip input hashing.
 @task(retries=1, retry_delay_seconds=30, retry_condition_fn=_only_transient)
 def download(settings: TrainSettings) -> dict[str, Path]:
-    files = MNIST_FILES
-    if settings.file_sha256 is not None:
-        files = tuple(MnistFile(f.name, settings.file_sha256.get(f.name, f.sha256)) for f in files)
+    digests = settings.file_sha256 or {}
+    files = tuple(
+        MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
+    )
     cache_dir = settings.data_dir or default_cache_dir()
     return ensure_mnist(
         cache_dir,
@@ -39,6 +47,7 @@ def download(settings: TrainSettings) -> dict[str, Path]:
         files=files,
         retries=settings.download_retries,
         base_delay_s=settings.download_backoff_s,
+        limits=download_limits(settings),
         logger=get_run_logger(),
     )
 
@@ -91,10 +100,16 @@ def publish(
 def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[Any]:
     """Train, evaluate and gate a model; publish (and maybe promote) it; return a summary.
 
-    Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum.
+    Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum,
+    and with download.DownloadError when the dataset can be neither found nor downloaded.
     """
     settings = settings or TrainSettings()
-    dataset = load(download(settings), settings.train_limit)
+    try:
+        paths = download(settings)
+    except DownloadError as err:
+        # An expected verdict with a one-line reason (what to do), not a crash with a traceback.
+        return Failed(message=f"not published: {err}", data=err)
+    dataset = load(paths, settings.train_limit)
     trained = train(dataset, settings)
     metrics = evaluate(trained.model, dataset)
     champion = score_champion(settings, dataset)

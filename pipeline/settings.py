@@ -6,13 +6,20 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS, TrainConfig
 from pipeline.mirrors import resolve_mirrors
 from registry import DEFAULT_MODEL_NAME, default_root
 
-__all__ = ["TrainSettings"]
+__all__ = ["DOWNLOAD_ENVIRONMENT", "TrainSettings"]
 
 
 def _default_mirrors() -> tuple[str, ...]:
@@ -27,6 +34,14 @@ def _registry_location(value: Any) -> Any:
 
 
 _CORE = TrainConfig()  # the training defaults are core's: declared once, in core/config.py
+
+# Download bounds a deployment may set in the environment: field -> variable.
+DOWNLOAD_ENVIRONMENT = {
+    "download_retries": "DIGITS_DOWNLOAD_RETRIES",
+    "download_deadline_s": "DIGITS_DOWNLOAD_DEADLINE_S",
+    "download_min_rate": "DIGITS_DOWNLOAD_MIN_RATE",
+    "download_rate_window_s": "DIGITS_DOWNLOAD_RATE_WINDOW_S",
+}
 
 
 class TrainSettings(BaseModel):
@@ -75,17 +90,40 @@ class TrainSettings(BaseModel):
     )
     """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
-    """Dataset cache directory (default: the per-user cache directory, digits/mnist)."""
+    """Directory with your MNIST files (gzip or unpacked, any names; read, never modified);
+    downloads go to its downloaded/ sub-directory (default: the per-user cache, digits/mnist)."""
     mirrors: tuple[str, ...] = Field(default_factory=_default_mirrors)
     """Base URLs tried in order; --mirror, $DIGITS_MNIST_MIRRORS, else the public mirrors."""
     offline: bool = False
-    """Use only the cache; never touch the network."""
+    """Use only the files already in the data directory; never touch the network."""
     file_sha256: dict[str, str] | None = None
     """Expected sha256 per file name, replacing MNIST's (other IDX datasets, tests)."""
     download_retries: int = Field(3, ge=0, le=10)
-    """Retries per mirror on transient errors (connection, timeout, 5xx)."""
+    """Retries per mirror on connection errors and HTTP 5xx; $DIGITS_DOWNLOAD_RETRIES."""
     download_backoff_s: float = Field(1.0, ge=0.0, le=60.0)
     """First back-off delay; doubles on every retry."""
+    download_deadline_s: float = Field(600.0, gt=0.0, le=86400.0, allow_inf_nan=False)
+    """Seconds one file may take from one mirror before the next mirror is tried;
+    $DIGITS_DOWNLOAD_DEADLINE_S."""
+    download_min_rate: float = Field(10_000.0, ge=0.0, allow_inf_nan=False)
+    """Bytes per second a download must average over every rate window, else the next mirror
+    is tried (0: no minimum); $DIGITS_DOWNLOAD_MIN_RATE."""
+    download_rate_window_s: float = Field(20.0, gt=0.0, le=3600.0, allow_inf_nan=False)
+    """Seconds over which the minimum rate is averaged; also the longest wait for a mirror's
+    response or for any byte of it; $DIGITS_DOWNLOAD_RATE_WINDOW_S."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _download_environment(cls, data: Any) -> Any:
+        """$DIGITS_DOWNLOAD_* for the download bounds not given explicitly (validated alike)."""
+        if not isinstance(data, dict):
+            return data
+        given = {
+            field: value
+            for field, variable in DOWNLOAD_ENVIRONMENT.items()
+            if field not in data and (value := os.environ.get(variable, "").strip())
+        }
+        return {**given, **data}
 
     def train_config(self) -> TrainConfig:
         """The core training configuration these settings describe (every field of it)."""

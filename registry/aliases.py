@@ -53,22 +53,44 @@ def pointed(record: dict[str, Any] | None, target: int) -> tuple[int, list[int]]
     return target, history
 
 
-def stepped_back(record: dict[str, Any] | None, alias: str, model: str) -> tuple[int, list[int]]:
-    """Target and history after a rollback: the last history entry becomes the target."""
+def rollback_target(record: dict[str, Any], existing: set[int]) -> int | None:
+    """The newest entry of the alias's history that still exists, else None.
+
+    Versions deleted by hand are skipped, so an alias whose target (or whose last previous
+    target) was removed can still be rolled back to the newest version it pointed at before.
+    """
+    for version in reversed(record["history"]):
+        if version in existing and version != record["version"]:
+            return int(version)
+    return None
+
+
+def stepped_back(
+    record: dict[str, Any] | None, alias: str, model: str, existing: set[int]
+) -> tuple[int, list[int]]:
+    """Target and history after a rollback: the rollback_target becomes the target, and the
+    history entries after it (deleted versions) are dropped. NotFoundError names the way out
+    when there is no alias or no existing previous version."""
     if record is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r} to roll back")
-    if not record["history"]:
+    target = rollback_target(record, existing)
+    if target is None:
+        gone = [v for v in record["history"] if v not in existing]
+        why = f" (previous versions {gone} were deleted)" if gone else ""
         raise NotFoundError(
-            f"alias {alias!r} of model {model!r} has no previous version to roll back to"
+            f"alias {alias!r} of model {model!r} has no previous version to roll back to{why}; "
+            f"point it at a version with `digits models promote VERSION --alias {alias}`"
         )
-    *history, previous = record["history"]
-    return int(previous), history
+    history = record["history"]
+    return target, history[: len(history) - 1 - history[::-1].index(target)]
 
 
-def protected_versions(records: dict[str, dict[str, Any]]) -> set[int]:
-    """Versions gc must keep for the aliases: each current target and its rollback target."""
+def protected_versions(records: dict[str, dict[str, Any]], existing: set[int]) -> set[int]:
+    """Versions gc must keep for the aliases: each current target and its rollback target
+    (the newest existing version of its history, where rollback would go)."""
     protected: set[int] = set()
     for record in records.values():
         protected.add(int(record["version"]))
-        protected.update(record["history"][-1:])
+        target = rollback_target(record, existing)
+        protected.update([] if target is None else [target])
     return protected

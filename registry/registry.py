@@ -173,7 +173,8 @@ class Registry:
         if target not in versions:
             raise NotFoundError(
                 f"alias {ref!r} of model {name!r} points to version {target}, "
-                "which no longer exists"
+                f"which no longer exists (dangling alias); recover with `digits models rollback "
+                f"--alias {ref}` or `digits models promote VERSION --alias {ref}`"
             )
         return target
 
@@ -217,6 +218,15 @@ class Registry:
         self._existing_versions(name)
         return {a: int(r["version"]) for a, r in self.storage.read_aliases(name).items()}
 
+    def dangling_aliases(self, name: str) -> dict[str, int]:
+        """Alias name -> version number, for aliases whose version no longer exists.
+
+        A version directory removed by hand leaves its aliases pointing nowhere; they are
+        listed here so every view can show them, and rollback/promote/gc still work.
+        """
+        existing = set(self._existing_versions(name))
+        return {alias: v for alias, v in self.aliases(name).items() if v not in existing}
+
     def alias_history(self, name: str, alias: str) -> list[int]:
         """Previous targets of ``alias``, oldest first (the last one is where rollback goes)."""
         found = self.storage.read_alias(validate_model_name(name), validate_alias(alias))
@@ -251,10 +261,12 @@ class Registry:
         """Move ``alias`` back to its previous target and return that version."""
         validate_alias(alias)
         self._existing_versions(name)
+        existing = set(self._existing_versions(name))
         moved: list[int] = []
 
         def back(record: dict[str, Any] | None) -> tuple[int, list[int]]:
-            step = alias_records.stepped_back(record, alias, name)
+            # Skips versions deleted by hand, so a dangling alias can be rolled back too.
+            step = alias_records.stepped_back(record, alias, name, existing)
             moved[:] = [step[0]]
             return step
 

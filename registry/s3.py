@@ -207,7 +207,7 @@ class S3Storage:
         """
         versions = self.version_numbers(name)
         protected = set(versions[-keep:]) | alias_records.protected_versions(
-            self.read_aliases(name)
+            self.read_aliases(name), set(versions)
         )
         deleted, freed = [], set()
         for version in versions:

@@ -78,7 +78,9 @@ def collect_garbage(
     deleted = []
     with files.file_lock(model_dir / fmt.LOCK_FILE):
         versions = fmt.version_numbers(model_dir)
-        protected = set(versions[-keep:]) | alias_records.protected_versions(dict(read_aliases()))
+        protected = set(versions[-keep:]) | alias_records.protected_versions(
+            dict(read_aliases()), set(versions)
+        )
         # Record the highest number before deleting anything, so it is never handed out again.
         highest = fmt.highest_version_ever(model_dir)
         files.write_atomic(model_dir / fmt.COUNTER_FILE, f"{highest}\n".encode())

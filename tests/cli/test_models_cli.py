@@ -187,3 +187,46 @@ def test_installed_digits_command_lists_models(registry: Registry) -> None:
         [executable, "models", "show", "42"], env=env, capture_output=True, text=True, timeout=60
     )
     assert failed.returncode == 1 and "no version 42" in failed.stderr
+
+
+@pytest.fixture
+def dangling(registry: Registry) -> Registry:
+    """production: 1 -> 2 -> 3, staging: 2; then version 3's directory is removed by hand."""
+    for version in (1, 2, 3):
+        registry.set_alias("digits", "production", version)
+    registry.set_alias("digits", "staging", 2)
+    shutil.rmtree(registry.root / "digits" / "3")
+    return registry
+
+
+def test_list_shows_a_dangling_alias_in_text_and_json(dangling: Registry, digits: Digits) -> None:
+    code, out, err = digits("models", "--registry", dangling.root, "list")
+    assert (code, err) == (0, "")
+    assert "production -> 3: DANGLING, version 3 no longer exists" in out
+    assert "digits models rollback --alias production" in out
+    assert "staging -> 2" not in out
+    code, out, _ = digits("models", "--registry", dangling.root, "list", "--json")
+    document = json.loads(out)
+    assert document["dangling_aliases"] == {"production": 3}
+    assert document["aliases"] == {"production": 3, "staging": 2}
+
+
+def test_show_names_a_dangling_alias(dangling: Registry, digits: Digits) -> None:
+    code, out, _ = digits("models", "--registry", dangling.root, "show", "2")
+    assert code == 0 and "production -> 3 (deleted)" in out
+    code, out, _ = digits("models", "--registry", dangling.root, "show", "2", "--json")
+    assert json.loads(out)["dangling_aliases"] == {"production": 3}
+    code, _, err = digits("models", "--registry", dangling.root, "show")  # default: production
+    assert code != 0 and "dangling alias" in err and "digits models rollback" in err
+
+
+def test_recovery_commands_work_from_a_dangling_alias(dangling: Registry, digits: Digits) -> None:
+    root = dangling.root
+    code, out, err = digits("models", "--registry", root, "rollback", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"alias": "production", "previous": 3, "version": 2}
+    shutil.rmtree(root / "digits" / "2")  # dangling again, and its history has only 1 left
+    code, out, err = digits("models", "--registry", root, "gc", "--keep", "1", "--json")
+    assert code == 0, err
+    code, out, _ = digits("models", "--registry", root, "promote", "1")
+    assert (code, out) == (0, "digits@production: 2 -> 1\n")

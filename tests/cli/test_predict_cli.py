@@ -177,3 +177,45 @@ def test_mutual_tls_options(
     assert "UNAVAILABLE" in capsys.readouterr().err
     assert main([*base, "--tls-cert", str(client.cert)]) == 2
     assert "--tls-cert and --tls-key must be given together" in capsys.readouterr().err
+
+
+def test_one_bad_file_among_many_still_answers_the_others(
+    predict_server, drawings, tmp_path, capsys
+) -> None:
+    target, model = predict_server
+    (tmp_path / "notes.png").write_text("not a picture")
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    files = [drawings[0], tmp_path / "notes.png", drawings[1], tmp_path / "blank.png"]
+    assert main(["predict", "--target", target, "--json", *map(str, files)]) == ExitCode.FAILED
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [row["file"] for row in document["predictions"]] == [str(drawings[0]), str(drawings[1])]
+    for row, picture in zip(document["predictions"], drawings, strict=True):
+        np.testing.assert_allclose(row["probabilities"], _expected(model, picture), atol=1e-5)
+    assert [e["file"] for e in document["errors"]] == [str(files[1]), str(files[3])]
+    lines = captured.err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("digits predict: error: ") for line in lines)
+    assert "notes.png: not a readable" in lines[0] and "blank.png: no digit found" in lines[1]
+    assert "--invert" not in captured.err  # no flag can help a blank picture
+
+    assert main(["predict", "--target", target, *map(str, files)]) == ExitCode.FAILED  # table too
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and table[1].startswith(str(drawings[0]))
+
+
+def test_show_input_saves_what_the_model_sees(predict_server, drawings, tmp_path, capsys) -> None:
+    target, _ = predict_server
+    single = tmp_path / "seen.png"
+    assert main(["predict", "--target", target, "--show-input", str(single), str(drawings[0])]) == 0
+    with Image.open(single) as seen:
+        assert seen.size == (28, 28) and seen.mode == "L"
+        np.testing.assert_array_equal(np.asarray(seen), load_image(drawings[0]))
+    archive = np.stack([load_image(drawings[1])] * 2)
+    (tmp_path / "two.idx").write_bytes(encode_idx(archive))
+    folder = tmp_path / "inputs"
+    files = [str(drawings[0]), str(tmp_path / "two.idx")]
+    assert main(["predict", "--target", target, "--show-input", str(folder), *files]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["0000-ring.png", "0001-two-0.png",
+                                                        "0002-two-1.png"]  # fmt: skip
+    assert main(["predict", "--target", target, "--show-input", str(single), *files]) == 2  # usage
+    assert "3 images; give a directory" in capsys.readouterr().err

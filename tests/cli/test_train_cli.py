@@ -50,7 +50,8 @@ def test_not_published_is_exit_3_with_json_verdict(
     captured = capsys.readouterr()
     verdict = json.loads(captured.out)
     assert verdict["published"] is False
-    assert verdict["reason"].startswith("offline mode: 4 file(s) missing from cache")
+    assert verdict["reason"].startswith(f"offline mode: MNIST is not in {empty_cache}")
+    assert verdict["reason"].count("missing (looked for") == 4
     assert captured.err.strip().endswith(f"digits train: error: not published: {verdict['reason']}")
     assert not (tmp_path / "registry").exists()
 
@@ -84,7 +85,8 @@ def test_digits_train_end_to_end(tmp_path: Path, mirror_factory, prefect_harness
     assert summary["published"] is True
     assert summary["metrics"]["accuracy"] > 0.8
     assert "epoch 1/1" in done.stderr  # per-epoch metrics went through Prefect's run logger
-    assert sorted(p.name for p in cache.iterdir()) == sorted(good.requests)
+    assert [p.name for p in cache.iterdir()] == ["downloaded"]  # the pipeline's own sub-directory
+    assert sorted(p.name for p in (cache / "downloaded").iterdir()) == sorted(good.requests)
     loaded = Registry(registry).load("digits", "production")
     assert loaded.version == 1 and loaded.manifest["dataset"]["test_samples"] == 10000
     assert {"training_curves.png", "confusion_matrix.png"} <= set(loaded.manifest["files"])

@@ -89,28 +89,53 @@ def _in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
+def _check_session(steps: list[tuple[Command, list[str]]], cwd: Path) -> None:
+    """Run each `$ command` and compare what it prints with the lines the docs show under it."""
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+    for command, expected in steps:
+        if program_of(command) is None:  # e.g. `rm -rf models/digits/3`: a plain shell command
+            done = subprocess.run(command.line, shell=True, cwd=cwd, capture_output=True, text=True)
+        else:
+            done = _run(command, cwd)
+        shown = (done.stdout + done.stderr).splitlines()
+        assert [stamp.sub("<time>", line) for line in shown] == [
+            stamp.sub("<time>", line) for line in expected
+        ], command.line
+
+
+def _sessions() -> list[list[tuple[Command, list[str]]]]:
+    found = [
+        transcript(b) for b in blocks(REPO / "docs/registry.md") if "$ digits models" in b.text
+    ]
+    assert len(found) == 2, "registry.md: the models session and the dangling-alias session"
+    return found
+
+
 def test_registry_session_prints_what_the_docs_show(tmp_path: Path) -> None:
     registry = Registry(tmp_path / "models")
     for version, (accuracy, parent) in enumerate([(0.90, None), (0.91, 1), (0.92, 2)], 1):
         manifest = {"loss": "cross_entropy", "metrics": {"accuracy": accuracy}}
-        registry.publish(
-            "digits", toy_params(version), manifest | ({"parent_version": parent} if parent else {})
-        )
+        if parent:
+            manifest["parent_version"] = parent
+        registry.publish("digits", toy_params(version), manifest)
     registry.set_alias("digits", "production", 2)
-    (session,) = [b for b in blocks(REPO / "docs/registry.md") if "$ digits models list" in b.text]
-    steps = transcript(session)
-    assert len(steps) >= 5
-    for command, expected in steps:
-        done = _run(command, tmp_path)
-        shown = (done.stdout + done.stderr).splitlines()
-        stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
-        assert [stamp.sub("<time>", line) for line in shown] == [
-            stamp.sub("<time>", line) for line in expected
-        ], command.line
+    session, _dangling = _sessions()
+    assert len(session) >= 5
+    _check_session(session, tmp_path)
     for words in (("models", "list"), ("models", "promote", "3"), ("models", "rollback")):
         done = _run(find_command("README.md", "digits", *words), tmp_path)
         assert done.returncode == 0, done.stderr
     assert registry.resolve("digits", "production") == 2  # promoted to 3, rolled back
+
+
+def test_dangling_alias_session_prints_what_the_docs_show(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    for version, accuracy in enumerate([0.97, 0.98, 0.99], 1):
+        manifest = {"loss": "cross_entropy", "metrics": {"accuracy": accuracy}}
+        registry.publish("digits", toy_params(version), manifest)
+        registry.set_alias("digits", "production", version)
+    _session, dangling = _sessions()
+    _check_session(dangling, tmp_path)
 
 
 def _pictures(directory: Path) -> None:

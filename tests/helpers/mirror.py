@@ -11,14 +11,18 @@ from pathlib import Path
 class MirrorServer:
     """Serves ``root/<name>`` at ``/<prefix>/<name>``; ``script`` queues per-name behaviours.
 
-    A behaviour is one of "ok", "404", "500", "corrupt" (the right length, wrong bytes) or
-    "truncate" (announces the full length, sends half, closes the connection);
-    each request pops the next one for its file, "ok" once the queue is empty.
+    A behaviour is one of "ok", "404", "500", "corrupt" (the right length, wrong bytes),
+    "truncate" (announces the full length, sends half, closes the connection), "stall"
+    (sends the headers, then nothing until the client leaves) or "drip" (announces the full
+    length, then sends one byte every ``drip_interval_s``); each request pops the next one for
+    its file, "ok" once the queue is empty.
     """
 
-    def __init__(self, root: Path, prefix: str = "mnist") -> None:
+    def __init__(self, root: Path, prefix: str = "mnist", drip_interval_s: float = 0.5) -> None:
         self.root = root
         self.prefix = prefix
+        self.drip_interval_s = drip_interval_s
+        self._stopping = threading.Event()  # releases stalled and dripping handlers on stop()
         self.requests: Counter[str] = Counter()
         self._script: defaultdict[str, deque[str]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -42,6 +46,7 @@ class MirrorServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -76,7 +81,27 @@ class MirrorServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.close_connection = True
                     return
+                if behaviour in ("stall", "drip"):
+                    self._trickle(body if behaviour == "drip" else b"")
+                    return
                 self.wfile.write(body)
+
+            def _trickle(self, body: bytes) -> None:
+                """Send ``body`` one byte per interval (or nothing) until the client goes."""
+                self.wfile.flush()
+                self.close_connection = True
+                sent = 0
+                while not mirror._stopping.wait(mirror.drip_interval_s):
+                    if sent >= len(body):
+                        if not body:
+                            continue  # "stall": headers only, keep the connection open
+                        return
+                    try:
+                        self.wfile.write(body[sent : sent + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up: exactly what a slow mirror should see
+                    sent += 1
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test output clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,15 @@ def stored_keys(server: SeaweedS3, prefix: str) -> list[str]:
     client: Any = server.client()
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def delete_behind_the_registrys_back(registry: Registry, name: str, version: int) -> None:
+    """Remove a version the way an operator's `rm -rf` or `aws s3 rm` would: not through gc."""
+    path = registry.storage.local_path(name, version)
+    if path is not None:
+        for entry in [path, *path.rglob("*")]:
+            entry.chmod(0o755)  # published versions are read-only
+        shutil.rmtree(path)
+        return
+    client, storage = _s3(registry)
+    client.delete_object(Bucket=BUCKET, Key=storage._key(name, "versions", f"{version}.json"))

@@ -6,8 +6,10 @@ it is started with fixed credentials, which it then enforces (a wrong key gets 4
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,12 +23,20 @@ from botocore.config import Config
 ACCESS_KEY = "digits-test"
 SECRET_KEY = "digits-test-secret"
 BUCKET = "digits"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # `weed mini -h`: each of these listens unless given a port; grpc ports default to port + 10000.
 _PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
     "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance",
     "admin.port", "admin.port.grpc", "debug.port", "s3.debug.port",
 )  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server when the test process dies without its teardown (a timeout's
+    SIGKILL), so no `weed` outlives the run holding ports and a data directory."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def weed_binary() -> str | None:
@@ -75,7 +85,7 @@ class SeaweedS3:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [str(a) for a in args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent,
             )  # fmt: skip
         self._wait_ready(timeout_s)
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import MNIST_FILES, DownloadError, MnistFile, ensure_mnist, sha256_of
+from pipeline.download import (
+    DOWNLOADS_DIR,
+    MNIST_FILES,
+    DownloadError,
+    Limits,
+    MnistFile,
+    ensure_mnist,
+    sha256_of,
+)
 from tests.helpers.mirror import MirrorServer
 
 pytestmark = pytest.mark.integration
@@ -26,7 +34,8 @@ def _closed_port_url() -> str:
 
 
 def _fetch(cache: Path, mirrors: list[str], specs: tuple[MnistFile, ...], **kw: object):
-    return ensure_mnist(cache, mirrors, files=specs, base_delay_s=0.0, timeout_s=5.0, **kw)
+    limits = Limits(deadline_s=5.0, min_rate=0.0, window_s=5.0)
+    return ensure_mnist(cache, mirrors, files=specs, base_delay_s=0.0, limits=limits, **kw)
 
 
 def test_first_mirror_404_then_second_serves(tmp_path: Path, small_files: Files, mirror_factory):
@@ -39,7 +48,7 @@ def test_first_mirror_404_then_second_serves(tmp_path: Path, small_files: Files,
         assert sha256_of(paths[spec.name]) == spec.sha256
         assert dead.requests[spec.name] == 1  # a 404 is not retried
         assert good.requests[spec.name] == 1
-    assert not list((tmp_path / "cache").glob(".*.part"))  # no temporary files left behind
+    assert not list((tmp_path / "cache").rglob(".*.part"))  # no temporary files left behind
 
 
 def test_corrupt_bytes_are_deleted_and_next_mirror_used(
@@ -73,7 +82,7 @@ def test_connection_cut_mid_file_is_retried(tmp_path: Path, small_files: Files, 
     paths = _fetch(tmp_path / "cache", [flaky.url], specs, retries=1)
     assert sha256_of(paths[specs[0].name]) == specs[0].sha256
     assert flaky.requests[specs[0].name] == 2
-    assert not list((tmp_path / "cache").glob(".*.part"))
+    assert not list((tmp_path / "cache").rglob(".*.part"))
 
 
 def test_all_mirrors_failing_names_every_url_and_reason(
@@ -94,8 +103,9 @@ def test_all_mirrors_failing_names_every_url_and_reason(
     assert corrupt.url + specs[0].name in message and "sha256 mismatch" in message
     assert refused + specs[0].name in message
     assert err.value.transient  # a refused connection may work later
-    assert not (cache / specs[0].name).exists()
+    assert not (cache / DOWNLOADS_DIR / specs[0].name).exists()
     assert "retry" in caplog.text
+    assert "--mirror file://" in message and "--offline --data-dir" in message
 
 
 def test_only_404s_are_not_transient(tmp_path: Path, small_files: Files, mirror_factory):
@@ -118,15 +128,16 @@ def test_cache_hit_makes_no_request(tmp_path: Path, small_files: Files, mirror_f
     assert set(again) == {spec.name for spec in specs}
 
 
-def test_tampered_cache_file_is_fetched_again(tmp_path: Path, small_files: Files, mirror_factory):
+def test_tampered_download_is_fetched_again(tmp_path: Path, small_files: Files, mirror_factory):
     root, specs = small_files
     server = mirror_factory(root)
     cache = tmp_path / "cache"
     _fetch(cache, [server.url], specs)
-    (cache / specs[3].name).write_bytes(b"x" * specs[3].size)  # same size, wrong bytes
+    ours = cache / DOWNLOADS_DIR / specs[3].name
+    ours.write_bytes(b"x" * specs[3].size)  # same size, wrong bytes
     _fetch(cache, [server.url], specs)
     assert server.requests[specs[3].name] == 2
-    assert sha256_of(cache / specs[3].name) == specs[3].sha256
+    assert sha256_of(ours) == specs[3].sha256
 
 
 def test_offline_uses_cache_and_names_missing_files(tmp_path: Path, small_files: Files):

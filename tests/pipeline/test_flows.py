@@ -111,6 +111,7 @@ def test_all_mirrors_down_fails_with_every_url(make_settings, mirror_factory, tm
     with pytest.raises(DownloadError, match="HTTP 404") as err:
         train_flow(settings)
     assert server.url + "train-images-idx3-ubyte.gz" in str(err.value)
+    assert "--offline --data-dir" in str(err.value)  # one line saying what to do instead
     assert sum(server.requests.values()) == 1  # a 404 is neither retried nor task-retried
     assert _versions(settings) == []
 

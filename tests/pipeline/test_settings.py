@@ -37,3 +37,15 @@ def test_resolve_mirrors_rejects_non_urls():
 def test_settings_round_trip_through_json():
     settings = TrainSettings(epochs=2, mirrors=("http://127.0.0.1:1/",), registry_dir=Path("r"))
     assert TrainSettings.model_validate(settings.model_dump(mode="json")) == settings
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("s3://digits/models", "s3://digits/models"), ("/srv/models", Path("/srv/models"))],
+)
+def test_registry_dir_is_a_directory_or_an_s3_url(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("DIGITS_REGISTRY", value)
+    assert TrainSettings().registry_dir == expected
+    assert TrainSettings(registry_dir=value).registry_dir == expected

@@ -31,6 +31,7 @@ from tests.helpers.publishers import (
 )
 from tests.helpers.registry_backends import (
     BACKENDS,
+    delete_behind_the_registrys_back,
     flip_stored_byte,
     registry_root,
     stored_version_count,
@@ -202,6 +203,26 @@ def test_gc_deletes_for_real_but_keeps_alias_and_rollback_targets(registry: Regi
         registry.load("digits", 1)
     assert registry.rollback("digits") == 2
     assert registry.publish("digits", toy_params(9), {}).version == 7  # numbers never reused
+
+
+def test_a_version_deleted_behind_its_back_leaves_a_dangling_alias_that_recovers(
+    registry: Registry,
+) -> None:
+    for seed in range(4):
+        registry.publish("digits", toy_params(seed), {})
+    for version in (1, 2, 3):
+        registry.promote("digits", version)
+    delete_behind_the_registrys_back(registry, "digits", 3)
+    assert registry.dangling_aliases("digits") == {"production": 3}
+    with pytest.raises(NotFoundError, match="dangling alias"):
+        registry.resolve("digits")
+    assert registry.gc("digits", keep=1) == [1]  # keeps 2, where production rolls back to
+    assert registry.rollback("digits") == 2 and registry.dangling_aliases("digits") == {}
+    delete_behind_the_registrys_back(registry, "digits", 2)  # its rollback target 1 is gone too
+    with pytest.raises(NotFoundError, match="promote VERSION --alias production"):
+        registry.rollback("digits")
+    assert registry.promote("digits", 4) == 2
+    assert registry.dangling_aliases("digits") == {} and registry.resolve("digits") == 4
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", "Digits", ".hidden", "x" * 65, "a\x00b"])

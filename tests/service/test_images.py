@@ -64,10 +64,13 @@ def test_auto_inversion_matches_explicit_flags(tmp_path: Path) -> None:
     np.testing.assert_array_equal(from_dark, load_image(dark, invert=True))
     np.testing.assert_array_equal(from_dark, load_image(light))
     np.testing.assert_array_equal(from_dark, load_image(light, invert=False))
-    # Forcing the wrong polarity turns the paper into uniform "ink", which is removed as
-    # background: nothing is left, and the error says which flag to try.
-    with pytest.raises(ValueError, match="blank"):
-        load_image(light, invert=True)
+    # A small bar forced to the wrong polarity is a dark gap in light paper: no stroke is
+    # left, and only then does the error suggest a flag, the one that helps.
+    bar = Image.new("L", (60, 60), 0)
+    ImageDraw.Draw(bar).rectangle((27, 10, 32, 50), fill=255)
+    bar.save(tmp_path / "bar.png")
+    with pytest.raises(ValueError, match=r"no digit found with --invert.*try --no-invert"):
+        load_image(tmp_path / "bar.png", invert=True)
 
 
 def test_transparent_background_counts_as_paper(tmp_path: Path) -> None:

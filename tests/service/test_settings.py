@@ -49,3 +49,17 @@ def test_bad_flags_become_one_line_command_errors(argv: tuple[str, ...], message
     with pytest.raises(CommandError, match=message) as err:
         serve.settings_from_args(_parse(*argv))
     assert "\n" not in str(err.value) and err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("s3://digits/models", "s3://digits/models"), ("/srv/models", Path("/srv/models"))],
+)
+def test_registry_is_a_directory_or_an_s3_url_from_env_and_flag(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    """An s3:// URL stays text (a Path would fold its '//' into 's3:/'), a directory is a Path."""
+    monkeypatch.setenv("DIGITS_REGISTRY", value)
+    assert ServiceSettings().registry == expected
+    monkeypatch.delenv("DIGITS_REGISTRY")
+    assert serve.settings_from_args(_parse("--registry", value)).registry == expected
