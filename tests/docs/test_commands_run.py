@@ -143,7 +143,7 @@ def _pictures(directory: Path) -> None:
     ink = np.zeros((28, 28), np.uint8)
     ink[6:22, 13:15] = 255  # white on black, MNIST's way
     Image.fromarray(255 - ink).save(directory / "seven.png")  # dark on paper: --invert
-    for name in ("three.jpg", "scan.jpg"):
+    for name in ("three.jpg", "scan.jpg", "photo.jpg", "canvas.png"):
         Image.fromarray(255 - ink).resize((140, 140)).save(directory / name)
     Image.fromarray(ink).save(directory / "a.png")
     archive = gzip.compress(encode_idx(np.stack([ink, ink, ink])))
@@ -186,6 +186,9 @@ def test_serve_healthcheck_and_predict_as_documented(tmp_path: Path) -> None:
             assert r.status == 200 and b"digits_" in r.read()
         readme = _run(find_command("README.md", "digits", "predict"), tmp_path, ports)
         assert readme.returncode == 0 and "seven.png" in readme.stdout, readme.stderr
+        shown = _run(find_command("README.md", "digits", "predict", "--target", "127.0.0.1:50051",
+                                  "--show-input"), tmp_path, ports)  # fmt: skip
+        assert shown.returncode == 0 and (tmp_path / "seen.png").is_file(), shown.stderr
         target = ("--target", "127.0.0.1:50051")
         table = _run(
             find_command("docs/benchmarks.md", "digits", "predict", *target), tmp_path, ports
