@@ -1,12 +1,11 @@
 """`python -m service`: run the model server with settings from DIGITS_* environment variables.
 
 An expected failure (a bad variable, a port in use, an unreadable certificate) is one line on
-stderr naming the variable, exit 1; DIGITS_DEBUG_TRACEBACK=1 shows the traceback instead.
+stderr naming the variable, exit 1 (2 for a bad value); `digits --debug serve` shows tracebacks.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -32,8 +31,6 @@ def main() -> int:
         check_ports(settings)  # before gRPC binds: one line, not gRPC core's log beside it
         return serve(settings)
     except (OSError, ValueError) as err:
-        if os.environ.get("DIGITS_DEBUG_TRACEBACK"):
-            raise
         print(f"python -m service: error: {err}", file=sys.stderr)
         return 1
 
