@@ -1,5 +1,8 @@
 """Serving benchmark: digits.v1 (unary, stream), V2 (gRPC and REST) and MLServer 1.7.1, JSON out.
 
+Triton's perf_analyzer (bench/triton_perf.py) also measures the V2 endpoint, beside our own
+load generator's V2 points.
+
     .venv/bin/python bench/serve.py [--quick] [--duration 4] [--client native|python]
                                     [--skip-rest] [--out bench/results/serve.json]
 
@@ -30,11 +33,12 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "mlserver")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "bench" / "mlserver")]
 
 import launcher  # noqa: E402  (bench/mlserver/launcher.py)
 import loadgen  # noqa: E402  (bench/mlserver/loadgen.py)
 import rest  # noqa: E402  (bench/rest.py: the REST points, MLServer's REST endpoint beside)
+import triton_perf  # noqa: E402  (bench/triton_perf.py)
 
 RESULTS = ROOT / "bench" / "results"
 MODEL = "digits"
@@ -271,7 +275,25 @@ def _measure_digits(run: _Runner, target: str, full: bool) -> dict[str, Any]:
                 "digits", target, batch, dtype, BIG_BATCH_CONCURRENCY
             )
     points["v2"] = _measure_v2(run, target, dtypes=("uint8",))
+    points["v2"]["perf_analyzer"] = _measure_perf_analyzer(run.duration, target)
     return points
+
+
+PERF_ANALYZER_POINTS = ((1, 32), (64, BIG_BATCH_CONCURRENCY))  # (batch, concurrency)
+
+
+def _measure_perf_analyzer(duration: float, target: str) -> dict[str, Any]:
+    """Triton's own load tool on the V2 endpoint, beside our generator's V2 points: the same
+    (batch, concurrency) shapes, measured by perf_analyzer (windows of `duration` s)."""
+    reason = triton_perf.command()
+    if isinstance(reason, str):
+        return {"skipped": reason}
+    return {
+        f"unary_batch{batch}_c{concurrency}_uint8": triton_perf.measure(
+            target, concurrency=concurrency, batch=batch, window_ms=int(duration * 1000), trials=4
+        )
+        for batch, concurrency in PERF_ANALYZER_POINTS
+    }
 
 
 def _measure_v2(run: _Runner, target: str, dtypes: tuple[str, ...]) -> dict[str, Any]:

@@ -75,15 +75,37 @@ class ServiceSettings(BaseSettings):
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
     grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM/SIGINT: seconds in-flight requests get to finish."""
-    max_connection_age_s: float = Field(default=0.0, ge=0)
-    """Close each client connection after this many seconds (0 = never), so clients reconnect,
-    re-resolve DNS and spread over replicas added since (grpc.max_connection_age_ms)."""
-    max_connection_age_grace_s: float = Field(default=10.0, ge=0)
-    """Seconds calls in flight on an aged connection get before it is closed
-    (grpc.max_connection_age_grace_ms)."""
-    drain_delay_s: float = Field(default=0.0, ge=0)
-    """On SIGTERM/SIGINT: seconds health reports NOT_SERVING while requests are still accepted,
-    so load balancers stop routing here before the port closes (0 = close at once)."""
+    drain_delay_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM: seconds health reports NOT_SERVING while requests are still accepted, so load
+    balancers (Kubernetes endpoints, after failed readiness probes) stop routing here before the
+    port closes; 0 = close at once. SIGINT (Ctrl-C at a terminal) skips it."""
+    keepalive_time_s: float = Field(default=60.0, gt=0)
+    """Seconds of silence on a connection after which the server sends an HTTP/2 PING (gRPC's
+    keepalive, grpc.keepalive_time_ms). A peer that does not answer within keepalive_timeout_s
+    (frozen VM, network partition) is dropped and its calls and stream slots are freed: a dead
+    peer holds a slot at most keepalive_time_s + keepalive_timeout_s."""
+    keepalive_timeout_s: float = Field(default=20.0, gt=0)
+    """Seconds the server waits for a keepalive PING's acknowledgement before it closes the
+    connection (grpc.keepalive_timeout_ms)."""
+    keepalive_permit_without_calls: bool = True
+    """Accept client keepalive PINGs (and send the server's) on connections with no call in
+    flight (grpc.keepalive_permit_without_calls): clients keeping an idle channel warm."""
+    min_ping_interval_s: float = Field(default=5.0, ge=0)
+    """Shortest interval between a client's PINGs without data that the server tolerates
+    (grpc.http2.min_ping_interval_without_data_ms). gRPC's own default, 5 minutes, answers a
+    client pinging every 10 s (common behind load balancers) with GOAWAY too_many_pings."""
+    max_ping_strikes: int = Field(default=2, ge=0)
+    """PINGs sooner than min_ping_interval_s tolerated before GOAWAY too_many_pings
+    (grpc.http2.max_ping_strikes; 0 = unlimited)."""
+    max_connection_idle_s: float = Field(default=900.0, ge=0)
+    """Close (GOAWAY, graceful) a connection with no call for this long; 0 = never
+    (grpc.max_connection_idle_ms). Frees idle clients' resources; they reconnect on demand."""
+    max_connection_age_s: float = Field(default=1800.0, ge=0)
+    """Close (GOAWAY, graceful) every connection after this long (+-10% jitter, by gRPC); 0 =
+    never (grpc.max_connection_age_ms). Clients reconnect and so spread over new replicas."""
+    max_connection_age_grace_s: float = Field(default=300.0, ge=0)
+    """After max_connection_age_s, seconds calls still open on the old connection (long
+    PredictStreams) get before it is closed; 0 = no limit (grpc.max_connection_age_grace_ms)."""
     tls_cert: Path | None = None
     """PEM server certificate chain; enables TLS together with tls_key."""
     tls_key: Path | None = None

@@ -99,6 +99,7 @@ def running_digits(
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
         *("--http-port", str(http_port)),
+        *("--drain-delay", "0"),  # no load balancer to wait for between points
     ]
     log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
     with log.open("wb") as out:

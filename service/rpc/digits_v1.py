@@ -11,7 +11,7 @@ import grpc
 from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.rpc.calls import handle_errors, request_id_of, seconds_left
+from service.rpc.calls import client_gone, handle_errors, request_id_of, seconds_left
 from service.rpc.digits_v1_converters import (
     model_ref,
     to_model_info,
@@ -20,7 +20,7 @@ from service.rpc.digits_v1_converters import (
     top_k_of,
 )
 from service.serving.core import ServingCore
-from service.serving.errors import InvalidInput, Overloaded
+from service.serving.errors import InvalidInput, Overloaded, PredictError
 
 __all__ = ["DigitClassifierServicer", "register"]
 
@@ -42,7 +42,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         self.max_streams = max_streams
         self._open_streams = 0
 
-    @handle_errors("Predict")
+    @handle_errors("Predict", message_id=lambda request: request.request_id)
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PredictResponse:
@@ -88,7 +88,12 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             async for request in request_iterator:
                 if stream_id is None and not request.request_id:
                     stream_id = request_id_of(context)  # one id for the whole stream
-                await answers.put(await self._predict(request, context, stream_id))
+                try:
+                    answer = await self._predict(request, context, stream_id)
+                except PredictError as err:
+                    err.request_id = request.request_id or stream_id  # logged and sent back
+                    raise
+                await answers.put(answer)
         except Exception as err:
             await answers.put(err)
             return
@@ -122,7 +127,11 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         version, alias = model_ref(request)
         top_k = top_k_of(request, n_classes=N_CLASSES)
         answer = await self.core.predict_async(
-            pixels, version=version, alias=alias, timeout=seconds_left(context)
+            pixels,
+            version=version,
+            alias=alias,
+            timeout=seconds_left(context),
+            gone=client_gone(context),
         )
         return to_response(
             answer, top_k, request.request_id or request_id or request_id_of(context)

@@ -25,6 +25,8 @@ from grpc_reflection.v1alpha import reflection
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.observability.logs import configure_logging
 from service.rpc import digits_v1
+from service.rpc.accounting import GoneClientAccounting
+from service.rpc.keepalive import connection_options
 from service.rpc.loop_thread import LoopThread
 from service.serving.core import ServingCore
 from service.serving.served import ServedModel
@@ -87,18 +89,19 @@ class DigitsServer:
             self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("digits server started", extra={"services": list(self.services)})
 
-    def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new RPCs, let in-flight ones finish within `grace` s."""
+    def stop(self, grace: float | None = None, drain_delay: float = 0.0) -> None:
+        """Health NOT_SERVING, for `drain_delay` s still accepting requests (load balancers
+        notice), then refuse new RPCs and let in-flight ones finish within `grace` s."""
         with self._stop_lock:
             if self._stopped.is_set():
                 return
             self.loop.call(self.health.enter_graceful_shutdown())  # NOT_SERVING, for good
             if self.http is not None:
                 self.http.drain()  # /v2/health/ready answers 503 from now on
-            if self.settings.drain_delay_s > 0:
+            if drain_delay > 0:
                 logger.info("health NOT_SERVING; still accepting requests",
-                            extra={"drain_delay_s": self.settings.drain_delay_s})  # fmt: skip
-                time.sleep(self.settings.drain_delay_s)
+                            extra={"drain_delay_s": drain_delay})  # fmt: skip
+                time.sleep(drain_delay)
             logger.info("draining", extra={"grace_s": grace})
             # Refuses new calls at once; in-flight ones get `grace` s (None: cancelled now).
             self.loop.call(_stop_edges(self.grpc_server, self.http, grace))
@@ -199,17 +202,17 @@ async def _build(
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+        *connection_options(settings),
     ]
-    if settings.max_connection_age_s > 0:  # GOAWAY after the age: clients re-resolve, rebalance
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
-        ]
-    grpc_server = grpc.aio.server(migration_thread_pool=sync_pool, options=options)
+    accounting = GoneClientAccounting(core.metrics, ())
+    grpc_server = grpc.aio.server(
+        migration_thread_pool=sync_pool, options=options, interceptors=[accounting]
+    )
     digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())
+    accounting.prefixes = tuple(f"/{name}/" for name in services)  # health, reflection: not ours
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     for name in ("", *services):
@@ -256,6 +259,18 @@ def serve(settings: ServiceSettings) -> int:
     _limit_blas_threads(settings.blas_threads)
     server, port = create_server(settings)
     server.start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        # SIGTERM comes from orchestrators, whose load balancers need the drain delay to stop
+        # routing here; SIGINT from a person at a terminal, who wants the server gone now.
+        drain = settings.drain_delay_s if signum == signal.SIGTERM else 0.0
+        # stop() blocks for up to drain_delay_s + grace_s: run it off the signal handler.
+        threading.Thread(target=server.stop, args=(settings.grace_s, drain), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    # Logged once the handlers are in place: whoever waits for this line may signal at once.
     logger.info(
         "listening",
         extra={"address": f"{settings.host}:{port}", "tls": settings.tls,
@@ -263,14 +278,6 @@ def serve(settings: ServiceSettings) -> int:
                "http_port": server.http.port if server.http else None,
                "model": server.core.models.name, "registry": str(settings.registry)},
     )  # fmt: skip
-
-    def on_signal(signum: int, frame: object) -> None:
-        logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        # stop() blocks for up to grace_s: run it off the signal handler.
-        threading.Thread(target=server.stop, args=(settings.grace_s,), daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     while not server.wait_for_termination(timeout=0.5):
         pass  # short waits keep the main thread responsive to signals
     return 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from service.generated.inference import grpc_predict_v2_pb2 as pb
+from service.rpc.v2_parameters import classification_bytes
 from service.serving.errors import InvalidInput
 from service.serving.v2_model import (
     INPUT_NAME,
@@ -20,7 +21,7 @@ from service.serving.v2_model import (
     check_input,
     check_outputs,
 )
-from service.serving.validation import check_pixels, pixels_from_bytes
+from service.serving.validation import check_pixels, check_shape, pixels_from_bytes
 
 __all__ = [
     "INPUT_NAME",
@@ -87,9 +88,10 @@ def to_images(request: pb.ModelInferRequest, *, max_rows: int) -> NDArray[Any]:
             raise InvalidInput(f"input '{INPUT_NAME}' has both raw and typed contents")
         return pixels_from_bytes(request.raw_input_contents[0], dtype, shape, max_rows=max_rows)
     values = _typed_values(tensor, field)
-    if min(shape, default=-1) < 0 or values.size != math.prod(shape):
+    check_shape(shape, max_rows)  # names a bad shape before the value count is compared
+    if values.size != math.prod(shape):
         raise InvalidInput(
-            f"input '{INPUT_NAME}' of shape {shape} needs {max(math.prod(shape), 0)} values "
+            f"input '{INPUT_NAME}' of shape {shape} needs {math.prod(shape)} values "
             f"in {field}, got {values.size}"
         )
     return check_pixels(values.reshape(shape), max_rows=max_rows)
@@ -108,15 +110,23 @@ def to_infer_response(
     model_name: str,
     model_version: str,
     request_id: str = "",
+    class_counts: Mapping[str, int] | None = None,
 ) -> pb.ModelInferResponse:
     """Build the response with `outputs` as raw little-endian tensors (what tritonclient reads).
 
-    `probabilities` is (N, 10) and becomes FP32 [N, 10]; `labels` (N,) becomes INT64 [N].
+    `probabilities` is (N, 10) and becomes FP32 [N, 10], or with class_counts {"probabilities":
+    k} the classification extension's BYTES [N, k] "score:index" strings; `labels` (N,) becomes
+    INT64 [N].
     """
     response = pb.ModelInferResponse(
         model_name=model_name, model_version=model_version, id=request_id
     )
     for name in outputs:
+        k = (class_counts or {}).get(name)
+        if k is not None:
+            response.outputs.add(name=name, datatype="BYTES", shape=[len(probabilities), k])
+            response.raw_output_contents.append(classification_bytes(probabilities, k))
+            continue
         if name == PROBABILITIES_OUTPUT:
             data = np.ascontiguousarray(probabilities, dtype="<f4")
             datatype = "FP32"

@@ -23,12 +23,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from service.serving.errors import DeadlineExceeded, ModelNotReady
+from service.serving.errors import Cancelled, DeadlineExceeded, ModelNotReady
 
 __all__ = ["LoopBatcher"]
 
 Forward = Callable[[NDArray[Any]], NDArray[np.float32]]
-_Item = tuple[Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float]
+Gone = Callable[[], bool]
+Started = Callable[[], None]
+# (forward, rows, future, enqueued at, deadline or inf, has the caller left?, pass starts)
+_Item = tuple[
+    Forward, NDArray[Any], "asyncio.Future[NDArray[Any]]", float, float, Gone | None,
+    Started | None,
+]  # fmt: skip
 
 
 class LoopBatcher:
@@ -67,19 +73,34 @@ class LoopBatcher:
             self._pool.shutdown(wait=False)
 
     async def run(
-        self, forward: Forward, x: NDArray[Any], timeout: float | None = None
+        self,
+        forward: Forward,
+        x: NDArray[Any],
+        timeout: float | None = None,
+        gone: Gone | None = None,
+        started: Started | None = None,
     ) -> NDArray[Any]:
-        """Probabilities of x computed by `forward`, batched with other callers' rows if enabled."""
+        """Probabilities of x computed by `forward`, batched with other callers' rows if enabled.
+
+        `timeout` (s) and `gone()` are checked before the forward pass (and again when a queued
+        request's batch is formed): DeadlineExceeded / Cancelled instead of wasted work.
+        `started()` is called when the request leaves the queue for its forward pass.
+        """
         if self._closed:
             raise ModelNotReady("server is shutting down")
+        _check_wanted(timeout, gone)
         if not self.enabled:
             self._observe_batch(len(x), 1)
+            if started is not None:
+                started()
             if len(x) <= self.inline_rows:
                 return forward(x)
             return await asyncio.get_running_loop().run_in_executor(self._executor(), forward, x)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[NDArray[Any]] = loop.create_future()
-        self._pending.append((forward, x, future, time.perf_counter()))
+        now = time.perf_counter()
+        deadline = now + timeout if timeout is not None else float("inf")
+        self._pending.append((forward, x, future, now, deadline, gone, started))
         if not self._scheduled:
             self._scheduled = True
             if self.max_delay_s > 0:
@@ -101,7 +122,7 @@ class LoopBatcher:
         rows = 0
         while self._pending:
             item = self._pending[0]
-            if item[2].done():  # cancelled (deadline, client gone): never computed
+            if item[2].done() or _unwanted(item, now):  # never computed
                 self._pending.popleft()
                 continue
             if rows and rows + len(item[1]) > self.max_batch_rows:
@@ -109,6 +130,8 @@ class LoopBatcher:
             self._pending.popleft()
             rows += len(item[1])
             self._observe_delay(now - item[3])
+            if item[6] is not None:
+                item[6]()
             groups.setdefault((item[0], item[1].dtype.str), []).append(item)
         if self._pending:  # the rest waited already: the next batch runs right after this one
             self._scheduled = True
@@ -147,7 +170,7 @@ def _deliver(items: list[_Item], result: NDArray[Any]) -> None:
             items[0][2].set_result(result)
         return
     start = 0
-    for _, x, future, _ in items:
+    for _, x, future, *_ in items:
         if not future.done():
             future.set_result(result[start : start + len(x)])
         start += len(x)
@@ -157,3 +180,20 @@ def _fail(items: list[_Item], err: BaseException) -> None:
     for item in items:
         if not item[2].done():
             item[2].set_exception(err)
+
+
+def _check_wanted(timeout: float | None, gone: Gone | None) -> None:
+    if timeout is not None and timeout <= 0:
+        raise DeadlineExceeded("deadline passed before the request was computed")
+    if gone is not None and gone():
+        raise Cancelled("the client cancelled the request")
+
+
+def _unwanted(item: _Item, now: float) -> bool:
+    """Fail a queued request whose deadline passed or whose caller left; True if so."""
+    try:
+        _check_wanted(item[4] - now if item[4] != float("inf") else None, item[5])
+    except (DeadlineExceeded, Cancelled) as err:
+        item[2].set_exception(err)
+        return True
+    return False

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
 from service.serving.errors import ModelUnusable, NotFound
 from service.serving.served import ServedModel, ServedModels
+from service.serving.statistics import InferenceStatistics
 from service.serving.validation import pixels_from_bytes
 from service.settings import ServiceSettings
 
@@ -66,6 +68,7 @@ class ServingCore:
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
+        self.statistics = InferenceStatistics()
 
     @classmethod
     def from_settings(
@@ -119,16 +122,35 @@ class ServingCore:
         version: int | None = None,
         alias: str | None = None,
         timeout: float | None = None,
+        gone: Callable[[], bool] | None = None,
     ) -> Answer:
         """Probabilities and labels from the requested model version, via the loop batcher.
 
-        A pinned version that is not in memory yet is loaded (and verified) once, in a worker
-        thread: the event loop never waits on the registry.
+        `timeout`: seconds left before the caller's deadline (None: no deadline); `gone()`: has
+        the caller cancelled? A request whose deadline passed (DeadlineExceeded) or whose caller
+        left (Cancelled) costs no forward pass, batching on or off. A pinned version that is not
+        in memory yet is loaded (and verified) once, in a worker thread: the event loop never
+        waits on the registry.
         """
         served = self.models.in_memory(version, alias)
         if served is None:
             served = await asyncio.to_thread(self.models.get, version, alias)
-        probabilities = await self.loop_batcher.run(served.predictor.predict_proba, pixels, timeout)
+        forward = self.statistics.timed(served.name, served.version, served.predictor)
+        start = time.perf_counter_ns()
+        computed_from = [start]  # when its forward pass began (set by the batcher)
+
+        def started() -> None:
+            computed_from[0] = time.perf_counter_ns()
+
+        try:
+            probabilities = await self.loop_batcher.run(forward, pixels, timeout, gone, started)
+        except BaseException:  # also a cancelled wait: the request reached the model and failed
+            elapsed = time.perf_counter_ns() - start
+            self.statistics.request(served.name, served.version, len(pixels), elapsed, None)
+            raise
+        elapsed = time.perf_counter_ns() - start
+        queued = computed_from[0] - start
+        self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
 
     async def describe(self, version: int | None = None, alias: str | None = None) -> VersionInfo:

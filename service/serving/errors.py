@@ -7,6 +7,7 @@ gRPC), so the same failure reads the same way on every protocol.
 from __future__ import annotations
 
 __all__ = [
+    "Cancelled",
     "DeadlineExceeded",
     "InvalidInput",
     "ModelNotReady",
@@ -18,7 +19,13 @@ __all__ = [
 
 
 class PredictError(Exception):
-    """A failure the caller should hear about, with a message safe to send over the wire."""
+    """A failure the caller should hear about, with a message safe to send over the wire.
+
+    `request_id` names the request that failed when it differs from the call's (one message of
+    a stream that carries its own id); None: the call's.
+    """
+
+    request_id: str | None = None
 
 
 class InvalidInput(PredictError):
@@ -43,3 +50,7 @@ class Overloaded(PredictError):
 
 class DeadlineExceeded(PredictError):
     """The caller's deadline passed before the answer was ready."""
+
+
+class Cancelled(PredictError):
+    """The caller cancelled before the answer was computed (no forward pass is spent on it)."""

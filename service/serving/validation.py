@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from core.config import IMAGE_SIDE, N_PIXELS
 from service.serving.errors import InvalidInput
 
-__all__ = ["DTYPES", "check_pixels", "pixels_from_bytes"]
+__all__ = ["DTYPES", "check_pixels", "check_shape", "pixels_from_bytes"]
 
 PIXELS = N_PIXELS  # a local name: the checks below run on every request
 # Wire dtype name -> little-endian NumPy dtype. Both adapters map their own enum onto these names.
@@ -19,10 +19,16 @@ DTYPES: dict[str, np.dtype] = {"uint8": np.dtype("u1"), "float32": np.dtype("<f4
 _NATIVE = {name: dtype.newbyteorder("=") for name, dtype in DTYPES.items()}
 
 
-def _check_shape(shape: Sequence[int], max_rows: int) -> int:
+def check_shape(shape: Sequence[int], max_rows: int) -> int:
     """Number of images for a [N, 784] or [N, 28, 28] shape, or InvalidInput."""
     # Indexed directly (no tuple built): this runs on every request, mostly at batch 1.
     n_dims = len(shape)
+    if min(shape, default=0) < 0:
+        dims = [int(d) for d in shape]
+        raise InvalidInput(
+            f"shape {dims} has a negative dimension; -1 marks a variable size in model "
+            "metadata only, a request gives the actual size (e.g. [1, 784])"
+        )
     if not (
         (n_dims == 2 and shape[1] == PIXELS)
         or (n_dims == 3 and shape[1] == IMAGE_SIDE and shape[2] == IMAGE_SIDE)
@@ -43,7 +49,7 @@ def pixels_from_bytes(
     """Decode a packed row-major tensor into checked pixels (n, 784), uint8 or float32."""
     if dtype not in DTYPES:
         raise InvalidInput(f"unknown dtype {dtype!r}; expected one of {sorted(DTYPES)}")
-    rows = _check_shape(shape, max_rows)
+    rows = check_shape(shape, max_rows)
     np_dtype = DTYPES[dtype]
     expected = rows * PIXELS * np_dtype.itemsize
     if len(data) != expected:
@@ -63,7 +69,7 @@ def check_pixels(array: NDArray[np.generic], *, max_rows: int) -> NDArray[np.gen
 
     uint8 is taken as 0..255; float arrays must be float32-representable values in [0, 1].
     """
-    rows = _check_shape(array.shape, max_rows)
+    rows = check_shape(array.shape, max_rows)
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array.reshape(rows, PIXELS))
     if array.dtype.kind != "f":

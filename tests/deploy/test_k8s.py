@@ -131,3 +131,27 @@ def test_retraining_cronjob_runs_a_command_the_cli_accepts() -> None:
     args = build_parser().parse_args(container["args"])
     assert args.command == "train"
     assert args.registry_dir is None, "the registry comes from DIGITS_REGISTRY (the ConfigMap)"
+
+
+def test_rolling_update_drains_before_the_port_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM -> NOT_SERVING; the port stays open until readiness has failed (endpoint gone)."""
+    container = server_container()
+    for key, value in container_env(container).items():
+        monkeypatch.setenv(key, value)
+    settings = ServiceSettings()
+    readiness = container["readinessProbe"]
+    unready_after = readiness["periodSeconds"] * readiness["failureThreshold"]
+    assert settings.drain_delay_s > unready_after
+    pod = k8s_object("Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.drain_delay_s + settings.grace_s
+
+
+def test_connections_are_probed_and_ten_second_pings_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in container_env(server_container()).items():
+        monkeypatch.setenv(key, value)
+    settings = ServiceSettings()
+    assert settings.keepalive_time_s + settings.keepalive_timeout_s <= 120  # dead peers freed
+    assert settings.min_ping_interval_s <= 10 and settings.keepalive_permit_without_calls
+    assert settings.max_connection_age_s > 0 and settings.max_connection_age_grace_s > 0

@@ -49,9 +49,9 @@ def test_health_not_serving_until_a_model_is_published(
 def test_health_not_serving_while_draining(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, drain_delay_s=1.0)
+    running = start_server(registry)
     assert running.client.health() == "SERVING"
-    stopper = threading.Thread(target=running.server.stop, args=(5.0,))
+    stopper = threading.Thread(target=running.server.stop, args=(5.0, 1.0))  # 1 s drain delay
     stopper.start()
     _wait_for(lambda: running.client.health() == "NOT_SERVING", timeout=0.9)
     assert running.client.health(SERVICE) == "NOT_SERVING"

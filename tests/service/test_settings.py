@@ -63,3 +63,40 @@ def test_registry_is_a_directory_or_an_s3_url_from_env_and_flag(
     assert ServiceSettings().registry == expected
     monkeypatch.delenv("DIGITS_REGISTRY")
     assert serve.settings_from_args(_parse("--registry", value)).registry == expected
+
+
+def test_connection_flags_become_settings_and_grpc_options() -> None:
+    from service.rpc.keepalive import connection_options
+
+    args = _parse(
+        *(
+            "--keepalive-time",
+            "0.5",
+            "--keepalive-timeout",
+            "0.25",
+            "--no-keepalive-permit-without-calls",
+        ),
+        *("--min-ping-interval", "1", "--max-ping-strikes", "3", "--max-connection-idle", "0"),
+        *("--max-connection-age", "60", "--max-connection-age-grace", "7", "--drain-delay", "2"),
+    )
+    settings = serve.settings_from_args(args)
+    assert settings.drain_delay_s == 2
+    options = dict(connection_options(settings))
+    assert options == {
+        "grpc.keepalive_time_ms": 500,
+        "grpc.keepalive_timeout_ms": 250,
+        "grpc.http2.ping_timeout_ms": 250,
+        "grpc.keepalive_permit_without_calls": 0,
+        "grpc.http2.min_ping_interval_without_data_ms": 1000,
+        "grpc.http2.max_ping_strikes": 3,
+        "grpc.http2.max_pings_without_data": 0,
+        "grpc.max_connection_age_ms": 60_000,
+        "grpc.max_connection_age_grace_ms": 7000,
+    }  # idle 0: no option, gRPC's "never"
+
+
+def test_connection_defaults_are_production_ones() -> None:
+    settings = ServiceSettings()
+    assert settings.drain_delay_s > 0  # a rolling update must not refuse connections
+    assert settings.min_ping_interval_s <= 10  # clients pinging every 10 s are welcome
+    assert settings.keepalive_time_s + settings.keepalive_timeout_s <= 120  # dead peers found

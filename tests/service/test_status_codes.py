@@ -138,10 +138,10 @@ class _Exploding:
         self.observer = ServiceMetrics()
 
     @handle_errors("Explode")
-    def explode(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+    async def explode(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         raise RuntimeError("secret internal detail")
 
-    def register(self, server: grpc.Server, core: object) -> list[str]:
+    def register(self, server: grpc.aio.Server, core: object) -> list[str]:
         handler = grpc.unary_unary_rpc_method_handler(self.explode)
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler("test.Exploding", {"Explode": handler})]
@@ -159,6 +159,7 @@ def test_unexpected_error_is_generic_internal(
         explode(b"x", timeout=5)
     assert err.value.code() == Code.INTERNAL
     assert "secret" not in err.value.details() and "request id" in err.value.details()
+    assert adapter.observer.exposition().count(b'code="INTERNAL",method="Explode"') == 1
     assert running.client.predict(np.zeros((1, 784), np.uint8)).version == 1
 
 
@@ -169,3 +170,9 @@ def test_port_in_use_is_an_os_error(small: Running, tmp_path: Path) -> None:
     settings = ServiceSettings(port=small.port, registry=tmp_path, enable_v2=False)
     with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{small.port}"):
         create_server(settings)
+
+
+def test_handle_errors_refuses_a_synchronous_handler() -> None:
+    # The server is grpc.aio: a plain function would block its event loop.
+    with pytest.raises(TypeError, match="needs an async def"):
+        handle_errors("Sync")(lambda self, request, context: request)

@@ -113,11 +113,16 @@ def test_digits_v1_limits_apply_to_raw_and_typed_contents() -> None:
         to_images(_raw_request(pixels, "FP32"), max_rows=MAX_ROWS)
 
 
-def test_typed_contents_with_a_negative_shape_are_rejected() -> None:
-    request = _typed_request(np.zeros((1, 784), np.uint8), "UINT8", "uint_contents")
-    request.inputs[0].shape[:] = [-1, 784]
-    with pytest.raises(InvalidInput, match="needs 0 values in uint_contents, got 784"):
-        to_images(request, max_rows=MAX_ROWS)
+@pytest.mark.parametrize("shape", [[-1, 784], [-1, -784], [1, -784]])
+def test_a_negative_shape_is_named_as_such(shape: list[int]) -> None:
+    # Not "empty batch" nor "needs 784 values, got 784": the negative dimension is the problem.
+    typed = _typed_request(np.zeros((1, 784), np.uint8), "UINT8", "uint_contents")
+    raw = _raw_request(np.zeros((1, 784), np.uint8), "UINT8")
+    for request in (typed, raw):
+        request.inputs[0].shape[:] = shape
+        with pytest.raises(InvalidInput, match="has a negative dimension") as err:
+            to_images(request, max_rows=MAX_ROWS)
+        assert "empty" not in str(err.value) and "values" not in str(err.value)
 
 
 def test_requested_outputs_default_order_and_validation() -> None:

@@ -179,7 +179,7 @@ def test_server_metadata_names_the_server(v2: Running) -> None:
     metadata = _stub(v2).ServerMetadata(pb.ServerMetadataRequest(), timeout=5)
     assert metadata.name == "digits"
     assert metadata.version
-    assert list(metadata.extensions) == []
+    assert set(metadata.extensions) == {"classification", "model_configuration", "statistics"}
 
 
 _DATATYPES = st.sampled_from(["UINT8", "FP32", "INT32", "FP64", "BYTES", "", "uint8"])
@@ -218,3 +218,84 @@ def test_fuzzed_requests_get_ok_or_invalid_argument_never_internal(
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
     else:
         assert len(response.outputs) == len(response.raw_output_contents) >= 1
+
+
+def _with_parameter(request: pb.ModelInferRequest, where: str, name: str) -> None:
+    """Set parameter `name` on the request, its input or a requested output."""
+    if where == "request":
+        request.parameters[name].bool_param = True
+    elif where == "input":
+        request.inputs[0].parameters[name].int64_param = 784
+    else:
+        request.outputs.add(name="label").parameters[name].bool_param = True
+
+
+@pytest.mark.parametrize(
+    ("where", "name"),
+    [("output", "binary_data"), ("input", "binary_data_size"),
+     ("input", "shared_memory_region"), ("request", "priority"), ("request", "made_up"),
+     ("output", "made_up")],
+)  # fmt: skip
+def test_unsupported_parameters_are_refused_by_name(v2: Running, where: str, name: str) -> None:
+    request = _infer_request(random_images(1))
+    _with_parameter(request, where, name)
+    with pytest.raises(grpc.RpcError) as err:
+        _stub(v2).ModelInfer(request, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert repr(name) in err.value.details()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [({"int64_param": 0}, "1..10, got 0"), ({"int64_param": 11}, "1..10, got 11"),
+     ({"string_param": "3"}, "integer class count")],
+)  # fmt: skip
+def test_bad_class_counts_are_refused(v2: Running, value: dict, message: str) -> None:
+    request = _infer_request(random_images(1))
+    output = request.outputs.add(name="probabilities")
+    output.parameters["classification"].CopyFrom(pb.InferParameter(**value))
+    with pytest.raises(grpc.RpcError) as err:
+        _stub(v2).ModelInfer(request, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in err.value.details()
+
+
+def test_classification_as_uint64_and_top_1(v2: Running) -> None:
+    images = random_images(2)
+    request = _infer_request(images)
+    output = request.outputs.add(name="probabilities")
+    output.parameters["classification"].uint64_param = 1
+    response = _stub(v2).ModelInfer(request, timeout=5)
+    (tensor,) = response.outputs
+    assert (tensor.datatype, list(tensor.shape)) == ("BYTES", [2, 1])
+    expected = reference_proba(toy_params(1), images.reshape(2, 784) / 255.0)
+    raw = response.raw_output_contents[0]
+    items = []
+    while raw:  # BYTES raw contents: uint32 length, then the bytes, per element
+        size = int.from_bytes(raw[:4], "little")
+        items.append(raw[4 : 4 + size].decode())
+        raw = raw[4 + size :]
+    assert [item.split(":")[1] for item in items] == [str(row.argmax()) for row in expected]
+    assert all(len(item.split(":")[0].split(".")[1]) == 6 for item in items)  # "%f", Triton's
+    scores = [float(item.split(":")[0]) for item in items]
+    np.testing.assert_allclose(scores, expected.max(axis=1), atol=2e-6)
+
+
+def test_model_config_and_statistics(v2: Running) -> None:
+    stub = _stub(v2)
+    config = stub.ModelConfig(pb.ModelConfigRequest(name="digits"), timeout=5).config
+    assert config.max_batch_size == v2.server.core.max_images
+    assert not config.HasField("dynamic_batching")  # batching is off by default
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelConfig(pb.ModelConfigRequest(name="cats"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    stub.ModelInfer(_infer_request(random_images(3)), timeout=5)
+    v2.client.predict(random_images(2))  # digits.v1 requests are the model's inferences too
+    stats = stub.ModelStatistics(pb.ModelStatisticsRequest(), timeout=5).model_stats
+    assert [(s.name, s.version, s.inference_count, s.execution_count) for s in stats] == [
+        ("digits", "1", 5, 2)
+    ]
+    assert stats[0].inference_stats.success.count == 2 and stats[0].last_inference > 0
+    assert stats[0].inference_stats.compute_infer.count == 2
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits", version="9"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

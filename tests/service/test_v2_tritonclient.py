@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 N_IMAGES = 5
+TOP3 = {"probabilities": 3}  # the classification extension: 3 best classes
 
 
 # --------------------------------------------------------------------------- driver (child process)
@@ -49,12 +50,20 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
     floats = (images / 255.0).astype(np.float32)
     client = tc.InferenceServerClient(url=target)
 
-    def infer(array, datatype, version="", model="digits", outputs=None, reshape=None):
+    def infer(array, datatype, version="", model="digits", outputs=None, reshape=None,
+              counts=None, shared_memory=False):  # fmt: skip
+        counts = counts or {}  # output name -> classification class_count
         tensor = tc.InferInput("images", list(array.shape), datatype)
         tensor.set_data_from_numpy(array)
         if reshape is not None:  # declare a shape that does not match the bytes sent
             tensor.set_shape(reshape)
-        wanted = None if outputs is None else [tc.InferRequestedOutput(o) for o in outputs]
+        if shared_memory:  # data said to be in a region the server never saw
+            tensor.set_shared_memory("region0", array.nbytes)
+        wanted = (
+            None
+            if outputs is None
+            else [tc.InferRequestedOutput(o, class_count=counts.get(o, 0)) for o in outputs]
+        )
         result = client.infer(model, [tensor], model_version=version, outputs=wanted)
         return _result_json(result)
 
@@ -98,7 +107,17 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
         "wrong_shape": _attempt(lambda: infer(flat[:, :783], "UINT8")),
         "byte_length": _attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
         "unknown_output": _attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
-        "model_config": _attempt(lambda: client.get_model_config("digits")),
+        "model_config": _attempt(lambda: client.get_model_config("digits", as_json=True)),
+        "classification": _attempt(
+            lambda: infer(flat, "UINT8", outputs=["probabilities", "label"], counts=TOP3)
+        ),
+        "classification_of_label": _attempt(
+            lambda: infer(flat, "UINT8", outputs=["label"], counts={"label": 3})
+        ),
+        "shared_memory": _attempt(lambda: infer(flat, "UINT8", shared_memory=True)),
+        "statistics": _attempt(
+            lambda: client.get_inference_statistics("digits", "2", as_json=True)
+        ),
         "live_after_errors": _attempt(client.is_server_live),
     }
 
@@ -108,10 +127,11 @@ def _result_json(result: Any) -> dict[str, Any]:
     outputs = {}
     for output in response.outputs:
         array = result.as_numpy(output.name)
+        data = array.astype(str) if output.datatype == "BYTES" else array  # bytes -> str
         outputs[output.name] = {
             "datatype": output.datatype,
             "dtype": str(array.dtype),
-            "data": array.tolist(),
+            "data": data.tolist(),
         }
     return {"model_version": response.model_version, "outputs": outputs}
 
@@ -226,6 +246,7 @@ def test_server_metadata(triton: dict) -> None:
     metadata = triton["server_metadata"]["value"]
     assert metadata["name"] == "digits"
     assert metadata["version"]
+    assert "classification" in metadata["extensions"]
 
 
 def test_model_metadata_describes_tensors_with_a_variable_batch(triton: dict) -> None:
@@ -280,13 +301,49 @@ def test_requested_outputs_are_honoured(triton: dict, reference: dict) -> None:
         ("wrong_shape", "INVALID_ARGUMENT", "783"),
         ("byte_length", "INVALID_ARGUMENT", "bytes"),
         ("unknown_output", "INVALID_ARGUMENT", "logits"),
-        ("model_config", "UNIMPLEMENTED", ""),  # Triton-only RPC, not in the protocol
+        ("classification_of_label", "INVALID_ARGUMENT", "only available for output"),
+        ("shared_memory", "INVALID_ARGUMENT", "shared_memory_region"),
     ],
 )
 def test_bad_requests_surface_their_status(triton: dict, scenario, status, mentions) -> None:
     outcome = triton[scenario]
     assert outcome.get("status") == f"StatusCode.{status}", outcome
     assert mentions in outcome["message"]
+
+
+def test_classification_extension_returns_top_k_score_index_strings(
+    triton: dict, reference: dict
+) -> None:
+    outputs = triton["classification"]["value"]["outputs"]
+    probabilities = outputs["probabilities"]
+    assert probabilities["datatype"] == "BYTES"
+    rows = probabilities["data"]
+    assert np.shape(rows) == (N_IMAGES, 3)
+    for row, expected in zip(rows, reference[1], strict=True):
+        scores = [float(item.split(":")[0]) for item in row]
+        classes = [int(item.split(":")[1]) for item in row]
+        assert classes == list(np.argsort(-expected, kind="stable")[:3])
+        np.testing.assert_allclose(scores, expected[classes], atol=1e-6)
+    np.testing.assert_array_equal(outputs["label"]["data"], reference[1].argmax(axis=1))
+
+
+def test_model_config_is_what_triton_tools_read(triton: dict) -> None:
+    config = triton["model_config"]["value"]["config"]
+    assert config["name"] == "digits" and config["max_batch_size"] > 0
+    assert config["input"] == [{"name": "images", "data_type": "TYPE_UINT8", "dims": ["784"]}]
+    assert [(o["name"], o["data_type"]) for o in config["output"]] == [
+        ("probabilities", "TYPE_FP32"),
+        ("label", "TYPE_INT64"),
+    ]
+
+
+def test_statistics_count_the_inferences(triton: dict) -> None:
+    # Version 2 answered exactly one request of N_IMAGES rows in the driver ("pinned_v2").
+    (stats,) = triton["statistics"]["value"]["model_stats"]
+    assert (stats["name"], stats["version"]) == ("digits", "2")
+    assert stats["inference_count"] == str(N_IMAGES)  # MessageToJson: uint64 as strings
+    assert stats["execution_count"] == "1"
+    assert stats["inference_stats"]["success"]["count"] == "1"
 
 
 def test_server_still_live_after_bad_requests(triton: dict) -> None:

@@ -40,7 +40,9 @@ def test_float32_bytes_decode_little_endian() -> None:
         (bytes(784), "uint8", (784,), "shape [N, 784] or [N, 28, 28], got [784]"),
         (bytes(784), "uint8", (1, 28, 27), "got [1, 28, 27]"),
         (bytes(784), "uint8", (1, 1, 784), "got [1, 1, 784]"),
-        (bytes(784), "uint8", (-1, 784), "empty batch"),
+        (bytes(784), "uint8", (-1, 784), "shape [-1, 784] has a negative dimension"),
+        (bytes(784), "uint8", (-1, -784), "shape [-1, -784] has a negative dimension"),
+        (bytes(784), "uint8", (1, -784), "shape [1, -784] has a negative dimension"),
         (bytes(784), "uint8", (), "got []"),
     ],
 )
