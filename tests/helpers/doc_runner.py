@@ -2,8 +2,9 @@
 PAGE SEGMENT` from the temporary directory the blocks should see as their cwd.
 
 Blocks of the segment run in order in one namespace, each compiled under its `page:line` so a
-traceback points at the doc. `127.0.0.1:50051` in a block becomes $DOCS_TARGET when set (the
-loopback server the test started on a free port). Exit 77 with a reason on stdout = skipped.
+traceback points at the doc. `127.0.0.1:50051` (and the HTTP `127.0.0.1:8080`) in a block or a
+setup becomes $DOCS_TARGET ($DOCS_HTTP_TARGET) when set: the loopback server the test started on
+free ports. Exit 77 with a reason on stdout = skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def run_segment(page: Path, index: int) -> None:
         if block.skip_reason is not None:
             continue
         if block.setup:
-            exec(compile(block.setup, f"{block.where} (setup)", "exec"), namespace)
+            setup = doc_setup.with_target(block.setup)
+            exec(compile(setup, f"{block.where} (setup)", "exec"), namespace)
         code = doc_setup.with_target(block.text)
         exec(compile(code, block.where, "exec"), namespace)
 
