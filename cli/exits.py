@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flags or settings (argparse uses 2 as well)
     NOT_PUBLISHED = 3  # train: the gate, a divergence or the data refused to publish
     INTEGRITY = 4  # models: a stored file of a version is missing or altered
-    SERVICE = 5  # predict: the server answered with an error or could not be reached
+    SERVICE = 5  # predict, monitor: the server answered with an error or could not be reached
     INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2, the shell's convention)
 
 
@@ -25,7 +25,7 @@ _MEANINGS = {
     ExitCode.USAGE: "bad flags or settings",
     ExitCode.NOT_PUBLISHED: "train: trained, but the gate, a divergence or the data said no",
     ExitCode.INTEGRITY: "models: a stored file of a version is missing or altered",
-    ExitCode.SERVICE: "predict: the server answered with an error or could not be reached",
+    ExitCode.SERVICE: "predict, monitor: the server answered with an error or could not be reached",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 

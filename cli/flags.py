@@ -10,6 +10,8 @@ annotation and the docstring, and the default shown is the field's own. Flags de
 from __future__ import annotations
 
 import argparse
+import functools
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -96,6 +98,7 @@ def _unwrap_optional(annotation: Any) -> Any:
         rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         if len(rest) == 1:
             return rest[0]
+        return functools.reduce(operator.or_, rest)  # e.g. Path | str | None -> Path | str
     return annotation
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from cli.exits import ExitCode, describe_exit_codes
 
 # Order is the order shown by `digits --help`.
-_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models")
+_SUBCOMMANDS = ("train", "schedule", "serve", "predict", "models", "logs", "monitor")
 
 
 class CommandError(Exception):

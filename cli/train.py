@@ -16,7 +16,7 @@ _NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 _GROUPS = {
     "data": (
         "mirrors", "data_dir", "offline", "download_deadline_s", "download_min_rate",
-        "download_rate_window_s", "download_retries", "download_backoff_s",
+        "download_rate_window_s", "download_retries", "download_backoff_s", "extra_data",
     ),
     "model and training": (
         "epochs", "batch_size", "lr", "schedule", "min_lr_ratio", "warmup_steps", "beta1",
@@ -47,7 +47,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from pipeline.settings import TrainSettings
 
     fields = overrides(args, [field for group in _GROUPS.values() for field in group])
-    for key in ("registry_dir", "data_dir"):  # absolute, so scheduled runs find the same dirs
+    # absolute, so scheduled runs find the same dirs
+    for key in ("registry_dir", "data_dir", "extra_data"):
         value = fields.get(key)
         if value is not None and not str(value).startswith("s3://"):
             fields[key] = Path(value).expanduser().resolve()

@@ -79,6 +79,9 @@ class TrainSettings(BaseModel):
     """Fraction of training rows held out for per-epoch validation metrics."""
     train_limit: int | None = Field(None, ge=1)
     """Use only the first N training rows (quick runs and smoke tests)."""
+    extra_data: Path | None = None
+    """Directory of extra labelled IDX pairs appended to the training split (e.g. exported
+    prediction logs); recorded in the manifest with their sha256."""
     min_accuracy: float = Field(0.97, ge=0.0, le=1.0)
     """Test accuracy below this publishes nothing and fails the run."""
     tolerance: float = Field(0.0, ge=0.0, le=1.0)

@@ -17,13 +17,23 @@ from core.features import to_features
 from core.idx import decode_images, decode_labels
 from core.metrics import evaluate as evaluate_probabilities
 from core.mlp import MLP
+from core.profile import reference_profile
 from core.train import fit
 from core.version import package_version
 from pipeline.gate import GateDecision
 from pipeline.settings import TrainSettings
 from registry import DEFAULT_ALIAS, ModelVersion, Registry
 
-__all__ = ["Dataset", "Trained", "build_manifest", "evaluate", "load_dataset", "publish", "train"]
+__all__ = [
+    "Dataset",
+    "Trained",
+    "build_manifest",
+    "evaluate",
+    "load_dataset",
+    "load_extra_data",
+    "publish",
+    "train",
+]
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
@@ -86,13 +96,54 @@ def load_dataset(paths: Mapping[str, Path], train_limit: int | None = None) -> D
     )
 
 
+def load_extra_data(
+    directory: Path,
+) -> tuple[NDArray[np.float32], NDArray[np.int64], dict[str, str]]:
+    """Extra training rows from IDX pairs in `directory` (e.g. `digits logs export` output).
+
+    Every `*images-idx3-ubyte[.gz]` file needs its `*labels-idx1-ubyte[.gz]` twin. Returns
+    features (n, 784) float32 in [0, 1], labels (n,) int64 and file name -> sha256.
+    ValueError names the file and the problem (no pairs, a missing twin, a bad file).
+    """
+    images = sorted(Path(directory).glob("*images-idx3-ubyte*"))
+    if not images:
+        raise ValueError(f"extra data: no *images-idx3-ubyte[.gz] files in {directory}")
+    xs, ys, digests = [], [], {}
+    for image_file in images:
+        label_file = image_file.with_name(image_file.name.replace("images-idx3", "labels-idx1"))
+        if not label_file.exists():
+            raise ValueError(
+                f"extra data: {label_file.name} is missing (labels of {image_file.name})"
+            )
+        paths = {image_file.name: image_file, label_file.name: label_file}
+        image_data, digests[image_file.name] = _read(paths, image_file.name)
+        label_data, digests[label_file.name] = _read(paths, label_file.name)
+        try:
+            x, y = decode_images(image_data), decode_labels(label_data)
+        except ValueError as err:
+            raise ValueError(f"extra data {image_file.name}: {err}") from err
+        if len(x) != len(y):
+            raise ValueError(f"extra data: {image_file.name} has {len(x)} images, "
+                             f"{label_file.name} {len(y)} labels")  # fmt: skip
+        xs.append(to_features(x))
+        ys.append(y.astype(np.int64))
+    return np.concatenate(xs), np.concatenate(ys), digests
+
+
 def train(
     dataset: Dataset, settings: TrainSettings, on_epoch: EpochCallback | None = None
 ) -> Trained:
-    """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up."""
+    """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up.
+
+    With settings.extra_data, its IDX rows are appended to the training split (load_extra_data).
+    """
     model = MLP(settings.layer_sizes, seed=settings.seed, loss=settings.loss)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    if settings.extra_data is not None:
+        x_extra, y_extra, _ = load_extra_data(settings.extra_data)
+        x_train, y_train = np.concatenate([x_train, x_extra]), np.concatenate([y_train, y_extra])
     config = settings.train_config()
-    result = fit(model, dataset.x_train, dataset.y_train, config=config, on_epoch=on_epoch)
+    result = fit(model, x_train, y_train, config=config, on_epoch=on_epoch)
     return Trained(model, [dict(epoch) for epoch in result.history], float(result.seconds))
 
 
@@ -132,7 +183,22 @@ def build_manifest(
     dataset: Dataset,
     decision: GateDecision,
 ) -> dict[str, Any]:
-    """The caller's part of the registry manifest: what was trained, on what, and how well."""
+    """The caller's part of the registry manifest: what was trained, on what, and how well.
+
+    "profile" is the drift reference the server compares live traffic with (core.profile):
+    input statistics of the training split, output statistics on the held-out test split.
+    """
+    dataset_entry: dict[str, Any] = {
+        "train_samples": len(dataset.y_train),
+        "test_samples": len(dataset.y_test),
+        "sha256": dataset.sha256,
+    }
+    if settings.extra_data is not None:
+        _, y_extra, digests = load_extra_data(settings.extra_data)
+        dataset_entry["extra"] = {
+            "directory": str(settings.extra_data), "samples": len(y_extra), "sha256": digests,
+        }  # fmt: skip
+    x = dataset.x_train
     return {
         "layer_sizes": list(settings.layer_sizes),
         "loss": settings.loss,
@@ -144,11 +210,13 @@ def build_manifest(
         # config in every checkpoint); every key can be set again with `digits train`.
         "training": settings.model_dump(mode="json", include=_PROVENANCE_FIELDS),
         "libraries": library_versions(),
-        "dataset": {
-            "train_samples": len(dataset.y_train),
-            "test_samples": len(dataset.y_test),
-            "sha256": dataset.sha256,
-        },
+        "dataset": dataset_entry,
+        "profile": reference_profile(
+            x,
+            trained.model.predict_proba(x),
+            dataset.x_test,
+            trained.model.predict_proba(dataset.x_test),
+        ),
         "gate": {
             "promote": decision.promote,
             "reason": decision.reason,

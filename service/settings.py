@@ -64,12 +64,9 @@ class ServiceSettings(BaseSettings):
     """Most images in one request (INVALID_ARGUMENT beyond)."""
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request or response message (RESOURCE_EXHAUSTED beyond)."""
-    workers: int = Field(default=64, ge=2)
-    """Threads for synchronous handlers of extra registrations (the server is grpc.aio: the
-    built-in handlers run on its event loop); also sets the default of max_streams."""
-    max_streams: int | None = Field(default=None, ge=1)
-    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond); default: workers - 4
-    (at least 1). Streams hold no thread on grpc.aio; the cap bounds long-lived clients."""
+    max_streams: int = Field(default=60, ge=1)
+    """Most PredictStream calls open at once (RESOURCE_EXHAUSTED beyond). A stream holds no
+    thread on grpc.aio; the cap bounds long-lived clients (dead ones are freed by keepalive)."""
     blas_threads: int = Field(default=1, ge=0)
     """BLAS threads for the forward pass (0 = leave BLAS alone); 1 avoids oversubscribing the
     cores the gRPC threads need. Applied with threadpoolctl when installed."""
@@ -121,12 +118,37 @@ class ServiceSettings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """Event loop under the grpc.aio server: uvloop (measured ~7% more requests/s at batch 1 x 32)
     when installed, else asyncio's own (a warning says so)."""
+    drift: bool = True
+    """Profile live traffic per model version and export drift scores (PSI against the
+    manifest's training profile), predicted-class counts and a confidence histogram."""
+    drift_window: int = Field(default=5000, ge=1)
+    """Images in each version's sliding drift window."""
+    drift_min_images: int = Field(default=500, ge=1)
+    """Images a window needs before its PSI is exported: at 200 clean MNIST images the class
+    PSI still touched 0.2 from sampling noise alone (docs/drift_psi.png)."""
+    drift_fold_interval_s: float = Field(default=1.0, ge=0)
+    """Seconds between folds of queued answers into the drift windows (0 = at scrape only)."""
+    feedback_window: int = Field(default=100_000, ge=0)
+    """Recent request ids remembered for Feedback (0 = feedback off, NOT_FOUND for all)."""
+    prediction_log: Path | str | None = None
+    """Prediction log (gzip JSON Lines): a directory, or s3://bucket/prefix (files spooled under
+    cache_dir and uploaded when closed); None = no log."""
+    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Fraction of Predict requests (successful or failed) written to the prediction log."""
+    log_queue_size: int = Field(default=10_000, ge=1)
+    """Records waiting for the log writer; beyond, records are dropped and counted."""
+    log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Rotate a log file when its compressed size reaches this."""
+    log_max_age_s: float = Field(default=3600.0, gt=0)
+    """Rotate a log file when it is this old."""
+    log_flush_interval_s: float = Field(default=0.25, gt=0)
+    """Seconds between the log writer's drains of its queue."""
     log_format: Literal["json", "text"] = "json"
     """Log line format on stderr."""
     log_level: str = "INFO"
     """Python logging level name."""
 
-    @field_validator("registry", mode="before")
+    @field_validator("registry", "prediction_log", mode="before")
     @classmethod
     def _registry_location(cls, value: Any) -> Any:
         # An s3:// URL stays text: a Path would fold its "//".
@@ -140,10 +162,6 @@ class ServiceSettings(BaseSettings):
             raise ValueError("--tls-cert and --tls-key (DIGITS_TLS_CERT, _KEY) go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well")
-        if self.max_streams is not None and self.max_streams >= self.workers:
-            raise ValueError(
-                f"max_streams ({self.max_streams}) must be below workers ({self.workers})"
-            )
         edges = [("gRPC", self.host)]
         if self.http_port:
             edges.append(("HTTP", self.http_host or self.host))
@@ -155,11 +173,6 @@ class ServiceSettings(BaseSettings):
                     "DIGITS_TLS_KEY) or allow plaintext (--plaintext, or DIGITS_PLAINTEXT=true)"
                 )
         return self
-
-    @property
-    def stream_limit(self) -> int:
-        """max_streams, or its default derived from workers."""
-        return self.max_streams or max(self.workers - 4, 1)
 
     @property
     def tls(self) -> bool:

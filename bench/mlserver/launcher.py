@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,18 +88,22 @@ def running_digits(
     log_dir: Path,
     log_name: str = "",
     http_port: int = 0,
+    extra_args: Sequence[str] = (),
+    metrics_port: int | None = None,
 ) -> Iterator[str]:
     """Run `digits serve` on a free loopback port; yields HOST:PORT once health says SERVING.
 
-    `http_port` > 0 turns its HTTP/REST edge on, on that port (0: gRPC only, the default).
+    `http_port` > 0 turns its HTTP/REST edge on, on that port (0: gRPC only, the default);
+    `extra_args` are more `digits serve` flags; `metrics_port` fixes the /metrics port.
     """
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), metrics_port or free_port()
     command = [
         *(sys.executable, "-m", "cli", "serve", "--registry", str(registry)),
         *("--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port)),
         "--batching" if batching else "--no-batching",
         *("--http-port", str(http_port)),
         *("--drain-delay", "0"),  # no load balancer to wait for between points
+        *extra_args,
     ]
     log = log_dir / f"digits-serve-{log_name or 'batching-' + ('on' if batching else 'off')}.log"
     with log.open("wb") as out:

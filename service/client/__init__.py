@@ -5,10 +5,11 @@ tritonclient's in one process).
 """
 
 from service.client.client import DigitsClient, encode_images, tls_credentials
-from service.client.types import ModelInfo, Prediction, ServiceError
+from service.client.types import Feedback, ModelInfo, Prediction, ServiceError
 
 __all__ = [
     "DigitsClient",
+    "Feedback",
     "ModelInfo",
     "Prediction",
     "ServiceError",

@@ -14,7 +14,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from numpy.typing import ArrayLike
 
 from core.config import IMAGE_SIDE, N_PIXELS
-from service.client.types import ModelInfo, Prediction, ServiceError, model_info_from_pb
+from service.client.types import (
+    Feedback,
+    ModelInfo,
+    Prediction,
+    ServiceError,
+    model_info_from_pb,
+)
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
 
@@ -130,6 +136,33 @@ class DigitsClient:
                 yield Prediction.from_pb(response)
         except grpc.RpcError as err:
             raise ServiceError.from_rpc(err) from err
+
+    def feedback(self, request_id: str, label: int, index: int = 0) -> Feedback:
+        """Report the true `label` of image `index` of an earlier answer (its `request_id`).
+
+        Raises ServiceError: NOT_FOUND for an id the server does not remember, INVALID_ARGUMENT
+        for a label outside 0-9 or an index past the request's images.
+        """
+        request = pb.FeedbackRequest(request_id=request_id, label=int(label), index=int(index))
+        try:
+            reply = self._stub.Feedback(request, timeout=self._timeout)
+        except grpc.RpcError as err:
+            raise ServiceError.from_rpc(err) from err
+        return Feedback(version=reply.version, predicted=reply.predicted, correct=reply.correct)
+
+    def feedback_stream(self, labels: Iterable[tuple[str, int] | tuple[str, int, int]]) -> int:
+        """Report many (request_id, label[, index]) over one stream; returns how many the model
+        had right. The first bad one raises ServiceError (those before it are counted)."""
+        requests = (
+            pb.FeedbackRequest(request_id=item[0], label=int(item[1]),
+                               index=int(item[2]) if len(item) > 2 else 0)  # type: ignore[misc]
+            for item in labels
+        )  # fmt: skip
+        try:
+            reply = self._stub.FeedbackStream(requests, timeout=self._timeout)
+        except grpc.RpcError as err:
+            raise ServiceError.from_rpc(err) from err
+        return int(reply.correct)
 
     def get_model(self, version: int | None = None, alias: str | None = None) -> ModelInfo:
         """Describe one model version (default: the one served without a model reference)."""

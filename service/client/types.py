@@ -15,6 +15,15 @@ from service.generated.digits.v1 import digits_pb2 as pb
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """The server's verdict on one label: the version that answered, its class, and if right."""
+
+    version: int
+    predicted: int
+    correct: bool
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One batch's answer: labels (N,), probabilities (N, 10) (or (N, k) with top_k)."""
 

@@ -14,6 +14,8 @@ The REST twin of service/rpc/v2.py over the same core: same model, versions, val
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import Any
 
 import orjson
@@ -24,9 +26,10 @@ from starlette.routing import Route
 from core.version import package_version
 from service.http.body import read_body
 from service.http.endpoint import endpoint
+from service.http.errors import status_of
 from service.http.v2_json import encode_infer_response, parse_infer_request
 from service.serving.core import ServingCore
-from service.serving.errors import ModelNotReady
+from service.serving.errors import ModelNotReady, PredictError
 from service.serving.v2_model import (
     PLATFORM,
     SERVER_NAME,
@@ -38,6 +41,7 @@ from service.serving.v2_model import (
 
 __all__ = ["V2Rest"]
 
+_REST = "ModelInferREST"  # the prediction log's method name for V2 REST inference
 _JSON = "application/json"
 _BINARY = "application/octet-stream"  # a JSON header then raw tensors (binary data extension)
 
@@ -112,15 +116,29 @@ class V2Rest:
 
     @endpoint("ModelInfer")
     async def model_infer(self, request: Request) -> Response:
-        check_model_name(self.core, request.path_params["name"])
-        body = await read_body(request, self.max_body_bytes)
-        parsed = parse_infer_request(
-            body,
-            request.headers.get("inference-header-content-length"),
-            max_rows=self.core.max_images,
-        )
-        version, alias = model_ref(request.path_params.get("version", ""))
-        answer = await self.core.predict_async(parsed.pixels, version=version, alias=alias)
+        # Reported to the core's monitoring like the gRPC adapters (prediction log, feedback by
+        # the request's "id" or X-Request-Id); a failure's status is its HTTP status code here.
+        start = time.perf_counter()
+        request_id = request.headers.get("x-request-id", "")[:128]
+        pixels = None
+        try:
+            check_model_name(self.core, request.path_params["name"])
+            body = await read_body(request, self.max_body_bytes)
+            parsed = parse_infer_request(
+                body,
+                request.headers.get("inference-header-content-length"),
+                max_rows=self.core.max_images,
+            )
+            pixels, request_id = parsed.pixels, parsed.request_id or request_id
+            version, alias = model_ref(request.path_params.get("version", ""))
+            answer = await self.core.predict_async(parsed.pixels, version=version, alias=alias)
+        except Exception as err:
+            status = status_of(err) if isinstance(err, PredictError) else 500
+            request_id = request_id or os.urandom(6).hex()
+            self.core.monitoring.failed(_REST, request_id, start, pixels, str(status), str(err))
+            raise
+        self.core.monitoring.answered(_REST, request_id or os.urandom(6).hex(), start,
+                                      parsed.pixels, answer)  # fmt: skip
         content, header_length = encode_infer_response(
             parsed,
             answer.probabilities,

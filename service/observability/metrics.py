@@ -6,7 +6,13 @@ import threading
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    start_http_server,
+)
 from prometheus_client.exposition import generate_latest
 
 from service.observability.hot_metrics import CounterSeries, HistogramSeries, HotMetrics
@@ -66,6 +72,9 @@ class ServiceMetrics:
             "digits_model_version", "Registry version served by default (0 = none)", registry=r
         )
         self.reloads = Counter("digits_model_reloads", "Successful model swaps", registry=r)
+        # process_cpu_seconds_total, process_resident_memory_bytes, ...: read at scrape time
+        # from /proc (Linux); the dashboard and bench/monitoring.py (CPU per request) use them.
+        ProcessCollector(registry=r)
         self.reload_failures = Counter(
             "digits_model_reload_failures", "New versions refused (verification or load failed)",
             registry=r,

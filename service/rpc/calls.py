@@ -44,6 +44,7 @@ __all__ = [
     "client_gone",
     "count_gone",
     "handle_errors",
+    "report_failure",
     "request_id_of",
     "seconds_left",
     "status_of",
@@ -88,6 +89,20 @@ def request_id_of(context: Context, message_id: str = "") -> str:
         if key == REQUEST_ID_KEY and value:
             return str(value)[:128]
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+def report_failure(
+    monitoring: Any,
+    method: str,
+    request_id: str,
+    start: float,
+    pixels: Any,
+    err: BaseException,
+) -> None:
+    """Tell the server's Monitoring (service.serving.monitoring) a prediction failed, with the
+    status code name the client gets (INTERNAL for anything that is not a PredictError)."""
+    code = status_of(err) if isinstance(err, PredictError) else grpc.StatusCode.INTERNAL
+    monitoring.failed(method, request_id, start, pixels, code.name, str(err))
 
 
 def seconds_left(context: Context) -> float | None:

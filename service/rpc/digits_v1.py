@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +12,13 @@ import grpc
 from core.config import N_CLASSES
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.generated.digits.v1 import digits_pb2_grpc as pb_grpc
-from service.rpc.calls import client_gone, handle_errors, request_id_of, seconds_left
+from service.rpc.calls import (
+    client_gone,
+    handle_errors,
+    report_failure,
+    request_id_of,
+    seconds_left,
+)
 from service.rpc.digits_v1_converters import (
     model_ref,
     to_model_info,
@@ -34,7 +41,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     core -> convert back; the core does its registry reads in worker threads, never on the loop.
     """
 
-    def __init__(self, core: ServingCore, *, max_streams: int = 16) -> None:
+    def __init__(self, core: ServingCore, *, max_streams: int) -> None:
         self.core = core
         self.observer = core.metrics
         # An open stream costs no thread on grpc.aio, but each one is a long-lived client that
@@ -46,7 +53,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
     async def Predict(
         self, request: pb.PredictRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PredictResponse:
-        return await self._predict(request, context, None)
+        return await self._predict(request, context, None, "Predict")
 
     @handle_errors("PredictStream")
     async def PredictStream(
@@ -89,7 +96,7 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
                 if stream_id is None and not request.request_id:
                     stream_id = request_id_of(context)  # one id for the whole stream
                 try:
-                    answer = await self._predict(request, context, stream_id)
+                    answer = await self._predict(request, context, stream_id, "PredictStream")
                 except PredictError as err:
                     err.request_id = request.request_id or stream_id  # logged and sent back
                     raise
@@ -98,6 +105,28 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
             await answers.put(err)
             return
         await answers.put(None)
+
+    @handle_errors("Feedback")
+    async def Feedback(
+        self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.FeedbackResponse:
+        judgement = self.core.monitoring.judge(request.request_id, request.label, request.index)
+        return pb.FeedbackResponse(
+            version=judgement.version, predicted=judgement.predicted, correct=judgement.correct
+        )
+
+    @handle_errors("FeedbackStream")
+    async def FeedbackStream(
+        self,
+        request_iterator: AsyncIterator[pb.FeedbackRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> pb.FeedbackStreamResponse:
+        accepted = correct = 0
+        async for request in request_iterator:
+            judgement = self.core.monitoring.judge(request.request_id, request.label, request.index)
+            accepted += 1
+            correct += judgement.correct
+        return pb.FeedbackStreamResponse(accepted=accepted, correct=correct)
 
     @handle_errors("GetModel")
     async def GetModel(
@@ -118,27 +147,35 @@ class DigitClassifierServicer(pb_grpc.DigitClassifierServicer):
         request: pb.PredictRequest,
         context: grpc.aio.ServicerContext[Any, Any],
         request_id: str | None,
+        method: str,
     ) -> pb.PredictResponse:
         """One prediction; the response echoes request.request_id, else `request_id`, else the
-        x-request-id metadata or a generated id."""
-        if not request.HasField("images"):
-            raise InvalidInput("the request has no images")
-        pixels = to_pixels(self.core, request.images)
-        version, alias = model_ref(request)
-        top_k = top_k_of(request, n_classes=N_CLASSES)
-        answer = await self.core.predict_async(
-            pixels,
-            version=version,
-            alias=alias,
-            timeout=seconds_left(context),
-            gone=client_gone(context),
-        )
-        return to_response(
-            answer, top_k, request.request_id or request_id or request_id_of(context)
-        )
+        x-request-id metadata or a generated id. Its end is reported to the core (feedback,
+        prediction log), failures with their status code."""
+        start = time.perf_counter()
+        request_id = request.request_id or request_id or request_id_of(context)
+        pixels = None
+        try:
+            if not request.HasField("images"):
+                raise InvalidInput("the request has no images")
+            pixels = to_pixels(self.core, request.images)
+            version, alias = model_ref(request)
+            top_k = top_k_of(request, n_classes=N_CLASSES)
+            answer = await self.core.predict_async(
+                pixels,
+                version=version,
+                alias=alias,
+                timeout=seconds_left(context),
+                gone=client_gone(context),
+            )
+        except Exception as err:
+            report_failure(self.core.monitoring, method, request_id, start, pixels, err)
+            raise
+        self.core.monitoring.answered(method, request_id, start, pixels, answer)
+        return to_response(answer, top_k, request_id)
 
 
-def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int = 16) -> None:
+def register(server: grpc.aio.Server, core: ServingCore, *, max_streams: int) -> None:
     """Add the digits.v1 servicer to the grpc.aio `server`."""
     servicer = DigitClassifierServicer(core, max_streams=max_streams)
     pb_grpc.add_DigitClassifierServicer_to_server(servicer, server)

@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import grpc
@@ -41,8 +40,7 @@ logger = logging.getLogger("service.rpc.server")
 
 DIGITS_SERVICE = pb.DESCRIPTOR.services_by_name["DigitClassifier"].full_name
 # Adds servicers to the (grpc.aio) server and returns the full names of the services it added.
-# Handlers may be `async def` (run on the loop) or plain functions (run in a thread pool of
-# settings.workers threads, created on demand).
+# Their handlers are `async def` and run on the server's event loop (handle_errors insists).
 Registration = Callable[[grpc.aio.Server, ServingCore], Iterable[str] | None]
 
 
@@ -60,13 +58,11 @@ class DigitsServer:
         services: Sequence[str],
         settings: ServiceSettings,
         loop: LoopThread,
-        sync_pool: ThreadPoolExecutor,
         http: HttpEdge | None = None,
     ) -> None:
         self.grpc_server = grpc_server
         self.http = http
         self.loop = loop
-        self._sync_pool = sync_pool
         self.core = core
         self.health = health_servicer
         self.services = tuple(services)
@@ -107,7 +103,6 @@ class DigitsServer:
             self.loop.call(_stop_edges(self.grpc_server, self.http, grace))
             self.core.stop()
             self.loop.stop()
-            self._sync_pool.shutdown(wait=False)
             self.core.metrics.stop_http()
             self._stopped.set()
             logger.info("digits server stopped")
@@ -159,24 +154,21 @@ def create_server(
     """
     core = core or ServingCore.from_settings(settings)
     loop = LoopThread(kind=settings.event_loop)
-    sync_pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="rpc-sync")
     try:
         grpc_server, health_servicer, services, port = loop.call(
-            _build(settings, core, registrations, sync_pool)
+            _build(settings, core, registrations)
         )
     except BaseException:
         loop.stop()
-        sync_pool.shutdown(wait=False)
         raise
     try:
         http = _http_edge(settings, core)
     except BaseException:
         loop.call(grpc_server.stop(None))
         loop.stop()
-        sync_pool.shutdown(wait=False)
         raise
     server = DigitsServer(
-        grpc_server, core, health_servicer, services, settings, loop=loop, sync_pool=sync_pool,
+        grpc_server, core, health_servicer, services, settings, loop=loop,
         http=http,
     )  # fmt: skip
     return server, port
@@ -195,7 +187,6 @@ async def _build(
     settings: ServiceSettings,
     core: ServingCore,
     registrations: Sequence[Registration],
-    sync_pool: ThreadPoolExecutor,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer, list[str], int]:
     """Create the grpc.aio server on the running loop, register everything and bind the port."""
     options = [
@@ -205,10 +196,8 @@ async def _build(
         *connection_options(settings),
     ]
     accounting = GoneClientAccounting(core.metrics, ())
-    grpc_server = grpc.aio.server(
-        migration_thread_pool=sync_pool, options=options, interceptors=[accounting]
-    )
-    digits_v1.register(grpc_server, core, max_streams=settings.stream_limit)
+    grpc_server = grpc.aio.server(options=options, interceptors=[accounting])
+    digits_v1.register(grpc_server, core, max_streams=settings.max_streams)
     services = [DIGITS_SERVICE]
     for register in (*registrations, *_optional_v2(settings)):
         services += list(register(grpc_server, core) or ())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -10,7 +11,13 @@ from core.config import N_CLASSES
 from core.version import package_version
 from service.generated.inference import grpc_predict_v2_pb2 as pb
 from service.generated.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from service.rpc.calls import client_gone, handle_errors, seconds_left
+from service.rpc.calls import (
+    client_gone,
+    handle_errors,
+    report_failure,
+    request_id_of,
+    seconds_left,
+)
 from service.rpc.v2_converters import (
     requested_outputs,
     tensor_metadata,
@@ -122,19 +129,29 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ModelInferResponse:
-        self._check_name(request.model_name)
-        refuse_unsupported(request)  # a parameter is honoured or refused, never dropped
-        outputs = requested_outputs(request)
-        counts = class_counts(request, n_classes=N_CLASSES)
-        pixels = to_images(request, max_rows=self.core.max_images)
-        version, alias = _model_ref(request.model_version)
-        answer = await self.core.predict_async(
-            pixels,
-            version=version,
-            alias=alias,
-            timeout=seconds_left(context),
-            gone=client_gone(context),
-        )
+        # Reported to the core's monitoring like digits.v1's Predict (prediction log; feedback
+        # for requests that carry an id).
+        start = time.perf_counter()
+        request_id = request.id or request_id_of(context)
+        pixels = None
+        try:
+            self._check_name(request.model_name)
+            refuse_unsupported(request)  # a parameter is honoured or refused, never dropped
+            outputs = requested_outputs(request)
+            counts = class_counts(request, n_classes=N_CLASSES)
+            pixels = to_images(request, max_rows=self.core.max_images)
+            version, alias = _model_ref(request.model_version)
+            answer = await self.core.predict_async(
+                pixels,
+                version=version,
+                alias=alias,
+                timeout=seconds_left(context),
+                gone=client_gone(context),
+            )
+        except Exception as err:
+            report_failure(self.core.monitoring, "ModelInfer", request_id, start, pixels, err)
+            raise
+        self.core.monitoring.answered("ModelInfer", request_id, start, pixels, answer)
         return to_infer_response(
             answer.probabilities,
             answer.labels,

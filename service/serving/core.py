@@ -4,7 +4,8 @@ digits.v1 (service/rpc/digits_v1.py), the Open Inference Protocol adapters (gRPC
 service/rpc/v2.py; REST: service/http/v2.py) and the drawing page's endpoint (service/http/draw.py)
 all turn their messages into pixel arrays, await `ServingCore.predict_async` (on the one event
 loop the grpc.aio server and uvicorn share) and turn the `Answer` back into messages.
-Validation limits, model resolution, hot reload, batching and metrics live here once.
+Validation limits, model resolution, hot reload, batching and metrics live here once; so does
+the drift monitor's hook (every answer is queued for it; service/serving/monitoring.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from registry import NotFoundError, Registry, RegistryError
 from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
 from service.serving.errors import ModelUnusable, NotFound
+from service.serving.monitoring import Monitoring
 from service.serving.served import ServedModel, ServedModels
 from service.serving.statistics import InferenceStatistics
 from service.serving.validation import pixels_from_bytes
@@ -63,12 +65,14 @@ class ServingCore:
         *,
         max_images: int = 8192,
         loop_batcher: LoopBatcher | None = None,
+        monitoring: Monitoring | None = None,
     ) -> None:
         self.models = repository
         self.loop_batcher = loop_batcher or LoopBatcher(enabled=False)
         self.metrics = metrics
         self.max_images = max_images
         self.statistics = InferenceStatistics()
+        self.monitoring = monitoring or Monitoring(metrics)
 
     @classmethod
     def from_settings(
@@ -90,7 +94,11 @@ class ServingCore:
             observe_batch=metrics.observe_batch,
             observe_queue_delay=metrics.observe_queue_delay,
         )
-        return cls(repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher)
+        monitoring = Monitoring.from_settings(settings, metrics)
+        return cls(
+            repository, metrics, max_images=settings.max_images, loop_batcher=loop_batcher,
+            monitoring=monitoring,
+        )  # fmt: skip
 
     @property
     def ready(self) -> bool:
@@ -98,12 +106,14 @@ class ServingCore:
         return self.models.current is not None
 
     def start(self) -> None:
-        """Load the default model (if any) and begin polling the registry."""
+        """Start monitoring, load the default model (if any) and begin polling the registry."""
+        self.monitoring.start()
         self.models.start()
 
     def stop(self) -> None:
         self.models.stop()
         self.loop_batcher.close()
+        self.monitoring.stop()
 
     def decode(
         self, data: bytes, dtype: str, shape: Sequence[int]
@@ -151,6 +161,8 @@ class ServingCore:
         elapsed = time.perf_counter_ns() - start
         queued = computed_from[0] - start
         self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
+        if (drift := self.monitoring.drift) is not None:
+            drift.observe(served, pixels, probabilities)
         return Answer(served, probabilities, probabilities.argmax(axis=1).astype(np.int64))
 
     async def describe(self, version: int | None = None, alias: str | None = None) -> VersionInfo:

@@ -164,7 +164,7 @@ def test_get_model_and_list_models(
 def test_open_streams_are_capped_and_health_still_answers(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, workers=4, max_streams=2)
+    running = start_server(registry, max_streams=2)
     request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
     outboxes: list[queue.Queue] = []
     streams = []
@@ -190,7 +190,7 @@ def test_open_streams_are_capped_and_health_still_answers(
 def test_cancelled_stream_frees_its_slot(
     registry: Registry, start_server: Callable[..., Running]
 ) -> None:
-    running = start_server(registry, workers=4, max_streams=1)
+    running = start_server(registry, max_streams=1)
     request = pb.PredictRequest(images=pb.Tensor(data=bytes(784), dtype=1, shape=[1, 784]))
     outbox: queue.Queue = queue.Queue()
     outbox.put(request)

@@ -80,9 +80,12 @@ class Reference:
 
 
 def _text(registry: CollectorRegistry) -> list[str]:
-    """Exposition lines without `_created` (its timestamps differ; the hot series dropped it)."""
+    """Exposition lines without `_created` (its timestamps differ; the hot series dropped it)
+    and without prometheus_client's own process_* series (CPU time moves between scrapes)."""
     return [
-        line for line in generate_latest(registry).decode().splitlines() if "_created" not in line
+        line
+        for line in generate_latest(registry).decode().splitlines()
+        if "_created" not in line and "process_" not in line
     ]
 
 

@@ -114,3 +114,31 @@ class ListModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     aliases: _containers.ScalarMap[str, int]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., aliases: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("request_id", "label", "index")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    label: int
+    index: int
+    def __init__(self, request_id: _Optional[str] = ..., label: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("version", "predicted", "correct")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    predicted: int
+    correct: bool
+    def __init__(self, version: _Optional[int] = ..., predicted: _Optional[int] = ..., correct: _Optional[bool] = ...) -> None: ...
+
+class FeedbackStreamResponse(_message.Message):
+    __slots__ = ("accepted", "correct")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    accepted: int
+    correct: int
+    def __init__(self, accepted: _Optional[int] = ..., correct: _Optional[int] = ...) -> None: ...

@@ -55,6 +55,16 @@ class DigitClassifierStub:
                 request_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/digits.v1.DigitClassifier/Feedback',
+                request_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.FeedbackStream = channel.stream_unary(
+                '/digits.v1.DigitClassifier/FeedbackStream',
+                request_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackStreamResponse.FromString,
+                _registered_method=True)
 
 
 class DigitClassifierServicer:
@@ -89,6 +99,23 @@ class DigitClassifierServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """Feedback gives the true label of an image answered earlier (by the response's request_id),
+        counted in the live accuracy of the version that answered it. NOT_FOUND: the id is unknown
+        or older than the server remembers; INVALID_ARGUMENT: a label outside 0-9 or a bad index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FeedbackStream(self, request_iterator, context):
+        """FeedbackStream is Feedback for many labels over one client stream; the first bad message
+        ends the call with its status (the messages before it are counted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DigitClassifierServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +138,16 @@ def add_DigitClassifierServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsRequest.FromString,
                     response_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.FromString,
+                    response_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'FeedbackStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.FeedbackStream,
+                    request_deserializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.FromString,
+                    response_serializer=service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +259,60 @@ class DigitClassifier:
             '/digits.v1.DigitClassifier/ListModels',
             service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsRequest.SerializeToString,
             service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/digits.v1.DigitClassifier/Feedback',
+            service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.SerializeToString,
+            service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FeedbackStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/digits.v1.DigitClassifier/FeedbackStream',
+            service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackRequest.SerializeToString,
+            service_dot_generated_dot_digits_dot_v1_dot_digits__pb2.FeedbackStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

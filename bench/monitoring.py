@@ -1,0 +1,290 @@
+"""Monitoring overhead: batch 1 x 32 with the prediction log (rate 1.0) and drift on, vs off.
+
+    .venv/bin/python bench/monitoring.py [--duration 4] [--rounds 5] [--client native|python]
+                                         [--out bench/results/monitoring.json]
+
+Two `digits serve` processes on 127.0.0.1 serve the same model: "off" with drift, feedback and
+the log disabled, "on" with `--prediction-log DIR --log-sample-rate 1.0` and drift and feedback
+on (the defaults). The load generator (bench/serve.py's, in its own process) alternates between
+them for `--rounds` rounds of unary, batch 1, 32 in flight, uint8; each figure is the median
+over the rounds, so the machine's drift between minutes hits both alike. Target (issue 16):
+on/off throughput >= 0.9 and p99 <= 1.15x. The "on" server's own counters (records written
+and dropped, images profiled) are read from its /metrics at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "bench" / "mlserver")]
+
+import launcher  # noqa: E402  (bench/mlserver/launcher.py)
+import loadgen  # noqa: E402  (bench/mlserver/loadgen.py)
+from serve import (  # noqa: E402  (bench/serve.py)
+    _BLAS_VARS,
+    RESULTS,
+    _load_generator,
+    _machine,
+    _median_point,
+    _Runner,
+)
+
+MODEL = "digits"
+OFF = ("--no-drift", "--feedback-window", "0")
+TARGETS = {"throughput_on_vs_off_min": 0.9, "p99_on_vs_off_max": 1.15}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    blas_env = {name: str(args.blas_threads) for name in _BLAS_VARS}
+    os.environ.update(blas_env)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="monitoring-", dir=RESULTS))
+    registry = _registry(work)
+    native, client_note = _load_generator(args.client)
+    on_args = ("--prediction-log", str(work / "log"), "--log-sample-rate", "1.0", "--drift")
+    variants = {"off": OFF, "on": on_args}
+    if args.breakdown:  # each part alone: which one costs what
+        variants["drift_only"] = ("--drift", "--feedback-window", "0")
+        variants["log_only"] = (*OFF, "--prediction-log", str(work / "log-only"))
+    ports = {name: launcher.free_port() for name in variants}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    spawn = multiprocessing.get_context("spawn")
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(ProcessPoolExecutor(max_workers=1, mp_context=spawn))
+        targets = {
+            name: stack.enter_context(
+                launcher.running_digits(
+                    registry,
+                    blas_env,
+                    False,
+                    work,
+                    name,
+                    extra_args=flags,
+                    metrics_port=ports[name],
+                )
+            )
+            for name, flags in variants.items()
+        }
+        client.submit(loadgen.warm_up).result()
+        run = _Runner(client, args.duration, native)
+        for _ in range(args.rounds):
+            for name, target in targets.items():
+                before = _cpu_and_requests(ports[name])
+                point = run.point("digits", target, 1, "uint8", 32)
+                after = _cpu_and_requests(ports[name])
+                served = after[1] - before[1]
+                point[_CPU] = round((after[0] - before[0]) / served * 1e6, 1) if served else None
+                runs[name].append(point)
+        counters = _counters(ports["on"])
+    off_point, on_point = _median_point(runs["off"]), _median_point(runs["on"])
+    report: dict[str, Any] = {
+        "benchmark": "monitoring",
+        "point": "unary, batch 1, 32 in flight, uint8; medians of alternated rounds",
+        "rounds": args.rounds,
+        "seconds_per_point": args.duration,
+        "machine": {**_machine(args.blas_threads), "load_generator": client_note},
+        "off": {**off_point, "flags": list(OFF)},
+        "on": {**on_point, "flags": [a if a != str(work / "log") else "DIR" for a in on_args]},
+        **{name: _median_point(runs[name]) for name in variants if name not in ("on", "off")},
+        "on_server_counters": counters,
+        "in_process_costs_us": _costs(),
+        "runs": {
+            name: [
+                {k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms", _CPU)} for p in points
+            ]
+            for name, points in runs.items()
+        },
+    }
+    report["ratios"] = {
+        "throughput_on_vs_off": _ratio(
+            on_point.get("requests_per_s"), off_point.get("requests_per_s")
+        ),
+        "p99_on_vs_off": _ratio(on_point.get("p99_ms"), off_point.get("p99_ms")),
+        "server_cpu_per_request_on_vs_off": _ratio(_median(runs["on"]), _median(runs["off"])),
+    }
+    report["server_cpu_us_per_request"] = {name: _median(points) for name, points in runs.items()}
+    report["targets"] = {
+        **TARGETS,
+        "throughput_met": _ok(report["ratios"]["throughput_on_vs_off"], lambda r: r >= 0.9),
+        "p99_met": _ok(report["ratios"]["p99_on_vs_off"], lambda r: r <= 1.15),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def _registry(work: Path) -> Path:
+    """A fresh seeded model published with a drift profile (of random images), as production."""
+    from core import MLP
+    from core.profile import profile
+    from registry import Registry
+
+    model = MLP((784, 128, 40, 10), seed=0)
+    images = np.random.default_rng(0).random((2000, 784), dtype=np.float32)
+    manifest = {
+        "layer_sizes": [784, 128, 40, 10], "loss": "cross_entropy", "metrics": {"accuracy": 0.1},
+        "profile": profile(images, model.predict_proba(images)),
+    }  # fmt: skip
+    params = {k: np.ascontiguousarray(v) for k, v in model.params.items()}
+    registry = Registry(work / "registry")
+    version = registry.publish(MODEL, params, manifest).version
+    registry.set_alias(MODEL, "production", version)
+    return registry.root
+
+
+def _costs(n: int = 20_000) -> dict[str, float]:
+    """Microseconds per call of each monitoring step, measured in this process (median of 5).
+
+    request path: what a batch-1 Predict adds on the event loop (drift queue, feedback memory,
+    log sampling + queue); writer: encoding and compressing one record; fold: profiling one image.
+    """
+    import time
+    import zlib
+    from datetime import UTC, datetime
+
+    from core import MLP
+    from service.observability.drift import DriftMonitor
+    from service.observability.feedback import LiveAccuracy
+    from service.observability.log_records import encode_prediction
+    from service.observability.prediction_log import PredictionLog
+    from service.serving.model import Predictor
+    from service.serving.served import ServedModel
+
+    params = MLP((784, 128, 40, 10), seed=0).params
+    served = ServedModel("digits", 1, Predictor(params), {"metrics": {}}, datetime.now(UTC))
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 784), dtype=np.uint8)
+    probabilities = served.predictor.predict_proba(pixels)
+    labels = probabilities.argmax(axis=1)
+
+    def median_us(step: Any, calls: int) -> float:
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            step(calls)
+            runs.append((time.perf_counter() - start) / calls * 1e6)
+        return round(sorted(runs)[2], 3)
+
+    def request_path(calls: int) -> None:
+        drift = DriftMonitor(pending_limit=calls + 1)
+        feedback = LiveAccuracy(100_000)
+        log = PredictionLog(Path("unused"), queue_size=calls + 1)
+        for i in range(calls):
+            drift.observe(served, pixels, probabilities)
+            feedback.remember(f"id-{i}", served, labels)
+            if log.sampled():
+                now = time.time()
+                log.submit(now, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
+
+    def encode(calls: int) -> None:
+        for i in range(calls):
+            encode_prediction(1e9 + i, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
+
+    rng = np.random.default_rng(1)
+    records = b"".join(
+        encode_prediction(1e9 + i, f"id-{i}", "Predict", 1, 0.001, "OK", None,
+                          rng.integers(0, 256, (1, 784), dtype=np.uint8), probabilities)
+        for i in range(2000)
+    )  # fmt: skip
+
+    def compress(calls: int) -> None:  # the writer's zlib settings (prediction_log._GzipStream)
+        for _ in range(calls // 2000):
+            stream = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+            stream.compress(records)
+            stream.flush()
+
+    def fold(calls: int) -> None:
+        drift = DriftMonitor(pending_limit=calls + 1)
+        for _ in range(calls):
+            drift.observe(served, pixels, probabilities)
+        drift.fold()
+
+    return {
+        "request_path_per_request": median_us(request_path, n),
+        "writer_encode_per_record": median_us(encode, n),
+        "writer_gzip_per_record_random_pixels": median_us(compress, n),
+        "drift_fold_per_image": median_us(fold, 5000),
+    }
+
+
+_CPU = "server_cpu_us_per_request"
+
+
+def _median(points: list[dict[str, Any]]) -> float | None:
+    """Median server CPU microseconds per request over the rounds: unlike throughput, it barely
+    moves when other processes compete for the cores."""
+    values = sorted(p[_CPU] for p in points if p.get(_CPU) is not None)
+    return values[len(values) // 2] if values else None
+
+
+def _cpu_and_requests(port: int) -> tuple[float, float]:
+    """(process CPU seconds, requests answered) of the server behind /metrics on `port`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    cpu = requests = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "process_cpu_seconds_total":
+                cpu = sample.value
+            elif sample.name == "digits_requests_total" and sample.labels["method"] == "Predict":
+                requests += sample.value
+    return cpu, requests
+
+
+def _counters(port: int) -> dict[str, float]:
+    """The monitoring counters of a server's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    wanted = {"digits_prediction_log_records_total", "digits_drift_dropped_total",
+              "digits_confidence_count", "digits_drift_window_images"}  # fmt: skip
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                key = sample.name + "".join(f"{{{k}={v}}}" for k, v in sample.labels.items())
+                out[key] = sample.value
+    return out
+
+
+def _ratio(ours: float | None, reference: float | None) -> float | None:
+    return round(ours / reference, 3) if ours and reference else None
+
+
+def _ok(ratio: float | None, test: Any) -> bool | None:
+    return None if ratio is None else bool(test(ratio))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per point (4)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (5)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads per server (1)")
+    parser.add_argument("--client", choices=("native", "python"), default="native",
+                        help="load generator (the C++ one unless it cannot be built)")  # fmt: skip
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also servers with only drift and only the log on")  # fmt: skip
+    parser.add_argument("--out", default=str(RESULTS / "monitoring.json"), help="JSON file")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

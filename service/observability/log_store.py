@@ -1,0 +1,50 @@
+"""Where a prediction log's closed files go: the local directory itself, or an S3 prefix.
+
+With ``s3://bucket/prefix`` the writer spools its current file in a local directory; each file
+is uploaded once it is closed (rotated, or at shutdown) under ``prefix/<file name>``, create-only
+(If-None-Match: *), and deleted locally once stored. A failed upload leaves the file in the
+spool, retried after the next rotation (and at the next start). Endpoint and credentials come
+from the standard AWS variables, as for the registry (registry/s3_client.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry.s3 import parse_url
+from registry.s3_client import Precondition, S3Client
+
+__all__ = ["S3LogStore", "is_s3"]
+
+
+def is_s3(destination: str | Path) -> bool:
+    """True for an ``s3://`` URL (settings keep those as text; directories are Paths)."""
+    return isinstance(destination, str) and destination.startswith("s3://")
+
+
+class S3LogStore:
+    """The closed log files under ``s3://bucket/prefix`` (InvalidNameError for a bad URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.bucket, self.prefix = parse_url(url)
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self._s3 = S3Client(self.bucket, self.location)
+
+    def upload(self, path: Path) -> None:
+        """Store a closed file under its name (already stored: done); StoreUnavailableError."""
+        # Precondition: uploaded before a crash kept the local copy; nothing to do.
+        with contextlib.suppress(Precondition):
+            self._s3.put(self.prefix + path.name, path.read_bytes(), if_none_match=True)
+
+    def files(self, glob_prefix: str) -> list[str]:
+        """Names of the stored files starting with ``glob_prefix``, oldest (by name) first."""
+        keys = self._s3.list_keys(self.prefix + glob_prefix)
+        return sorted(key[len(self.prefix) :] for key, _ in keys)
+
+    def read(self, name: str) -> bytes:
+        return self._s3.get(self.prefix + name)[0]
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        yield self.read(name)

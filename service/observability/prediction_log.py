@@ -1,0 +1,228 @@
+"""PredictionLog: sampled request/response records written off the event loop, never blocking it.
+
+The request path calls `sampled()` (one random draw, skipped at rate 1.0) and `submit(...)`: a
+length check and a deque append of the raw values (~0.2 us). A writer thread wakes every
+`flush_interval_s`, drains the deque, encodes the records as JSON lines
+(service.observability.log_records), appends them to the current gzip file and flushes it with
+Z_SYNC_FLUSH, so everything written so far is readable while the file stays open. The file is
+rotated when its compressed size reaches `max_bytes` or its age `max_age_s`. When `queue_size`
+records are waiting, new ones are dropped and counted (digits_prediction_log_records_total
+{outcome="dropped"}): a slow disk costs log records, never request latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from service.observability.log_records import FILE_GLOB, encode_feedback, encode_prediction
+from service.observability.log_store import S3LogStore
+
+__all__ = ["PredictionLog"]
+
+logger = logging.getLogger("service.observability.prediction_log")
+
+_PREDICTION, _FEEDBACK = 0, 1
+_CHUNK = 64  # records encoded per hold of the interpreter lock (~0.5 ms)
+
+
+class PredictionLog:
+    """A rotated, gzip-compressed JSON Lines log of sampled predictions (and all feedback)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sample_rate: float = 1.0,
+        queue_size: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_age_s: float = 3600.0,
+        flush_interval_s: float = 0.25,
+        store: S3LogStore | None = None,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.queue_size = queue_size
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.flush_interval_s = flush_interval_s
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._dropped = 0  # written by the event-loop thread only
+        self._written = 0  # written by the writer thread only
+        self._failed = 0
+        self._file: _GzipStream | None = None
+        self.store = store  # closed files go there (directory: the spool); None: they stay
+        self._uploads = {"stored": 0, "failed": 0}
+        self._opened_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sampled(self) -> bool:
+        """Whether to log this request (always at rate 1.0)."""
+        return self.sample_rate >= 1.0 or random.random() < self.sample_rate
+
+    def submit(self, *fields: Any) -> None:
+        """Queue a prediction record: the arguments of log_records.encode_prediction."""
+        if len(self._queue) >= self.queue_size:
+            self._dropped += 1
+            return
+        self._queue.append((_PREDICTION, *fields))
+
+    def submit_feedback(self, *fields: Any) -> None:
+        """Queue a feedback record: the arguments of log_records.encode_feedback."""
+        if len(self._queue) >= self.queue_size:
+            self._dropped += 1
+            return
+        self._queue.append((_FEEDBACK, *fields))
+
+    def start(self) -> None:
+        """Create the directory (OSError if it cannot be), upload what a previous run left in the
+        spool (with a store), and start the writer thread."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"prediction log directory {self.directory}: {err.strerror}") from None
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Write what is queued, close the current file (with its gzip trailer), stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._drain()
+        self._close_file()
+
+    def _run(self) -> None:
+        if self.store is not None:  # what a previous run could not upload
+            self._upload_closed()
+        while not self._stop.wait(self.flush_interval_s):
+            self._drain()
+
+    def _drain(self) -> None:
+        """Write what is queued, _CHUNK records at a time, then flush once."""
+        queue = self._queue
+        count = len(queue)
+        if count == 0:
+            return
+        lines: list[bytes] = []
+        try:
+            stream = self._current()
+            for start in range(0, count, _CHUNK):
+                for _ in range(min(_CHUNK, count - start)):
+                    kind, *fields = queue.popleft()
+                    encode = encode_prediction if kind == _PREDICTION else encode_feedback
+                    lines.append(encode(*fields))
+                stream.write(b"".join(lines))  # zlib compresses without the interpreter lock
+                self._written += len(lines)
+                lines.clear()
+                # Hand the interpreter lock back between chunks: otherwise the event loop can
+                # wait a whole switch interval (5 ms) for it, which shows in its p99.
+                time.sleep(0)
+            stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
+        except OSError:
+            self._failed += len(lines)  # the rest stay queued for the next drain (a new file)
+            logger.exception("prediction log write failed; %d records lost", len(lines))
+            self._close_file()
+
+    def _current(self) -> _GzipStream:
+        """The open file, rotated first when it is too big or too old."""
+        now = time.time()
+        if self._file is not None and (
+            self._file.tell() >= self.max_bytes or now - self._opened_at >= self.max_age_s
+        ):
+            self._close_file()
+        if self._file is None:
+            stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            self._file = _GzipStream(self.directory / f"predictions-{stamp}.jsonl.gz")
+            self._opened_at = now
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                logger.exception("closing the prediction log file failed")
+        self._file = None
+        if self.store is not None:
+            self._upload_closed()
+
+    def _upload_closed(self) -> None:
+        """Upload every closed file of the spool, oldest first; delete each one stored."""
+        assert self.store is not None
+        for path in sorted(self.directory.glob(FILE_GLOB)):
+            try:
+                self.store.upload(path)
+                path.unlink()
+                self._uploads["stored"] += 1
+            except Exception:  # the store is down or refuses: keep the file, retry later
+                self._uploads["failed"] += 1
+                logger.exception("uploading %s to %s failed; kept for a retry", path.name,
+                                 self.store.location)  # fmt: skip
+                return
+
+    def collect(self) -> Iterator[Metric]:
+        records = CounterMetricFamily(
+            "digits_prediction_log_records", "Prediction-log records, by outcome",
+            labels=["outcome"],
+        )  # fmt: skip
+        records.add_metric(["written"], float(self._written))
+        records.add_metric(["dropped"], float(self._dropped))
+        records.add_metric(["failed"], float(self._failed))
+        yield records
+        if self.store is not None:
+            uploads = CounterMetricFamily(
+                "digits_prediction_log_uploads", "Closed log files sent to the s3:// destination",
+                labels=["outcome"],
+            )  # fmt: skip
+            for outcome, count in self._uploads.items():
+                uploads.add_metric([outcome], float(count))
+            yield uploads
+
+
+class _GzipStream:
+    """A gzip file written by zlib with the run-length strategy (Z_RLE) at level 1.
+
+    On batch-1 records of random pixels (the benchmark's worst case) Z_RLE compressed 5x faster
+    than gzip level 1 (11 vs 57 us a record) to 0.77 of the size; on MNIST digits 1.5x faster,
+    to 0.31 of the size instead of 0.21. Readers see a standard gzip file (gzip, zcat).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._raw: IO[bytes] = path.open("xb")
+        self._zip = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+
+    def write(self, data: bytes) -> None:
+        self._raw.write(self._zip.compress(data))  # zlib works without the interpreter lock
+
+    def flush(self) -> None:
+        """Z_SYNC_FLUSH: everything written so far is readable while the file stays open."""
+        self._raw.write(self._zip.flush(zlib.Z_SYNC_FLUSH))
+        self._raw.flush()
+
+    def tell(self) -> int:
+        """Compressed bytes written so far."""
+        return self._raw.tell()
+
+    def close(self) -> None:
+        """Write the gzip trailer and close."""
+        try:
+            self._raw.write(self._zip.flush())
+        finally:
+            self._raw.close()
