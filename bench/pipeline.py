@@ -1,6 +1,14 @@
 """Prefect's share of a training run: the flow's wall time against the same steps without Prefect.
 
     python bench/pipeline.py [--mnist-dir DIR] [--epochs 1] [--train-limit N] [--out FILE]
+    python bench/pipeline.py --sweep [--mnist-dir DIR] [--epochs 2] [--out FILE]
+
+--sweep: an 8-trial grid (lr x batch_size x seed, --epochs each) on a LocalCluster of 1 worker,
+then on one of 2 workers, in the same run, against one Prefect server started for the
+benchmark (its start-up is reported). Each worker is one process with 1 BLAS thread. Reported
+per cluster: the trial phase (all trials submitted until all done, workers already warm), the
+warm-up (imports + dataset load per worker), the whole flow, the summed training time, and the
+per-trial overhead beyond training = (trial phase x workers - summed training) / trials.
 
 Three timed runs on the same data and settings, each with a fresh dataset cache and registry,
 after one untimed warm-up run of the plain steps:
@@ -66,7 +74,7 @@ def _plain_run(settings: TrainSettings) -> tuple[dict[str, float], float]:
         }
         lap("plots")
         manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-        steps.publish(settings, trained.model, manifest, plots, decision)
+        steps.publish(settings, trained.model, manifest, plots)
     lap("publish")
     return stages, trained.seconds
 
@@ -82,15 +90,71 @@ def _settings(args: argparse.Namespace, work: Path, run: str) -> TrainSettings:
     )
 
 
+def _sweep_point(args: argparse.Namespace, work: Path, workers: int) -> dict[str, Any]:
+    from pipeline.cluster import dask_cluster
+    from pipeline.sweep import SweepSpec
+    from pipeline.sweep_flow import run_sweep
+
+    spec = SweepSpec(parameters={"lr": [1e-3, 2e-3], "batch_size": [64, 128], "seed": [0, 1]})
+    settings = _settings(args, work, f"sweep-{workers}")
+    started = time.perf_counter()
+    with dask_cluster(None, workers) as address:
+        cluster_up = time.perf_counter() - started
+        result = run_sweep(settings, spec, address)
+        flow_s = time.perf_counter() - started - cluster_up
+    trials = result["trials"]
+    training = sum(t["seconds"] for t in trials)
+    phase = result["timing"]["trials_s"]
+    return {
+        "workers": workers,
+        "trials": len(trials),
+        "cluster_start_s": round(cluster_up, 3),
+        "flow_s": round(flow_s, 3),
+        **result["timing"],
+        "training_sum_s": round(training, 3),
+        "overhead_per_trial_s": round((phase * workers - training) / len(trials), 3),
+        "workers_used": sorted({t["worker"] for t in trials}),
+        "winner": result["sweep"]["parameters"],
+        "winner_test_accuracy": result["metrics"]["accuracy"],
+    }
+
+
+def _sweep_main(args: argparse.Namespace) -> dict[str, Any]:
+    from pipeline.api_server import prefect_api
+
+    with tempfile.TemporaryDirectory(prefix="digits-bench-") as tmp, prefect_api() as api:
+        one = _sweep_point(args, Path(tmp), 1)
+        two = _sweep_point(args, Path(tmp), 2)
+    return {
+        "benchmark": "pipeline-sweep",
+        "epochs_per_trial": args.epochs,
+        "train_limit": args.train_limit,
+        "blas_threads_per_worker": 1,
+        "prefect_server_start_s": round(api.started_s, 3),
+        "one_worker": one,
+        "two_workers": two,
+        "speedup_trial_phase": round(one["trials_s"] / two["trials_s"], 2),
+        "speedup_flow": round(one["flow_s"] / two["flow_s"], 2),
+        "python": platform.python_version(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist-dir", type=Path, default=os.environ.get("MNIST_DIR"))
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=None, help="1 (flow), 2 (--sweep)")
     parser.add_argument("--train-limit", type=int, default=None)
+    parser.add_argument("--sweep", action="store_true", help="8-trial sweep, 1 vs 2 workers")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     if args.mnist_dir is None:
         parser.error("give --mnist-dir or set MNIST_DIR (a directory with the four MNIST files)")
+    if args.epochs is None:
+        args.epochs = 2 if args.sweep else 1
+    if args.sweep:
+        _print(_sweep_main(args), args.out)
+        return
 
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as tmp:
         work = Path(tmp)
@@ -125,10 +189,14 @@ def main() -> None:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
+    _print(result, args.out)
+
+
+def _print(result: dict[str, Any], out: Path | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    if out:
+        out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

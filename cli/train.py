@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from cli.exits import ExitCode
+from cli.sweep_options import add_sweep_options, sweep_spec, trials_text
 
 _NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
 
@@ -21,9 +24,9 @@ _GROUPS = {
     "model and training": (
         "epochs", "batch_size", "lr", "schedule", "min_lr_ratio", "warmup_steps", "beta1",
         "beta2", "eps", "shift_pixels", "seed", "loss", "layer_sizes", "validation_split",
-        "train_limit",
+        "train_limit", "threads",
     ),
-    "publishing": ("registry_dir", "model_name", "min_accuracy", "tolerance"),
+    "publishing": ("registry_dir", "model_name", "min_accuracy", "tolerance", "promote_ties"),
 }  # fmt: skip
 _FLAG_NAMES = {"mirrors": "--mirror", "registry_dir": "--registry", "model_name": "--model"}
 
@@ -33,9 +36,24 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     from cli.flags import add_flags
     from pipeline.settings import TrainSettings
 
+    groups = {title: parser.add_argument_group(title) for title in _GROUPS}
     for title, fields in _GROUPS.items():
-        group = parser.add_argument_group(title)
-        add_flags(group, TrainSettings, fields, names=_FLAG_NAMES)
+        add_flags(groups[title], TrainSettings, fields, names=_FLAG_NAMES)
+    groups["data"].add_argument(
+        "--file-sha256",
+        action="append",
+        type=_name_digest,
+        metavar="NAME=SHA256",
+        help="expected sha256 of one dataset file, replacing MNIST's (other IDX datasets); "
+        "repeatable",
+    )
+
+
+def _name_digest(text: str) -> tuple[str, str]:
+    name, sep, digest = text.partition("=")
+    if not sep or not name or not digest:
+        raise argparse.ArgumentTypeError(f"expected NAME=SHA256, got {text!r}")
+    return name, digest.lower()
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -47,6 +65,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     from pipeline.settings import TrainSettings
 
     fields = overrides(args, [field for group in _GROUPS.values() for field in group])
+    if args.file_sha256:
+        fields["file_sha256"] = dict(args.file_sha256)
     # absolute, so scheduled runs find the same dirs
     for key in ("registry_dir", "data_dir", "extra_data"):
         value = fields.get(key)
@@ -78,9 +98,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "train",
         help="train, evaluate, gate and publish a model (Prefect flow)",
         description="Download MNIST (verified), train the MLP, evaluate it on the test set and "
-        "publish it to the registry when it passes the gate; promote it to 'production' when "
-        "it is not worse than the current one. Exit codes: 0 published (or skipped by "
-        "--if-empty), 1 error, 2 bad option, 3 not published (gate, divergence, data).",
+        "publish it to the registry when it passes the gate and is not identical to a published "
+        "version; promote it to 'production' when it beats the current one. With --sweep, "
+        "trials run on a Dask cluster and only the best is published. Exit codes: 0 published "
+        "(or identical, or skipped by --if-empty), 1 error, 2 bad option, 3 not published "
+        "(gate, divergence, data).",
     )
     add_training_options(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -89,6 +111,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="do nothing when the registry already has a version of the model",
     )
+    add_sweep_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -107,12 +130,19 @@ def _existing_version(settings: Any) -> int | None:
     return versions[-1].version if versions else None
 
 
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # An exception, not an exit at the signal: finally blocks stop the temporary Prefect
+    # server and the Dask cluster, and partial downloads are deleted.
+    raise SystemExit(128 + signum)
+
+
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
     from pipeline.preflight import check_destinations
 
     settings = settings_from_args(args)
     check_destinations(settings)  # fail fast: before --if-empty, the download and training
+    spec = sweep_spec(args)
     latest = _existing_version(settings)
     if args.if_empty and latest is not None:
         message = f"{settings.model_name} already has v{latest} in {settings.registry_dir}"
@@ -122,20 +152,43 @@ def run(args: argparse.Namespace) -> int:
             else f"skipped: {message} (--if-empty)"
         )
         return 0
+    if spec is not None:
+        from pipeline.sweep import expand
+
+        try:
+            expand(spec, settings)  # every trial's settings valid before any cluster starts
+        except ValueError as err:
+            raise CommandError(f"invalid sweep: {err}", ExitCode.USAGE) from None
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
     prefer_quiet_prefect_defaults()
     from core.train import DivergenceError
+    from pipeline.api_server import prefect_api
     from pipeline.download import DownloadError
-    from pipeline.flows import train_flow
     from pipeline.gate import GateRejected
     from pipeline.report import describe
     from registry import RegistryError
 
     try:
-        summary = train_flow(settings)
+        with prefect_api():
+            summary = _run_flow(settings, spec, args)
     except (GateRejected, DivergenceError, DownloadError, RegistryError) as err:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))
         raise CommandError(f"not published: {err}", _NOT_PUBLISHED_EXIT) from None
     assert isinstance(summary, dict)  # the flow returns its summary, or raises
     print(json.dumps(summary, indent=2) if args.json else describe(summary))
+    if spec is not None and not args.json:
+        print(trials_text(summary.get("trials", [])))
     return 0
+
+
+def _run_flow(settings: Any, spec: Any, args: argparse.Namespace) -> Any:
+    if spec is None:
+        from pipeline.flows import train_flow
+
+        return train_flow(settings)
+    from pipeline.cluster import dask_cluster
+    from pipeline.sweep_flow import run_sweep
+
+    with dask_cluster(args.dask_address, args.workers) as address:
+        return run_sweep(settings, spec, address)

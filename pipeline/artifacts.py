@@ -1,22 +1,25 @@
-"""Prefect-side reporting: per-epoch run-log lines, a progress artifact and a metrics artifact."""
+"""Prefect-side reporting: epoch log lines and progress, metrics, summary, plots and trials."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import (
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
+    create_table_artifact,
     update_progress_artifact,
 )
 
 from pipeline.gate import GateDecision
-from pipeline.report import metrics_markdown
+from pipeline.report import metrics_markdown, summary_markdown
 
-__all__ = ["EpochReporter", "publish_metrics"]
+__all__ = ["EpochReporter", "link_files", "publish_metrics", "publish_summary", "trial_table"]
 
 
 class EpochReporter:
@@ -56,4 +59,41 @@ def publish_metrics(metrics: Mapping[str, Any], decision: GateDecision) -> None:
         markdown=metrics_markdown(metrics, decision),
         key="digits-test-metrics",
         description="Test-set metrics and the champion/challenger decision",
+    )
+
+
+def publish_summary(summary: Mapping[str, Any]) -> None:
+    """The run's outcome (version, alias, why) as a markdown artifact, newest per key."""
+    create_markdown_artifact(
+        markdown=summary_markdown(summary),
+        key="digits-run-summary",
+        description="What this run published and where production points now",
+    )
+
+
+def link_files(location: str, names: Mapping[str, str]) -> None:
+    """Link artifacts to files stored with a published version (plots), keyed by file name.
+
+    ``location`` is the version's directory (file:// links) or its s3:// URL.
+    """
+    for file_name, text in names.items():
+        if location.startswith("s3://"):
+            link = f"{location.rstrip('/')}/{file_name}"
+        elif (path := Path(location) / file_name).is_file():
+            link = path.resolve().as_uri()
+        else:
+            continue
+        create_link_artifact(
+            link=link,
+            link_text=text,
+            key="digits-" + file_name.removesuffix(".png").replace("_", "-"),
+        )
+
+
+def trial_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Every trial of a sweep: settings, validation accuracy and loss, seconds, worker, rank."""
+    create_table_artifact(
+        table=[dict(row) for row in rows],
+        key="digits-sweep-trials",
+        description="Sweep trials ranked by validation accuracy",
     )

@@ -9,6 +9,8 @@ writes, and only by renaming a verified temporary file into place.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import http.client
 import logging
 import os
@@ -37,6 +39,7 @@ __all__ = [
     "default_cache_dir",
     "download_limits",
     "ensure_mnist",
+    "remove_stale_parts",
     "sha256_of",
 ]
 
@@ -150,6 +153,7 @@ def ensure_mnist(
     """
     log = logger or logging.getLogger(__name__)
     run = _Run(cache_dir / DOWNLOADS_DIR, retries, base_delay_s, limits or download_limits(), log)
+    remove_stale_parts(run.downloads, log)
     paths: dict[str, Path] = {}
     missing: list[str] = []
     for spec in files:
@@ -171,6 +175,33 @@ def ensure_mnist(
             "four MNIST files there (gzip or unpacked) or drop --offline to download them"
         )
     return paths
+
+
+def remove_stale_parts(directory: Path, log: Logger | None = None) -> list[Path]:
+    """Delete ``.*.part`` files no live download holds (left by a SIGKILL); return them.
+
+    A download holds an flock on its part file for its whole life (transfer.stream_to_temp) and
+    the kernel drops it when the process dies, so a part file we can lock belongs to nobody.
+    """
+    removed = []
+    for part in directory.glob(".*.part") if directory.is_dir() else ():
+        try:
+            fd = os.open(part, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # finished or cleaned up meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live download in another process
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            removed.append(part)
+        finally:
+            os.close(fd)
+    if removed and log is not None:
+        log.info("removed %d stale partial download(s) from %s", len(removed), directory)
+    return removed
 
 
 def download_limits(settings: TrainSettings | None = None) -> Limits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.states import Failed
 
 from core.mlp import MLP
-from pipeline import artifacts, gate, report, steps
+from pipeline import artifacts, gate, promotion, report, steps
 from pipeline.download import (
     MNIST_FILES,
     DownloadError,
@@ -21,10 +22,14 @@ from pipeline.download import (
     download_limits,
     ensure_mnist,
 )
+from pipeline.overrides import is_stale, merge_settings
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
+from pipeline.run_context import deployment_settings, name_run, scheduled_slot
 from pipeline.settings import TrainSettings
 
-__all__ = ["train_flow"]
+__all__ = ["release", "train_flow"]
+
+PLOT_LINKS = {"training_curves.png": "training curves", "confusion_matrix.png": "confusion matrix"}
 
 
 def _only_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
@@ -32,19 +37,22 @@ def _only_transient(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
     return bool(getattr(state.data, "transient", False))
 
 
+def dataset_files(settings: TrainSettings) -> tuple[MnistFile, ...]:
+    """The files to fetch with their expected sha256 (MNIST's unless the settings replace them)."""
+    digests = settings.file_sha256 or {}
+    return tuple(
+        MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
+    )
+
+
 # Policy lives in the decorators: only I/O retries; tasks holding arrays skip input hashing.
 @task(retries=1, retry_delay_seconds=30, retry_condition_fn=_only_transient)
 def download(settings: TrainSettings) -> dict[str, Path]:
-    digests = settings.file_sha256 or {}
-    files = tuple(
-        MnistFile(f.name, digests[f.name]) if f.name in digests else f for f in MNIST_FILES
-    )
-    cache_dir = settings.data_dir or default_cache_dir()
     return ensure_mnist(
-        cache_dir,
+        settings.data_dir or default_cache_dir(),
         settings.mirrors,
         offline=settings.offline,
-        files=files,
+        files=dataset_files(settings),
         retries=settings.download_retries,
         base_delay_s=settings.download_backoff_s,
         limits=download_limits(settings),
@@ -91,41 +99,110 @@ def publish(
     trained: steps.Trained,
     manifest: dict[str, Any],
     plots: dict[str, Path],
+) -> tuple[int, str]:
+    published = steps.publish(settings, trained.model, manifest, plots)
+    return published.version, published.location
+
+
+@task(cache_policy=NO_CACHE)
+def promote(
+    settings: TrainSettings,
+    version: int,
+    accuracy: float,
     decision: gate.GateDecision,
-) -> int:
-    return steps.publish(settings, trained.model, manifest, plots, decision).version
+    dataset: steps.Dataset,
+) -> gate.GateDecision:
+    return promotion.promote_over_champion(
+        settings.registry_dir,
+        settings.model_name,
+        version,
+        accuracy,
+        decision,
+        (dataset.x_test, dataset.y_test),
+        settings.tolerance,
+        settings.promote_ties,
+    )
+
+
+def _finish(result: dict[str, Any]) -> dict[str, Any]:
+    artifacts.publish_summary(result)
+    name_run(report.run_name(result))
+    get_run_logger().info("%s", report.describe(result))
+    return result
+
+
+def release(
+    settings: TrainSettings,
+    trained: steps.Trained,
+    dataset: steps.Dataset,
+    extra_manifest: dict[str, Any] | None = None,
+) -> dict[str, Any] | State[Any]:
+    """Evaluate on the test set, gate, publish unless identical, promote by compare-and-set."""
+    metrics = evaluate(trained.model, dataset)
+    digest = promotion.weights_digest(trained.model.params)
+    same = promotion.find_identical(settings.registry_dir, settings.model_name, digest)
+    if same is not None:
+        reason = f"identical weights to v{same} (sha256 {digest[:12]}…); nothing published"
+        return _finish(report.skipped(settings, reason, identical_to=same))
+    decision = gate.decide(
+        metrics["accuracy"],
+        score_champion(settings, dataset),
+        settings.min_accuracy,
+        settings.tolerance,
+        settings.promote_ties,
+        quick_run=gate.quick_run_note(settings.epochs, settings.train_limit),
+    )
+    artifacts.publish_metrics(metrics, decision)
+    if not decision.publish:
+        name_run("rejected-by-gate")
+        # A Failed state rather than a raise: an expected verdict, not a crash with a traceback.
+        return Failed(
+            message=f"not published: {decision.reason}", data=gate.GateRejected(decision.reason)
+        )
+    manifest = {**steps.build_manifest(settings, trained, metrics, dataset, decision)}
+    manifest.update(extra_manifest or {})
+    with tempfile.TemporaryDirectory(prefix="digits-plots-") as tmp:
+        plots = draw_plots(trained, metrics, Path(tmp))
+        version, location = publish(settings, trained, manifest, plots)
+    decision = promote(settings, version, metrics["accuracy"], decision, dataset)
+    artifacts.link_files(location, PLOT_LINKS)
+    return _finish(report.summary(settings, version, metrics, decision, trained))
 
 
 @flow(name="digits-train")
-def train_flow(settings: TrainSettings | None = None) -> dict[str, Any] | State[Any]:
+def train_flow(
+    settings: TrainSettings | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
+    train_limit: int | None = None,
+    threads: int | None = None,
+    min_accuracy: float | None = None,
+    tolerance: float | None = None,
+) -> dict[str, Any] | State[Any]:
     """Train, evaluate and gate a model; publish (and maybe promote) it; return a summary.
 
-    Fails with gate.GateRejected (nothing published) when test accuracy is below the minimum,
-    and with download.DownloadError when the dataset can be neither found nor downloaded.
+    In a deployment, ``settings`` given at run time is merged into the deployment's settings
+    and each per-field parameter (``epochs``, ...) overrides just that field. A scheduled run
+    that starts ``stale_after_s`` after its slot is skipped. Fails with gate.GateRejected
+    (nothing published) when test accuracy is below the minimum, and with
+    download.DownloadError when the dataset can be neither found nor downloaded.
     """
-    settings = settings or TrainSettings()
+    fields = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+              "train_limit": train_limit, "threads": threads, "min_accuracy": min_accuracy,
+              "tolerance": tolerance}  # fmt: skip
+    settings = merge_settings(deployment_settings(), settings, fields)
+    slot = scheduled_slot()
+    if is_stale(slot, datetime.now(UTC), settings.stale_after_s):
+        reason = f"scheduled for {slot:%Y-%m-%d %H:%M} UTC, too late to start (stale_after_s)"
+        return _finish(report.skipped(settings, reason, stale=True))
     try:
         paths = download(settings)
     except DownloadError as err:
         # An expected verdict with a one-line reason (what to do), not a crash with a traceback.
+        name_run("not-published-no-data")
         return Failed(message=f"not published: {err}", data=err)
     dataset = load(paths, settings.train_limit)
     trained = train(dataset, settings)
-    metrics = evaluate(trained.model, dataset)
-    champion = score_champion(settings, dataset)
-    quick = gate.quick_run_note(settings.epochs, settings.train_limit)
-    decision = gate.decide(
-        metrics["accuracy"], champion, settings.min_accuracy, settings.tolerance, quick_run=quick
-    )
-    artifacts.publish_metrics(metrics, decision)
-    if not decision.publish:
-        # A Failed state rather than a raise: an expected verdict, not a crash with a traceback.
-        message = f"not published: {decision.reason}"
-        return Failed(message=message, data=gate.GateRejected(decision.reason))
-    manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-    with tempfile.TemporaryDirectory(prefix="digits-plots-") as tmp:
-        plots = draw_plots(trained, metrics, Path(tmp))
-        version = publish(settings, trained, manifest, plots, decision)
-    summary = report.summary(settings, version, metrics, decision, trained)
-    get_run_logger().info("%s", report.describe(summary))
-    return summary
+    return release(settings, trained, dataset)

@@ -103,11 +103,14 @@ def decide(
     champion: Champion | None,
     min_accuracy: float,
     tolerance: float,
+    promote_ties: bool = False,
     *,
     quick_run: str | None = None,
 ) -> GateDecision:
-    """Reject below ``min_accuracy``; else publish, and promote unless worse than the champion.
+    """Reject below ``min_accuracy``; else publish, and promote when better than the champion.
 
+    Better means accuracy > champion's - ``tolerance``; a tie (equal) promotes only with
+    ``promote_ties``, so re-training on unchanged data does not move production for nothing.
     ``quick_run`` (from ``quick_run_note``) makes a rejection say how to publish such a run.
     """
     acc = f"{challenger_accuracy:.4f}"
@@ -122,9 +125,14 @@ def decide(
         "champion_version": champion.version,
         "champion_accuracy": champion.accuracy,
     }
-    if challenger_accuracy >= champion.accuracy - tolerance:
+    bar = champion.accuracy - tolerance
+    if challenger_accuracy > bar or (promote_ties and challenger_accuracy == bar):
         return GateDecision(
             True, True, f"test accuracy {acc}; {versus} (tolerance {tolerance})", **fields
+        )
+    if challenger_accuracy == bar:
+        return GateDecision(
+            True, False, f"test accuracy {acc} ties: {versus} (ties do not promote)", **fields
         )
     return GateDecision(
         True, False, f"test accuracy {acc} is worse: {versus} (tolerance {tolerance})", **fields

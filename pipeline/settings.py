@@ -82,10 +82,16 @@ class TrainSettings(BaseModel):
     extra_data: Path | None = None
     """Directory of extra labelled IDX pairs appended to the training split (e.g. exported
     prediction logs); recorded in the manifest with their sha256."""
+    threads: int | None = Field(None, ge=1, le=1024)
+    """BLAS threads while training; None means the cores this process may use (affinity)."""
     min_accuracy: float = Field(0.97, ge=0.0, le=1.0)
     """Test accuracy below this publishes nothing and fails the run."""
     tolerance: float = Field(0.0, ge=0.0, le=1.0)
-    """Promote when accuracy >= production's accuracy on the same test set minus this."""
+    """Promote when accuracy > production's accuracy on the same test set minus this."""
+    promote_ties: bool = False
+    """Also promote when accuracy equals production's minus the tolerance (a tie)."""
+    stale_after_s: float = Field(6 * 3600.0, gt=0.0)
+    """A scheduled run starting this long after its slot (an outage) is skipped, not run."""
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, max_length=64)
     """Registry model name."""
     registry_dir: Annotated[Path | str, BeforeValidator(_registry_location)] = Field(

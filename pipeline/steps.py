@@ -21,8 +21,10 @@ from core.profile import reference_profile
 from core.train import fit
 from core.version import package_version
 from pipeline.gate import GateDecision
+from pipeline.promotion import weights_digest
 from pipeline.settings import TrainSettings
-from registry import DEFAULT_ALIAS, ModelVersion, Registry
+from pipeline.threads import available_cores, blas_threads
+from registry import ModelVersion, Registry
 
 __all__ = [
     "Dataset",
@@ -55,11 +57,12 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Trained:
-    """A fitted network with its per-epoch history and the time spent in ``fit``."""
+    """A fitted network with its per-epoch history, the time spent in ``fit`` and BLAS threads."""
 
     model: MLP
     history: list[dict[str, float]]
     seconds: float
+    threads: int = 1
 
 
 def _read(paths: Mapping[str, Path], name: str) -> tuple[bytes, str]:
@@ -133,9 +136,10 @@ def load_extra_data(
 def train(
     dataset: Dataset, settings: TrainSettings, on_epoch: EpochCallback | None = None
 ) -> Trained:
-    """Fit a fresh MLP with Adam; raises core.train.DivergenceError when the loss blows up.
+    """Fit a fresh MLP with Adam on ``settings.threads`` BLAS threads (None: all usable cores).
 
     With settings.extra_data, its IDX rows are appended to the training split (load_extra_data).
+    Raises core.train.DivergenceError when the loss blows up.
     """
     model = MLP(settings.layer_sizes, seed=settings.seed, loss=settings.loss)
     x_train, y_train = dataset.x_train, dataset.y_train
@@ -143,8 +147,9 @@ def train(
         x_extra, y_extra, _ = load_extra_data(settings.extra_data)
         x_train, y_train = np.concatenate([x_train, x_extra]), np.concatenate([y_train, y_extra])
     config = settings.train_config()
-    result = fit(model, x_train, y_train, config=config, on_epoch=on_epoch)
-    return Trained(model, [dict(epoch) for epoch in result.history], float(result.seconds))
+    with blas_threads(settings.threads or available_cores()) as threads:
+        result = fit(model, x_train, y_train, config=config, on_epoch=on_epoch)
+    return Trained(model, [dict(e) for e in result.history], float(result.seconds), threads)
 
 
 def evaluate(model: MLP, x: NDArray[np.floating], y: NDArray[np.integer]) -> dict[str, Any]:
@@ -206,9 +211,14 @@ def build_manifest(
         "train_metrics": trained.history[-1] if trained.history else {},
         "history": trained.history,
         "train_seconds": trained.seconds,
+        "weights_sha256": weights_digest(trained.model.params),
         # The whole configuration, so a changed default always leaves a trace (nanoGPT keeps its
-        # config in every checkpoint); every key can be set again with `digits train`.
-        "training": settings.model_dump(mode="json", include=_PROVENANCE_FIELDS),
+        # config in every checkpoint); every key can be set again with `digits train`. The BLAS
+        # thread count is the one actually used (the setting may be None: all usable cores).
+        "training": {
+            **settings.model_dump(mode="json", include=_PROVENANCE_FIELDS),
+            "threads": trained.threads,
+        },
         "libraries": library_versions(),
         "dataset": dataset_entry,
         "profile": reference_profile(
@@ -231,11 +241,7 @@ def publish(
     model: MLP,
     manifest: Mapping[str, Any],
     extra_files: Mapping[str, Path],
-    decision: GateDecision,
 ) -> ModelVersion:
-    """Publish a new version; point ``production`` at it when the gate says promote."""
+    """Publish a new version (not promoted: see pipeline.promotion.promote_over_champion)."""
     registry = Registry(settings.registry_dir)
-    version = registry.publish(settings.model_name, dict(model.params), manifest, extra_files)
-    if decision.promote:
-        registry.set_alias(settings.model_name, DEFAULT_ALIAS, version.version)
-    return version
+    return registry.publish(settings.model_name, dict(model.params), manifest, extra_files)

@@ -8,6 +8,7 @@ as "try the next mirror", not "retry this one".
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -93,6 +94,7 @@ def stream_to_temp(
     digest = hashlib.sha256()
     request = urllib.request.Request(url, headers={"User-Agent": "digits-pipeline"})
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # download.remove_stale_parts: this part file is alive
     # No single wait may outlast the rate window or the deadline.
     timeout = min(limits.window_s, limits.deadline_s)
     start = time.monotonic()

@@ -68,6 +68,8 @@ def mirror_factory() -> Iterator[Callable[..., MirrorServer]]:
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect server (SQLite) for every flow test of the session (~10 s)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A run of a deployment at its concurrency limit retries after this long (default 30 s).
+    os.environ.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "1")
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

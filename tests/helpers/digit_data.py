@@ -37,9 +37,11 @@ def publish_trained(tmp: Path) -> tuple[Registry, NDArray[np.uint8], NDArray[np.
     metrics = steps.evaluate(trained.model, dataset.x_test, dataset.y_test)
     decision = GateDecision(True, True, "test")
     manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-    steps.publish(settings, trained.model, manifest, {}, decision)
+    published = steps.publish(settings, trained.model, manifest, {})
+    registry = Registry(settings.registry_dir)
+    registry.promote(MODEL, published.version)
     images = np.rint(dataset.x_test * 255).astype(np.uint8).reshape(-1, 28, 28)
-    return Registry(settings.registry_dir), images, dataset.y_test
+    return registry, images, dataset.y_test
 
 
 def inverted(images: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.flows import load_flow_from_entrypoint
 
@@ -27,6 +28,21 @@ def test_prefect_yaml_deploys_train_flow_with_valid_parameters(monkeypatch: pyte
         CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
     assert deployment["work_pool"]["name"] == "digits-process"
     assert "training" in deployment["tags"]
+    # One run at a time, a run due meanwhile waits (the form `prefect deploy` accepts).
+    limit = ConcurrencyLimitConfig(**deployment["concurrency_limit"])
+    assert (limit.limit, limit.collision_strategy) == (1, ConcurrencyLimitStrategy.ENQUEUE)
+    assert settings.stale_after_s == 6 * 3600
+
+
+def test_build_deployment_is_one_at_a_time_in_an_explicit_zone():
+    deployment = build_deployment(TrainSettings(), "0 3 * * *", timezone="Europe/Berlin")
+    assert deployment.schedules[0].schedule.timezone == "Europe/Berlin"
+    assert deployment.concurrency_limit == 1
+    assert deployment.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
+    cancel = build_deployment(TrainSettings(), "0 3 * * *", collision="cancel")
+    assert cancel.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+    with pytest.raises(ValueError, match="collision must be one of"):
+        build_deployment(TrainSettings(), "0 3 * * *", collision="drop")
 
 
 def test_build_deployment_rejects_bad_cron():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -17,6 +18,7 @@ from pipeline.download import (
     Limits,
     MnistFile,
     ensure_mnist,
+    remove_stale_parts,
     sha256_of,
 )
 from tests.helpers.mirror import MirrorServer
@@ -177,3 +179,22 @@ def test_real_mnist_bytes_verify_against_builtin_checksums(tmp_path: Path, mirro
     server: MirrorServer = mirror_factory(Path(os.environ["MNIST_DIR"]))
     paths = ensure_mnist(tmp_path / "cache", [server.url], base_delay_s=0.0)
     assert [p.stat().st_size for p in paths.values()] == [f.size for f in MNIST_FILES]
+
+
+def test_stale_partial_downloads_are_removed_live_ones_kept(tmp_path: Path, small_files: Files):
+    """A SIGKILLed download leaves a .part file; the next run deletes it, but never one that a
+    live download (which holds an flock on it) is still writing."""
+    root, specs = small_files
+    cache = tmp_path / "cache"
+    downloads = cache / DOWNLOADS_DIR
+    downloads.mkdir(parents=True)
+    stale = downloads / f".{specs[0].name}.abc123.part"
+    stale.write_bytes(b"half a file")
+    live = downloads / f".{specs[1].name}.def456.part"
+    live.write_bytes(b"being written")
+    with live.open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # as transfer.stream_to_temp does for its whole life
+        ensure_mnist(cache, [root.as_uri() + "/"], files=specs)
+        assert not stale.exists() and live.exists()
+    assert remove_stale_parts(downloads) == [live]
+    assert sorted(p.name for p in downloads.iterdir()) == sorted(s.name for s in specs)

@@ -58,7 +58,7 @@ def test_better_challenger_is_promoted_and_worse_one_only_published(make_setting
     assert better["metrics"]["accuracy"] > 0.9 > first["metrics"]["accuracy"]
     assert better["champion_version"] == 1
 
-    settings = make_settings(**WEAK)
+    settings = make_settings(**WEAK, seed=1)  # seed 0 would be identical to v1 (not published)
     state = train_flow(settings, return_state=True)
     worse = state.result()
     assert (worse["version"], worse["promoted"]) == (3, False)
@@ -74,19 +74,32 @@ def test_better_challenger_is_promoted_and_worse_one_only_published(make_setting
     }
     assert {"training_curves.png", "confusion_matrix.png"} <= set(manifest["files"])
     artifacts = _artifacts_of(state.state_details.flow_run_id)
-    assert float(artifacts["progress"].data) == 100.0
-    assert "**Gate: publish only.**" in artifacts["markdown"].data
-    assert f"| accuracy | {worse['metrics']['accuracy']:.4f} |" in artifacts["markdown"].data
+    assert float(artifacts["digits-training-progress"].data) == 100.0
+    metrics_table = artifacts["digits-test-metrics"].data
+    assert "**Gate: publish only.**" in metrics_table
+    assert f"| accuracy | {worse['metrics']['accuracy']:.4f} |" in metrics_table
+    assert artifacts["digits-run-summary"].data.startswith("# Published digits v3")
+    assert "- alias: not promoted" in artifacts["digits-run-summary"].data
+    curves = (registry.get("digits", 3).path.resolve() / "training_curves.png").as_uri()
+    assert artifacts["digits-training-curves"].data == f"[training curves]({curves})"
+    assert _run_name(state.state_details.flow_run_id) == "published-v3-not-promoted"
 
 
 def _artifacts_of(flow_run_id: Any) -> dict[str, Any]:
-    """The run's artifacts by type, read back from the Prefect server."""
+    """The run's artifacts by key, read back from the Prefect server."""
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     run_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
-        return {a.type: a for a in client.read_artifacts(artifact_filter=run_filter)}
+        return {a.key: a for a in client.read_artifacts(artifact_filter=run_filter)}
+
+
+def _run_name(flow_run_id: Any) -> str:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.read_flow_run(flow_run_id).name)
 
 
 def test_below_minimum_accuracy_fails_and_publishes_nothing(make_settings):
@@ -121,13 +134,13 @@ def test_two_flows_at_once_publish_distinct_versions(make_settings):
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
 
-    def run() -> None:
+    def run(seed: int) -> None:
         try:
-            results.append(train_flow(settings))
+            results.append(train_flow(settings.model_copy(update={"seed": seed})))
         except BaseException as err:  # surfaced below; a thread cannot fail the test itself
             errors.append(err)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -135,3 +148,16 @@ def test_two_flows_at_once_publish_distinct_versions(make_settings):
     assert errors == []
     assert sorted(r["version"] for r in results) == [1, 2] == _versions(settings)
     assert Registry(settings.registry_dir).aliases("digits")["production"] in (1, 2)
+
+
+def test_identical_rerun_publishes_nothing_and_says_so(make_settings):
+    """A nightly run on unchanged data, code and seed: same weights, so no new version."""
+    settings = make_settings(**WEAK, threads=1)
+    first = train_flow(settings)
+    state = train_flow(settings, return_state=True)
+    again = state.result()
+    assert _versions(settings) == [first["version"]] == [1]
+    assert again == {**again, "published": False, "skipped": True, "identical_to": 1}
+    assert _run_name(state.state_details.flow_run_id) == "unchanged-same-as-v1"
+    manifest = Registry(settings.registry_dir).get("digits", 1).manifest
+    assert manifest["training"]["threads"] == 1

@@ -31,6 +31,13 @@ def test_decide(accuracy, champion, publish, promote, phrase):
         assert decision.champion_version == champion.version
 
 
+@pytest.mark.parametrize(("promote_ties", "promote"), [(False, False), (True, True)])
+def test_ties_promote_only_when_asked(promote_ties: bool, promote: bool):
+    decision = decide(0.98, Champion(2, 0.98), 0.9, 0.0, promote_ties=promote_ties)
+    assert (decision.publish, decision.promote) == (True, promote)
+    assert ("ties do not promote" in decision.reason) is not promote
+
+
 def test_evaluate_champion_scores_production_on_the_given_set(tmp_path: Path):
     registry = Registry(tmp_path)
     rng = np.random.default_rng(0)

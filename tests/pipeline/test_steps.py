@@ -13,6 +13,7 @@ from core.train import DivergenceError
 from pipeline import steps
 from pipeline.gate import GateDecision
 from pipeline.plots import plot_confusion_matrix, plot_training_curves
+from pipeline.promotion import promote_over_champion, weights_digest
 from pipeline.settings import TrainSettings
 from registry import Registry
 from tests.helpers.synthetic import write_synthetic_mnist
@@ -109,8 +110,14 @@ def test_publish_stores_manifest_and_plots_and_promotes(dataset: steps.Dataset, 
     for promote in (True, False):
         decision = GateDecision(True, promote, "because")
         manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-        steps.publish(settings, trained.model, manifest, {"curves.png": plot}, decision)
+        version = steps.publish(settings, trained.model, manifest, {"curves.png": plot})
+        test_set = (dataset.x_test, dataset.y_test)
+        kept = promote_over_champion(
+            settings.registry_dir, "t", version.version, 0.5, decision, test_set, 0.0
+        )
+        assert kept == decision
     assert registry.aliases("t") == {"production": 1}
+    assert registry.get("t", 1).manifest["weights_sha256"] == weights_digest(trained.model.params)
     version = registry.get("t", 2)
     assert version.manifest["metrics"]["accuracy"] == metrics["accuracy"]
     assert version.manifest["gate"]["reason"] == "because"
@@ -149,7 +156,9 @@ def test_publish_step_writes_to_an_s3_registry(dataset: steps.Dataset, s3_url: s
     plot = plot_training_curves(trained.history, tmp_path / "curves.png")
     decision = GateDecision(True, True, "because")
     manifest = steps.build_manifest(settings, trained, metrics, dataset, decision)
-    steps.publish(settings, trained.model, manifest, {"curves.png": plot}, decision)
+    version = steps.publish(settings, trained.model, manifest, {"curves.png": plot})
+    test_set = (dataset.x_test, dataset.y_test)
+    assert promote_over_champion(s3_url, "t", version.version, 0.5, decision, test_set, 0.0)
     registry = Registry(s3_url)
     assert registry.aliases("t") == {"production": 1}
     loaded = registry.load("t", "production")
