@@ -9,6 +9,7 @@ canvas on a dark page and a black stroke on a light one, so both keep their stro
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 import numpy as np
@@ -35,7 +36,7 @@ def decode_picture(data: bytes) -> NDArray[np.float32]:
             picture = ImageOps.exif_transpose(opened)
             gray, alpha = _luminance_and_alpha(picture)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise ValueError(f"not a readable PNG/JPEG/IDX image ({err})") from err
+        raise ValueError(f"not a readable PNG/JPEG/IDX image ({_pil_reason(err)})") from err
     if alpha is not None and float(alpha.min()) < 1.0:
         gray = _composite(gray, alpha)
     return gray * np.float32(255.0)
@@ -78,3 +79,10 @@ def _composite(gray: NDArray[np.float32], alpha: NDArray[np.float32]) -> NDArray
     drawn = float((gray * alpha).sum()) / weight if weight > 0 else 1.0
     paper = np.float32(1.0 if drawn < 0.5 else 0.0)
     return gray * alpha + paper * (np.float32(1.0) - alpha)
+
+
+def _pil_reason(err: Exception) -> str:
+    """PIL's reason in the user's words: never the in-memory `<_io.BytesIO object at 0x...>`."""
+    if isinstance(err, UnidentifiedImageError):
+        return "unknown image format"
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", " the data", str(err))

@@ -211,8 +211,14 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def start_http(self, host: str, port: int) -> int:
-        """Serve /metrics on host:port (0 = pick a free port); returns the bound port."""
-        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serve /metrics on host:port (0 = pick a free port); returns the bound port.
+
+        Raises OSError naming the address and the setting to change when it cannot bind.
+        """
+        try:
+            self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as err:
+            raise OSError(_bind_error(host, port, err)) from err
         return int(self._http.server_port)
 
     def stop_http(self) -> None:
@@ -220,3 +226,12 @@ class ServiceMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def _bind_error(host: str, port: int, err: OSError) -> str:
+    """E.g. "cannot serve metrics on 127.0.0.1:9100: Address already in use (set ...)"."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (
+        f"cannot serve metrics on {address}: {err.strerror or err} (choose another port with "
+        "--metrics-port or DIGITS_METRICS_PORT, make run METRICS_PORT=...; -1 turns metrics off)"
+    )
