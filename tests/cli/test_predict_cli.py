@@ -121,7 +121,7 @@ def test_bad_file_is_one_line_error(predict_server, tmp_path, capsys) -> None:
     (tmp_path / "notes.png").write_text("not a picture")
     assert main(["predict", "--target", target, str(tmp_path / "notes.png")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "notes.png: not a readable PNG/JPEG/IDX image" in err
+    assert err.count("\n") == 1 and "notes.png: not a picture (not PNG, JPEG" in err
 
 
 def test_console_script_reads_pictures_and_idx(predict_server, drawings, tmp_path) -> None:
@@ -195,7 +195,7 @@ def test_one_bad_file_among_many_still_answers_the_others(
     assert [e["file"] for e in document["errors"]] == [str(files[1]), str(files[3])]
     lines = captured.err.splitlines()
     assert len(lines) == 2 and all(line.startswith("digits predict: error: ") for line in lines)
-    assert "notes.png: not a readable" in lines[0] and "blank.png: no digit found" in lines[1]
+    assert "notes.png: not a picture" in lines[0] and "blank.png: no digit found" in lines[1]
     assert "--invert" not in captured.err  # no flag can help a blank picture
 
     assert main(["predict", "--target", target, *map(str, files)]) == ExitCode.FAILED  # table too

@@ -154,7 +154,7 @@ def test_a_batch_reports_each_files_own_result(tmp_path: Path, reference):
     prepared = prepare_files(files)
     assert [item.name for item in prepared] == [str(f) for f in files]
     assert [item.error is None for item in prepared] == [True, False, False, False, True]
-    assert "b.png: not a readable PNG/JPEG/IDX image" in str(prepared[1].error)
+    assert "b.png: not a picture (not PNG, JPEG" in str(prepared[1].error)
     assert "missing.png: cannot read file" in str(prepared[2].error)
     assert "c.png: no digit found: the image is blank" in str(prepared[3].error)
     assert "invert" not in str(prepared[3].error)  # no flag can help a blank picture
