@@ -137,7 +137,10 @@ def _no_digit(picture: NDArray[np.float32], dark_ink: bool, forced: bool) -> str
         )
     spread = float(picture.max() - picture.min())
     if spread < _BLANK_CONTRAST:
-        return f"no digit found: the image is blank (every pixel within {spread:.0f} grey levels)"
+        if spread < 0.5:
+            return "no digit found: the image is blank: every pixel has the same grey level"
+        levels = f"{spread:.0f} grey level{'s' if round(spread) != 1 else ''}"
+        return f"no digit found: the image is blank: its greys differ by at most {levels}"
     return "no digit found: nothing stands out from the paper"
 
 

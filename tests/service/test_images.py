@@ -137,6 +137,17 @@ def test_blank_picture_is_refused_naming_the_file(tmp_path: Path) -> None:
         load_files([tmp_path / "empty.png"])
 
 
+def test_blank_message_is_a_plain_sentence() -> None:
+    uniform = "no digit found: the image is blank: every pixel has the same grey level"
+    with pytest.raises(ValueError, match=f"^{uniform}$"):
+        to_mnist(np.full((50, 40), 250, dtype=np.uint8))
+    faint = np.full((50, 40), 250, dtype=np.uint8)
+    faint[20:30, 18:22] = 247  # 3 levels darker: no digit a person would see
+    faint_says = r"^no digit found: the image is blank: its greys differ by at most 3 grey levels$"
+    with pytest.raises(ValueError, match=faint_says):
+        to_mnist(faint)
+
+
 def test_wrong_array_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="2-D grayscale"):
         to_mnist(np.zeros((4, 4, 3), dtype=np.uint8))
