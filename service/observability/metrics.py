@@ -125,13 +125,7 @@ class ServiceMetrics:
         if children is None:  # labels() takes a lock and builds a key: do it once per label set
             children = self._requests.labels(method, code.name), self._latency.labels(method)
             self._children[key] = children
-        lock = self._hot_lock
-        lock.acquire()
-        try:
-            children[0].inc()
-            children[1].observe(seconds)
-        finally:
-            lock.release()
+        self._count_and_time(children, seconds)
 
     def observe_http(self, method: str, status: int, seconds: float) -> None:
         """Count and time one request of the HTTP edge (`status`: the HTTP status code sent)."""
@@ -143,6 +137,12 @@ class ServiceMetrics:
                 self._http_latency.labels(method),
             )
             self._http_children[key] = children
+        self._count_and_time(children, seconds)
+
+    def _count_and_time(
+        self, children: tuple[CounterSeries, HistogramSeries], seconds: float
+    ) -> None:
+        # One acquire for both, so a scrape never sees a request counted but not timed.
         lock = self._hot_lock
         lock.acquire()
         try:

@@ -35,8 +35,8 @@ def test_predict_on_a_non_image_names_the_file_not_a_bytesio(tmp_path: Path, cap
     (tmp_path / "notes.txt").write_text("not a picture")
     assert main(["predict", "--target", "127.0.0.1:1", str(tmp_path / "notes.txt")]) == 1
     err = capsys.readouterr().err
-    assert err == f"digits predict: error: {tmp_path / 'notes.txt'}: not a readable " \
-        "PNG/JPEG/IDX image (unknown image format)\n"  # fmt: skip
+    assert err.startswith(f"digits predict: error: {tmp_path / 'notes.txt'}: not a picture (")
+    assert "BytesIO" not in err and "0x" not in err and err.count("\n") == 1
 
 
 def test_bad_layer_sizes_are_quoted_once_naming_the_flag(tmp_path: Path, capsys) -> None:
