@@ -241,8 +241,13 @@ class Registry:
         alias: str = DEFAULT_ALIAS,
         *,
         expected: Expected = UNCONDITIONAL,
+        verify: bool = True,
     ) -> int | None:
         """Point ``alias`` at ``version`` (number or any reference); return the previous target.
+
+        The target is verified first (every file's sha256 and the tensors, as ``load``): a
+        corrupt version raises IntegrityError and the alias does not move. ``verify=False``
+        skips that (tests that need an alias on a corrupt version).
 
         With ``expected`` the move is a compare-and-set: it happens only if the alias still
         points at that version (None: only if the alias does not exist yet), else ConflictError.
@@ -251,23 +256,33 @@ class Registry:
         """
         validate_alias(alias)
         target = self.resolve(name, version)
+        if verify:
+            self._verify_target(name, alias, target)
         return move_alias(self.storage, name, alias, promotion(name, alias, target, expected))
 
-    def set_alias(self, name: str, alias: str, version: int | str) -> int | None:
+    def set_alias(
+        self, name: str, alias: str, version: int | str, *, verify: bool = True
+    ) -> int | None:
         """Point ``alias`` at ``version`` unconditionally (``promote`` without ``expected``)."""
-        return self.promote(name, version, alias)
+        return self.promote(name, version, alias, verify=verify)
 
     def rollback(self, name: str, alias: str = DEFAULT_ALIAS) -> int:
-        """Move ``alias`` back to its previous target and return that version."""
+        """Move ``alias`` back to its previous target and return that version.
+
+        The previous target is verified first: a corrupt one raises IntegrityError, no move.
+        """
         validate_alias(alias)
-        self._existing_versions(name)
         existing = set(self._existing_versions(name))
         moved: list[int] = []
+        verified: set[int] = set()
 
         def back(record: dict[str, Any] | None) -> tuple[int, list[int]]:
             # Skips versions deleted by hand, so a dangling alias can be rolled back too.
             step = alias_records.stepped_back(record, alias, name, existing)
             moved[:] = [step[0]]
+            if step[0] not in verified:  # once, even if the compare-and-swap retries
+                self._verify_target(name, alias, step[0], action="roll back")
+                verified.add(step[0])
             return step
 
         try:
@@ -296,6 +311,16 @@ class Registry:
         return self.storage.collect_garbage(name, keep)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _verify_target(self, name: str, alias: str, version: int, action: str = "promote") -> None:
+        """IntegrityError naming the refused move when ``version`` fails verification."""
+        try:
+            self.verify(name, version)
+        except IntegrityError as err:
+            raise IntegrityError(
+                f"refusing to {action} {alias!r} of model {name!r} to version {version}, "
+                f"which failed verification: {err}"
+            ) from None
 
     def _existing_versions(self, name: str) -> list[int]:
         versions = self.storage.version_numbers(validate_model_name(name))
