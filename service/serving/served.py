@@ -28,7 +28,13 @@ from registry import (
     StoreUnavailableError,
 )
 from service.observability.metrics import ServiceMetrics
-from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.errors import (
+    InvalidInput,
+    ModelNotReady,
+    ModelUnusable,
+    NotFound,
+    without_location,
+)
 from service.serving.model import Predictor
 
 __all__ = ["ServedModel", "ServedModels"]
@@ -227,9 +233,13 @@ class ServedModels:
         try:
             return self.registry.resolve(self.name, alias)
         except InvalidNameError as err:
-            raise InvalidInput(str(err)) from None
+            raise InvalidInput(self._public(err)) from None
         except NotFoundError as err:
-            raise NotFound(str(err)) from None
+            raise NotFound(self._public(err)) from None
+
+    def _public(self, err: Exception) -> str:
+        """The message of a registry error without the registry's root (sent to clients)."""
+        return without_location(str(err), self.registry.location)
 
     def _pinned(self, version: int) -> ServedModel:
         with self._cache_lock:
@@ -243,7 +253,7 @@ class ServedModels:
             try:
                 served = self._load(version)
             except NotFoundError as err:
-                raise NotFound(str(err)) from None
+                raise NotFound(self._public(err)) from None
             except (RegistryError, ValueError) as err:
                 logger.error("version %s of %r is unusable: %s", version, self.name, err)
                 raise ModelUnusable(f"version {version} failed verification") from None

@@ -153,13 +153,13 @@ def test_promote_and_rollback_refuse_a_corrupt_target(registry: Registry) -> Non
     registry.promote("digits", 1)
     registry.promote("digits", 3)
     flip_stored_byte(registry, "digits", 2, "weights.safetensors", -1)
-    with pytest.raises(IntegrityError, match="refusing to promote 'production' .* version 2"):
+    with pytest.raises(IntegrityError, match=r"refusing to promote 'production' .* version 2"):
         registry.promote("digits", 2)
     with pytest.raises(IntegrityError, match="version 2"):
         registry.promote("digits", 2, "canary", expected=None)
     assert registry.aliases("digits") == {"production": 3}
     flip_stored_byte(registry, "digits", 1, "weights.safetensors", -1)
-    with pytest.raises(IntegrityError, match="refusing to roll back 'production' .* version 1"):
+    with pytest.raises(IntegrityError, match=r"refusing to roll back 'production' .* version 1"):
         registry.rollback("digits")
     assert registry.aliases("digits") == {"production": 3}
     registry.promote("digits", 2, "broken", verify=False)  # asked for explicitly
