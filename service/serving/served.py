@@ -133,7 +133,12 @@ class ServedModels:
             target = self._resolve_default()
             self._aliases = self.registry.aliases(self.name)
         except NotFoundError as err:
-            logger.warning("no model to serve yet: %s", err)
+            current = self._current
+            if current is None:
+                logger.warning("no model to serve yet: %s", err)
+            else:  # e.g. the alias's version was deleted by hand: the loaded copy still works
+                logger.warning("keeps serving %r version %s from memory: %s", self.name,
+                               current.version, err)  # fmt: skip
             self._token = token
             return False
         current = self._current
