@@ -25,6 +25,7 @@ from registry import (
     NotFoundError,
     Registry,
     RegistryError,
+    StoreConfigurationError,
     StoreUnavailableError,
 )
 from service.observability.metrics import ServiceMetrics
@@ -94,6 +95,8 @@ class ServedModels:
         """Load the default model now (if there is one) and start polling for new versions.
 
         An unreachable object store does not stop the start: polling catches up once it is back.
+        A store that refuses the configuration (wrong or missing credentials, no such bucket)
+        does: StoreConfigurationError, since waiting would not fix it.
         """
         self.poll_once(log_errors=False)
         if self._poller is None and self.poll_interval_s > 0:
@@ -205,6 +208,10 @@ class ServedModels:
         """refresh(), turning an unreachable store into a log line and the reachable metric."""
         try:
             self.refresh()
+        except StoreConfigurationError as err:
+            if not log_errors:  # at start-up: a configuration to fix, not an outage to wait out
+                raise
+            self._set_reachable(False, err)
         except StoreUnavailableError as err:
             self._set_reachable(False, err)
         except Exception:  # a broken registry must never kill the poller
@@ -216,12 +223,16 @@ class ServedModels:
         """Log each change once (not every poll) and mirror it in digits_registry_reachable."""
         if reachable != self._reachable:
             current = self._current
-            serving = f"version {current.version}" if current is not None else "no model yet"
-            if reachable:
-                logger.info("registry reachable again; serving %r %s", self.name, serving)
+            if current is not None:
+                serving = f"serving {self.name!r} version {current.version}"
             else:
-                logger.error("registry unreachable; serving %r %s until it is back: %s",
-                             self.name, serving, err)  # fmt: skip
+                serving = f"no version of {self.name!r} loaded yet"
+            if reachable:
+                logger.info("registry reachable again; %s", serving)
+            elif current is not None:
+                logger.error("registry unusable; keeps %s until it is back: %s", serving, err)
+            else:
+                logger.error("registry unusable; %s, waiting for it: %s", serving, err)
         self._reachable = reachable
         if self.metrics is not None:
             self.metrics.registry_reachable.set(1 if reachable else 0)
