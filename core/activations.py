@@ -20,7 +20,8 @@ def shifted_exp(logits: Array, *, out: Array | None = None) -> tuple[Array, Arra
     log-sum-exp = log(sums) + maxima. ``out`` (e.g. ``logits`` itself) receives the exps.
     """
     maxima = logits.max(axis=1, keepdims=True)
-    exps = np.subtract(logits, maxima, out=out)
+    # The operator is ~0.5 us faster than np.subtract(..., out=None) on a (1, 10) array.
+    exps = logits - maxima if out is None else np.subtract(logits, maxima, out=out)
     np.exp(exps, out=exps)
     return exps, exps.sum(axis=1, keepdims=True), maxima
 
