@@ -273,3 +273,12 @@ def test_recovery_commands_work_from_a_dangling_alias(dangling: Registry, digits
     assert code == 0, err
     code, out, _ = digits("models", "--registry", root, "promote", "1")
     assert (code, out) == (0, "digits@production: 2 -> 1\n")
+
+
+@pytest.mark.integration
+def test_list_on_a_fresh_bucket_is_empty_not_an_error(s3_url: str, digits: Digits) -> None:
+    code, out, err = digits("models", "--registry", s3_url, "list", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["versions"] == [] and json.loads(out)["registry"] == s3_url
+    code, out, err = digits("models", "--registry", s3_url, "list")
+    assert (code, err) == (0, "") and f"no versions of 'digits' yet in {s3_url}" in out
