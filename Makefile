@@ -38,6 +38,7 @@ proto: install
 
 # The main job: train and publish a model when the registry has none, then serve it.
 run: install
+	$(DIGITS) serve --registry $(REGISTRY) --port $(PORT) --metrics-port $(METRICS_PORT) --check-ports
 	$(DIGITS) train --registry $(REGISTRY) --if-empty
 	$(DIGITS) serve --registry $(REGISTRY) --port $(PORT) --metrics-port $(METRICS_PORT)
 

@@ -4,14 +4,17 @@ Each sub-command lives in its own module exposing ``add_parser(subparsers)``; th
 imports only the standard library at import time, so `digits serve` never pays for Prefect
 and `digits --help` stays instant. Handlers return an exit code; any exception deriving from
 ``CommandError`` or ``ValueError``/``LookupError``/``OSError`` becomes a one-line reason on
-stderr and a non-zero exit code instead of a traceback.
+stderr and a non-zero exit code instead of a traceback; any other exception becomes one line
+too, naming its type. ``digits --debug COMMAND`` adds the traceback (and gRPC core's own log).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from cli.exits import ExitCode, describe_exit_codes
@@ -35,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=describe_exit_codes(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the traceback of a failure (and gRPC core's log lines)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
         module = importlib.import_module(f"cli.{name}")
@@ -42,21 +50,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_grpc_core(command: str, debug: bool) -> None:
+    """Before grpc is imported: silence its C core's log in client commands unless asked.
+
+    A TLS handshake failure otherwise prints an `I1129 ... ssl_transport_security.cc` line next
+    to the one-line error that already says what happened. The server (`serve`) keeps gRPC's
+    default (errors), since a long-running process's core errors matter; it checks its ports
+    itself first. A value the user set wins.
+    """
+    if command != "serve" or debug:
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR" if debug else "NONE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_grpc_core(args.command, args.debug)
     try:
         code = args.handler(args)
     except CommandError as err:
-        print(f"digits {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _fail(args, str(err), err.exit_code)
     except (ValueError, LookupError, OSError) as err:
-        print(f"digits {args.command}: error: {err}", file=sys.stderr)
-        return ExitCode.FAILED
+        return _fail(args, str(err), ExitCode.FAILED)
     except KeyboardInterrupt:
         print(f"digits {args.command}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Exception as err:  # a bug: still one line, the traceback with --debug
+        hint = "" if args.debug else " (digits --debug ... prints the traceback)"
+        return _fail(args, f"unexpected {type(err).__name__}: {err}{hint}", ExitCode.FAILED)
     return int(code or 0)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """One line on stderr, after the traceback when --debug is on."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"digits {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

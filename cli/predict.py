@@ -19,6 +19,8 @@ _TLS_FLAGS = {
     "--tls-cert": "client certificate PEM (mutual TLS)",
     "--tls-key": "client private key PEM (mutual TLS)",
 }
+# --show-input writes PNG only; these names are surely meant as pictures, not directories.
+_OTHER_PICTURE_SUFFIXES = {".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 _BAD_FILE_EXIT = ExitCode.FAILED  # some input could not be read; the others were still answered
 
 
@@ -66,8 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--show-input",
         type=Path,
         metavar="PATH",
-        help="save the 28x28 input the model sees as PNG: to PATH itself when it ends in .png "
-        "(one image), else into the directory PATH, one NNNN-name.png per image",
+        help="save the 28x28 input the model sees as PNG: to the new file PATH when it ends in "
+        ".png (one image), else into the directory PATH, one NNNN-name.png per image; an "
+        "existing file is never overwritten (a clashing name in the directory gets a -2, -3... "
+        "suffix)",
     )
     parser.add_argument(
         "--timeout", type=float, metavar="S", default=10.0, help="seconds per request (10)"
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1", exit_code=ExitCode.USAGE)
+    if args.show_input is not None:
+        _check_show_input(args.show_input, args.files)
     prepared = prepare_files(args.files, invert=args.invert)
     good = [item for item in prepared if item.image is not None]
     if args.show_input is not None and args.show_input.suffix.lower() == ".png" and len(good) > 1:
@@ -147,19 +153,70 @@ def _predict(args: argparse.Namespace, good: list[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _check_show_input(target: Path, inputs: list[str]) -> None:
+    """Refuse a --show-input PATH that would overwrite anything (an input picture above all).
+
+    Raises CommandError (usage) naming PATH: an existing file, an input, or a non-PNG file name.
+    """
+    from cli.main import CommandError
+
+    def refuse(why: str) -> CommandError:
+        return CommandError(f"--show-input {target}: {why}", exit_code=ExitCode.USAGE)
+
+    resolved = target.resolve()
+    if any(Path(name).resolve() == resolved for name in inputs):
+        raise refuse("is one of the input files; pick a new .png name or a directory")
+    if target.is_dir():
+        return
+    if target.exists():
+        kind = "a file" if target.suffix.lower() == ".png" else "a file, not a directory"
+        raise refuse(f"exists and is {kind}; pick a new .png name or a directory")
+    if target.suffix.lower() in _OTHER_PICTURE_SUFFIXES:
+        raise refuse("the inputs are saved as PNG; give a new .png name or a directory")
+
+
 def _save_inputs(target: Path, good: list[Any]) -> None:
-    """Write each 28x28 input as an 8-bit grayscale PNG (light ink on black, like MNIST)."""
+    """Write each 28x28 input as an 8-bit grayscale PNG (light ink on black, like MNIST).
+
+    Never overwrites: PATH.png is created exclusively (CommandError if it appeared meanwhile);
+    in a directory a clashing name gets a -2, -3... suffix.
+    """
+    from cli.main import CommandError
+
+    try:
+        if target.suffix.lower() == ".png":
+            if not _write_new(target, good[0].image):
+                raise FileExistsError(17, "File exists", str(target))  # appeared meanwhile
+            return
+        target.mkdir(parents=True, exist_ok=True)
+        for index, item in enumerate(good):
+            name = Path(item.name).name
+            item_of = re.fullmatch(r"(.*)\[(\d+)\]", name)  # an IDX item: file[i] -> file-i
+            stem = f"{Path(item_of[1]).stem}-{item_of[2]}" if item_of else Path(name).stem
+            for attempt in range(1, 10_000):
+                suffix = "" if attempt == 1 else f"-{attempt}"
+                if _write_new(target / f"{index:04d}-{stem}{suffix}.png", item.image):
+                    break
+    except FileExistsError as err:
+        raise CommandError(
+            f"--show-input {target}: {err.filename} exists; pick a new .png name or a directory",
+            exit_code=ExitCode.USAGE,
+        ) from None
+    except OSError as err:
+        raise CommandError(f"--show-input {target}: cannot write ({err.strerror or err})") from None
+
+
+def _write_new(path: Path, image: Any) -> bool:
+    """Write ``image`` as PNG to ``path`` only if nothing is there (exclusive create, so no
+    race with another writer); False, and nothing written, when ``path`` exists."""
     from PIL import Image
 
-    if target.suffix.lower() == ".png":
-        Image.fromarray(good[0].image).save(target)
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    for index, item in enumerate(good):
-        name = Path(item.name).name
-        item_of = re.fullmatch(r"(.*)\[(\d+)\]", name)  # an IDX item: file[i] -> file-i
-        stem = f"{Path(item_of[1]).stem}-{item_of[2]}" if item_of else Path(name).stem
-        Image.fromarray(item.image).save(target / f"{index:04d}-{stem}.png")
+    try:
+        with path.open("xb") as out:
+            Image.fromarray(image).save(out, format="PNG")
+    except FileExistsError:
+        return False
+    return True
 
 
 def _read_pem(path: Path | None) -> bytes | None:

@@ -24,13 +24,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     from service.settings import ServiceSettings
 
     add_flags(parser, ServiceSettings, ServiceSettings.model_fields)
+    parser.add_argument(
+        "--check-ports",
+        action="store_true",
+        help="only check that the ports are free, then exit (make run does it before training)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.preflight import check_ports
+
+    settings = settings_from_args(args)
+    check_ports(settings)  # a port in use: one line naming the address and the flag, no more
+    if args.check_ports:
+        return 0
     from service.rpc.server import serve
 
-    return serve(settings_from_args(args))
+    return serve(settings)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:

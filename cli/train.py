@@ -138,8 +138,10 @@ def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.main import CommandError
+    from pipeline.preflight import check_destinations
 
     settings = settings_from_args(args)
+    check_destinations(settings)  # fail fast: before --if-empty, the download and training
     spec = sweep_spec(args)
     latest = _existing_version(settings)
     if args.if_empty and latest is not None:

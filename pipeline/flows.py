@@ -166,6 +166,7 @@ def release(
         settings.min_accuracy,
         settings.tolerance,
         settings.promote_ties,
+        quick_run=gate.quick_run_note(settings.epochs, settings.train_limit),
     )
     artifacts.publish_metrics(metrics, decision)
     if not decision.publish:

@@ -14,7 +14,17 @@ from core.metrics import accuracy
 from core.mlp import MLP
 from registry import DEFAULT_ALIAS, IntegrityError, NotFoundError, Registry
 
-__all__ = ["Champion", "GateDecision", "GateRejected", "decide", "evaluate_champion"]
+__all__ = [
+    "Champion",
+    "GateDecision",
+    "GateRejected",
+    "decide",
+    "evaluate_champion",
+    "quick_run_note",
+]
+
+# Fewer epochs than this (or a --train-limit) is a quick run: the default gate refuses most.
+_FULL_RUN_EPOCHS = 10
 
 _log = logging.getLogger(__name__)
 
@@ -71,22 +81,42 @@ def evaluate_champion(
     return Champion(loaded.version, accuracy(probabilities, y_test))
 
 
+def quick_run_note(epochs: int, train_limit: int | None) -> str | None:
+    """ "a quick run (1 epoch, --train-limit 1000)" for runs short of the recipe, else None."""
+    parts = [f"{epochs} epoch{'s' if epochs != 1 else ''}"] if epochs < _FULL_RUN_EPOCHS else []
+    if train_limit is not None:
+        parts.append(f"--train-limit {train_limit}")
+    return f"a quick run ({', '.join(parts)})" if parts else None
+
+
+def _below_minimum(acc: float, min_accuracy: float, quick_run: str | None) -> str:
+    """The rejection reason; it names the flag, and for a quick run how to publish it."""
+    reason = f"test accuracy {acc:.4f} is below the minimum {min_accuracy} (--min-accuracy)"
+    if quick_run is None:
+        return reason
+    suggestion = f", e.g. --min-accuracy {np.floor(acc * 100) / 100:.2f}" if acc > 0.01 else ""
+    return f"{reason}; {quick_run}: lower --min-accuracy to publish it{suggestion}"
+
+
 def decide(
     challenger_accuracy: float,
     champion: Champion | None,
     min_accuracy: float,
     tolerance: float,
     promote_ties: bool = False,
+    *,
+    quick_run: str | None = None,
 ) -> GateDecision:
     """Reject below ``min_accuracy``; else publish, and promote when better than the champion.
 
     Better means accuracy > champion's - ``tolerance``; a tie (equal) promotes only with
     ``promote_ties``, so re-training on unchanged data does not move production for nothing.
+    ``quick_run`` (from ``quick_run_note``) makes a rejection say how to publish such a run.
     """
     acc = f"{challenger_accuracy:.4f}"
     if not challenger_accuracy >= min_accuracy:  # also rejects NaN
         return GateDecision(
-            False, False, f"test accuracy {acc} is below the minimum {min_accuracy}"
+            False, False, _below_minimum(challenger_accuracy, min_accuracy, quick_run)
         )
     if champion is None:
         return GateDecision(True, True, f"test accuracy {acc}; no production version to beat")

@@ -99,8 +99,11 @@ class TrainSettings(BaseModel):
     )
     """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""
     data_dir: Path | None = None
-    """Directory with your MNIST files (gzip or unpacked, any names; read, never modified);
-    downloads go to its downloaded/ sub-directory (default: the per-user cache, digits/mnist)."""
+    """Directory with your MNIST files, read and never modified: the four standard names
+    (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+    t10k-labels-idx1-ubyte), each gzipped (.gz) or unpacked, dashed or dotted
+    (t10k-images.idx3-ubyte); downloads go to its downloaded/ sub-directory (default: the
+    per-user cache, digits/mnist)."""
     mirrors: tuple[str, ...] = Field(default_factory=_default_mirrors)
     """Base URLs tried in order; --mirror, $DIGITS_MNIST_MIRRORS, else the public mirrors."""
     offline: bool = False

@@ -40,7 +40,16 @@ class LocalStorage:
     def local_path(self, name: str, version: int) -> Path | None:
         return self.root / name / str(version)
 
+    def _check_root(self) -> None:
+        """A registry path that is a file is a mistake to name, not an empty registry."""
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(
+                f"registry {self.root} is not a directory (set --registry or DIGITS_REGISTRY "
+                "to a directory)"
+            )
+
     def model_names(self) -> list[str]:
+        self._check_root()
         if not self.root.is_dir():
             return []
         return sorted(
@@ -50,6 +59,7 @@ class LocalStorage:
         )
 
     def version_numbers(self, name: str) -> list[int]:
+        self._check_root()
         return fmt.version_numbers(self.root / name)
 
     def publish(

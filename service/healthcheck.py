@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m service.healthcheck` (also checked against the docs)."""
     parser = argparse.ArgumentParser(prog="python -m service.healthcheck", description=__doc__)
     port = os.environ.get("DIGITS_PORT", "50051")
     parser.add_argument("--target", default=f"127.0.0.1:{port}", help="HOST:PORT (%(default)s)")
@@ -25,7 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tls-ca", type=Path, help="PEM CA of the server certificate")
     parser.add_argument("--tls-cert", type=Path, help="client certificate (mutual TLS)")
     parser.add_argument("--tls-key", type=Path, help="client key (mutual TLS)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["without_edge_clutter"]
+__all__ = ["reached_from_edge", "without_edge_clutter"]
 
 _WORK_SIDE = 256  # the border-connected regions are traced on a copy at most this large
 # "At the border" means within this share of the shorter side: the sheet's edge lies a little
@@ -37,8 +37,14 @@ def without_edge_clutter(ink: NDArray[np.float32], threshold: float) -> NDArray[
     return cleaned
 
 
-def _reached_from_border(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """The pixels of ``mask`` 4-connected to a pixel near the border (a morphological
+def reached_from_edge(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The pixels of ``mask`` (H, W) 4-connected to the frame's outermost rows and columns."""
+    return _reached_from_border(mask, margin=1)
+
+
+def _reached_from_border(mask: NDArray[np.bool_], margin: int | None = None) -> NDArray[np.bool_]:
+    """The pixels of ``mask`` 4-connected to a pixel near the border (within ``margin`` pixels
+    of the working copy, default _MARGIN_SHARE of its shorter side; a morphological
     reconstruction, traced on a max-pooled copy of at most _WORK_SIDE pixels a side)."""
     height, width = mask.shape
     factor = max(1, math.ceil(max(height, width) / _WORK_SIDE))
@@ -48,7 +54,8 @@ def _reached_from_border(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     small: NDArray[np.bool_] = np.asarray(
         padded.reshape(rows, factor, cols, factor).any(axis=(1, 3))
     )
-    margin = max(1, round(_MARGIN_SHARE * min(small.shape)))
+    if margin is None:
+        margin = max(1, round(_MARGIN_SHARE * min(small.shape)))
     reached: NDArray[np.bool_] = small.copy()
     reached[margin:-margin, margin:-margin] = False
     while True:

@@ -18,6 +18,7 @@ from PIL import Image, ImageFilter
 
 from core.config import IMAGE_SIDE
 from service.client.clutter import without_edge_clutter
+from service.client.sheet import crop_to_sheet
 
 __all__ = ["BOX", "SIDE", "to_mnist"]
 
@@ -44,6 +45,8 @@ def to_mnist(gray: NDArray[np.generic], invert: bool | None = None) -> NDArray[n
     if gray.ndim != 2 or min(gray.shape) == 0:
         raise ValueError(f"expected a non-empty 2-D grayscale image, got shape {gray.shape}")
     picture = _reduce(np.asarray(gray, dtype=np.float32))
+    if invert is not False:  # light ink on dark paper has no bright sheet to look for
+        picture = crop_to_sheet(picture)
     dark_ink = _looks_dark_on_light(picture) if invert is None else invert
     ink = _strokes(picture, dark_ink)
     if ink is None:
@@ -137,7 +140,10 @@ def _no_digit(picture: NDArray[np.float32], dark_ink: bool, forced: bool) -> str
         )
     spread = float(picture.max() - picture.min())
     if spread < _BLANK_CONTRAST:
-        return f"no digit found: the image is blank (every pixel within {spread:.0f} grey levels)"
+        if spread < 0.5:
+            return "no digit found: the image is blank: every pixel has the same grey level"
+        levels = f"{spread:.0f} grey level{'s' if round(spread) != 1 else ''}"
+        return f"no digit found: the image is blank: its greys differ by at most {levels}"
     return "no digit found: nothing stands out from the paper"
 
 

@@ -9,6 +9,7 @@ canvas on a dark page and a black stroke on a light one, so both keep their stro
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 import numpy as np
@@ -21,21 +22,51 @@ __all__ = ["decode_picture"]
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")  # Pillow names its file object
+_SHOWN_BYTES = 8
+# File signatures of the common formats: a file that starts with one is that format, damaged.
+_SIGNATURES = (
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _first_bytes(data: bytes) -> str:
+    """``it starts with 6e 6f 74 20 ("not ")``: what the file is, for a person to recognise."""
+    head = data[:_SHOWN_BYTES]
+    text = head.decode("ascii", errors="replace")
+    shown = f' ("{text}")' if text.isprintable() and "\ufffd" not in text else ""
+    return f"it starts with bytes {head.hex(' ')}{shown}"
 
 
 def decode_picture(data: bytes) -> NDArray[np.float32]:
     """Luminance (H, W) in [0, 255] of the picture as displayed (upright, alpha composited).
 
-    Raises ValueError for bytes Pillow cannot decode (unknown format, truncated file,
-    decompression bomb).
+    Raises ValueError for bytes Pillow cannot decode (empty, unknown format, truncated file,
+    decompression bomb); the message describes the bytes, never a Python object.
     """
+    if not data:
+        raise ValueError("empty (0 bytes), not a picture")
     try:
         with Image.open(BytesIO(data)) as opened:
             opened.load()
             picture = ImageOps.exif_transpose(opened)
             gray, alpha = _luminance_and_alpha(picture)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
-        raise ValueError(f"not a readable PNG/JPEG/IDX image ({err})") from err
+    except UnidentifiedImageError:
+        known = next((fmt for magic, fmt in _SIGNATURES if data.startswith(magic)), None)
+        if known is not None:  # the right signature, then too little or garbled data
+            raise ValueError(f"a damaged or truncated {known} ({len(data)} bytes)") from None
+        reason = f"not PNG, JPEG or another format Pillow reads; {_first_bytes(data)}"
+        raise ValueError(f"not a picture ({reason})") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"a picture too large to decode safely ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        reason = _OBJECT_REPR.sub("the data", str(err)) or type(err).__name__
+        raise ValueError(f"a damaged or truncated picture ({reason})") from None
     if alpha is not None and float(alpha.min()) < 1.0:
         gray = _composite(gray, alpha)
     return gray * np.float32(255.0)

@@ -28,7 +28,8 @@ class DrawEndpoint:
     """POST /v1/draw: `{"model_name", "model_version", "label", "probabilities", "input"}`.
 
     `input` is the prepared digit as 28 rows of 28 uint8 values (0 = paper, 255 = ink),
-    `probabilities` the ten softmax outputs; a blank or unreadable picture is a 400.
+    `probabilities` the ten softmax outputs, `model_version` a string ("3") as in V2 infer; a
+    blank, empty or unreadable picture is a 400 whose `error` says what the bytes are.
     """
 
     def __init__(self, core: ServingCore, *, max_body_bytes: int) -> None:
@@ -49,7 +50,7 @@ class DrawEndpoint:
         answer = await self.core.predict_async(digit.reshape(1, -1))
         doc = {
             "model_name": answer.model.name,
-            "model_version": answer.model.version,
+            "model_version": str(answer.model.version),  # a string, as in V2 infer
             "label": int(answer.labels[0]),
             "probabilities": answer.probabilities[0],
             "input": np.ascontiguousarray(digit),

@@ -98,13 +98,7 @@ class ServiceMetrics:
         if children is None:  # labels() takes a lock and builds a key: do it once per label set
             children = self._requests.labels(method, code.name), self._latency.labels(method)
             self._children[key] = children
-        lock = self._hot_lock
-        lock.acquire()
-        try:
-            children[0].inc()
-            children[1].observe(seconds)
-        finally:
-            lock.release()
+        self._count_and_time(children, seconds)
 
     def observe_http(self, method: str, status: int, seconds: float) -> None:
         """Count and time one request of the HTTP edge (`status`: the HTTP status code sent)."""
@@ -116,6 +110,12 @@ class ServiceMetrics:
                 self._http_latency.labels(method),
             )
             self._http_children[key] = children
+        self._count_and_time(children, seconds)
+
+    def _count_and_time(
+        self, children: tuple[CounterSeries, HistogramSeries], seconds: float
+    ) -> None:
+        # One acquire for both, so a scrape never sees a request counted but not timed.
         lock = self._hot_lock
         lock.acquire()
         try:
@@ -155,8 +155,14 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def start_http(self, host: str, port: int) -> int:
-        """Serve /metrics on host:port (0 = pick a free port); returns the bound port."""
-        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serve /metrics on host:port (0 = pick a free port); returns the bound port.
+
+        Raises OSError naming the address and the setting to change when it cannot bind.
+        """
+        try:
+            self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as err:
+            raise OSError(_bind_error(host, port, err)) from err
         return int(self._http.server_port)
 
     def stop_http(self) -> None:
@@ -164,3 +170,12 @@ class ServiceMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def _bind_error(host: str, port: int, err: OSError) -> str:
+    """E.g. "cannot serve metrics on 127.0.0.1:9100: Address already in use (set ...)"."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (
+        f"cannot serve metrics on {address}: {err.strerror or err} (choose another port with "
+        "--metrics-port or DIGITS_METRICS_PORT, make run METRICS_PORT=...; -1 turns metrics off)"
+    )

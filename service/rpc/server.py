@@ -75,16 +75,17 @@ class DigitsServer:
     def start(self) -> None:
         """Start serving; health turns SERVING as soon as a default model is loaded."""
         self.core.models.on_swap.append(self._on_model)
+        if self.settings.metrics_port >= 0:  # first: a port in use fails before the model loads
+            host = self.settings.metrics_host or self.settings.host
+            self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
         try:
             self.core.start()  # loads the model now when the registry has one
         except BaseException:  # e.g. StoreConfigurationError: release the bound ports
             self.loop.call(_stop_edges(self.grpc_server, self.http, None))
             self.core.stop()
             self.loop.stop()
+            self.core.metrics.stop_http()
             raise
-        if self.settings.metrics_port >= 0:
-            host = self.settings.metrics_host or self.settings.host
-            self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
         self.loop.call(self.grpc_server.start())
         if self.http is not None:
             self.loop.call(self.http.start())
@@ -242,7 +243,11 @@ def _bind(grpc_server: grpc.aio.Server, settings: ServiceSettings) -> int:
         )
         return int(grpc_server.add_secure_port(address, credentials))
     except RuntimeError as err:  # grpc's "Failed to bind": make it an OSError, one CLI line
-        raise OSError(f"cannot listen on {address}: address in use or unavailable") from err
+        raise OSError(
+            f"cannot listen on {address}: address in use or unavailable (choose another port "
+            "with --port or DIGITS_PORT, make run PORT=...; 0 picks a free one; the address "
+            "with --host or DIGITS_HOST)"
+        ) from err
 
 
 def serve(settings: ServiceSettings) -> int:

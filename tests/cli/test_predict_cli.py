@@ -121,7 +121,7 @@ def test_bad_file_is_one_line_error(predict_server, tmp_path, capsys) -> None:
     (tmp_path / "notes.png").write_text("not a picture")
     assert main(["predict", "--target", target, str(tmp_path / "notes.png")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "notes.png: not a readable PNG/JPEG/IDX image" in err
+    assert err.count("\n") == 1 and "notes.png: not a picture (not PNG, JPEG" in err
 
 
 def test_console_script_reads_pictures_and_idx(predict_server, drawings, tmp_path) -> None:
@@ -195,7 +195,7 @@ def test_one_bad_file_among_many_still_answers_the_others(
     assert [e["file"] for e in document["errors"]] == [str(files[1]), str(files[3])]
     lines = captured.err.splitlines()
     assert len(lines) == 2 and all(line.startswith("digits predict: error: ") for line in lines)
-    assert "notes.png: not a readable" in lines[0] and "blank.png: no digit found" in lines[1]
+    assert "notes.png: not a picture" in lines[0] and "blank.png: no digit found" in lines[1]
     assert "--invert" not in captured.err  # no flag can help a blank picture
 
     assert main(["predict", "--target", target, *map(str, files)]) == ExitCode.FAILED  # table too
@@ -217,5 +217,66 @@ def test_show_input_saves_what_the_model_sees(predict_server, drawings, tmp_path
     assert main(["predict", "--target", target, "--show-input", str(folder), *files]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["0000-ring.png", "0001-two-0.png",
                                                         "0002-two-1.png"]  # fmt: skip
-    assert main(["predict", "--target", target, "--show-input", str(single), *files]) == 2  # usage
+    several = str(tmp_path / "several.png")
+    assert main(["predict", "--target", target, "--show-input", several, *files]) == 2  # usage
     assert "3 images; give a directory" in capsys.readouterr().err
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_show_input_never_overwrites_an_input_or_any_existing_file(
+    predict_server, tmp_path, capsys
+) -> None:
+    """The field case: `--show-input mine.png mine.png` replaced the user's picture with the
+    28x28 rendering. Every existing file must survive byte for byte, with a one-line refusal."""
+    target, _ = predict_server
+    mine = tmp_path / "mine.png"
+    ring = Image.new("L", (160, 160), 255)
+    ImageDraw.Draw(ring).ellipse((40, 25, 115, 135), outline=0, width=12)
+    ring.save(mine)
+    photo = tmp_path / "seven.jpg"
+    ring.save(photo)
+    other = tmp_path / "other.png"
+    other.write_bytes(b"someone else's file")
+    before = _snapshot(tmp_path)
+    refusals = {
+        str(mine): "is one of the input files",
+        str(other): "exists and is a file; pick a new .png name or a directory",
+        str(photo): "is one of the input files",
+    }
+    for show, why in refusals.items():
+        code = main(["predict", "--target", target, "--show-input", show, str(mine), str(photo)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == ExitCode.USAGE and len(err) == 1
+        assert f"--show-input {show}: {why}" in err[0]
+    code = main(["predict", "--target", target, "--show-input", str(photo), str(mine)])
+    assert code == ExitCode.USAGE  # an existing non-PNG file: not "[Errno 17] File exists"
+    assert "exists and is a file, not a directory" in capsys.readouterr().err
+    code = main(["predict", "--target", target, "--show-input", str(tmp_path / "n.jpg"), str(mine)])
+    assert code == ExitCode.USAGE and "saved as PNG" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before and not (tmp_path / "n.jpg").exists()
+
+
+def test_show_input_directory_keeps_existing_files(predict_server, drawings, tmp_path) -> None:
+    """A directory that already holds files (a previous run's, or the inputs themselves) keeps
+    them all: clashing names get a numbered suffix instead."""
+    target, _ = predict_server
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "0000-ring.png").write_bytes(b"an earlier run")
+    picture = folder / "0001-bar.png"  # an input with the very name bar.png's rendering gets
+    picture.write_bytes(drawings[1].read_bytes())
+    before = _snapshot(folder)
+    args = ["predict", "--target", target, "--show-input", str(folder), *map(str, drawings)]
+    assert main([*args, str(picture)]) == 0
+    assert main([*args, str(picture)]) == 0
+    after = _snapshot(folder)
+    assert {name: after[name] for name in before} == before
+    assert sorted(set(after) - set(before)) == [
+        "0000-ring-2.png", "0000-ring-3.png", "0001-bar-2.png", "0001-bar-3.png",
+        "0002-0001-bar-2.png", "0002-0001-bar.png",
+    ]  # fmt: skip
+    with Image.open(folder / "0001-bar-2.png") as seen:
+        np.testing.assert_array_equal(np.asarray(seen), load_image(drawings[1]))

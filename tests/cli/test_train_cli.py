@@ -23,7 +23,7 @@ def test_bad_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]):
     assert main(["train", "--epochs", "0", "--lr", "-1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("digits train: error: invalid training settings: --epochs:")
-    assert "lr: Input should be greater than 0" in err and "\n" not in err
+    assert "--lr: Input should be greater than 0" in err and "\n" not in err
 
 
 def test_if_empty_skips_when_a_version_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

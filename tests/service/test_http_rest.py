@@ -297,3 +297,46 @@ def test_shutdown_turns_readiness_off_then_closes_the_port(
         assert not stopping.is_alive()
     with pytest.raises(httpx.ConnectError):
         httpx.get(running.http_url + "/v2/health/live", timeout=2)
+
+
+def _png(picture: object) -> bytes:
+    from io import BytesIO
+
+    out = BytesIO()
+    picture.save(out, format="PNG")  # type: ignore[attr-defined]
+    return out.getvalue()
+
+
+def test_draw_answers_with_a_string_model_version(rest: Running, http: httpx.Client) -> None:
+    """/v1/draw gives model_version as V2 infer does: a string."""
+    from PIL import Image, ImageDraw
+
+    seven = Image.new("L", (140, 140), 255)
+    ImageDraw.Draw(seven).line((30, 30, 110, 30, 60, 120), fill=0, width=12)
+    answer = http.post("/v1/draw", content=_png(seven)).json()
+    v2 = http.post(INFER, json=_json_request(np.asarray([answer["input"]], np.uint8))).json()
+    assert answer["model_version"] == v2["model_version"] == "1"
+    assert np.asarray(answer["input"]).shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"", "empty (0 bytes), not a picture"),
+        (b"hello, world", 'it starts with bytes 68 65 6c 6c 6f 2c 20 77 ("hello, w")'),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "a damaged or truncated PNG (48 bytes)"),
+        ("truncated", "a damaged or truncated picture"),
+    ],
+)
+def test_draw_errors_describe_the_bytes(
+    rest: Running, http: httpx.Client, body: bytes | str, says: str
+) -> None:
+    """An unreadable body is a 400 naming what was sent, never a Python object's repr."""
+    from PIL import Image
+
+    if body == "truncated":
+        body = _png(Image.effect_noise((64, 64), 60))[:300]
+    answer = http.post("/v1/draw", content=body)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert says in error and "object at 0x" not in error and "<" not in error

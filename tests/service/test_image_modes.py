@@ -154,7 +154,7 @@ def test_a_batch_reports_each_files_own_result(tmp_path: Path, reference):
     prepared = prepare_files(files)
     assert [item.name for item in prepared] == [str(f) for f in files]
     assert [item.error is None for item in prepared] == [True, False, False, False, True]
-    assert "b.png: not a readable PNG/JPEG/IDX image" in str(prepared[1].error)
+    assert "b.png: not a picture (not PNG, JPEG" in str(prepared[1].error)
     assert "missing.png: cannot read file" in str(prepared[2].error)
     assert "c.png: no digit found: the image is blank" in str(prepared[3].error)
     assert "invert" not in str(prepared[3].error)  # no flag can help a blank picture
@@ -189,3 +189,46 @@ def test_a_digit_that_reaches_the_edge_is_kept(tmp_path: Path):
     margin.save(tmp_path / "margin.png")
     digit = load_image(tmp_path / "tight.png")
     assert _similarity(digit, load_image(tmp_path / "margin.png").astype(np.float32)) > 0.99
+
+
+def _sheet_on_a_table(margin: int, table: float, light_slope: float, seed: int) -> Image.Image:
+    """The field case: a 280x280 white sheet with a dark "7" (ink reflecting 30%) pasted on a
+    dark table ``margin`` px wide all round, lit from the left, with sensor noise."""
+    sheet = np.asarray(_seven(0, 255).resize((280, 280 * SIZE[1] // SIZE[0])), np.float32) / 255.0
+    height, width = sheet.shape[0] + 2 * margin, sheet.shape[1] + 2 * margin
+    scene = np.full((height, width), table)
+    scene[margin:-margin, margin:-margin] = 225.0 * (0.3 + 0.7 * sheet)
+    scene *= 1.0 - light_slope * np.linspace(0.0, 1.0, width)[np.newaxis, :]
+    scene += np.random.default_rng(seed).normal(0.0, 3.0, size=scene.shape)
+    return Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("margin", [30, 60, 100, 160])
+@pytest.mark.parametrize("table", [10.0, 30.0, 60.0, 80.0])
+def test_a_sheet_on_a_wide_dark_table(tmp_path: Path, reference, margin: int, table: float):
+    """With a wide table the typical pixel is the table: the sheet must still be found as the
+    paper (not read as a white digit with the strokes cut out, which gave a 2 or an 8)."""
+    for slope, seed in ((0.0, margin), (0.35, margin + 1)):
+        path = tmp_path / f"table-{slope}.jpg"
+        _sheet_on_a_table(margin, table, slope, seed).save(path, quality=90)
+        assert _similarity(load_image(path), reference) > 0.95, (margin, table, slope)
+
+
+def test_light_digits_on_black_are_not_taken_for_a_sheet(tmp_path: Path):
+    """The sheet is looked for only where it looks like one: a bold light "0" (an ellipse with a
+    hole), a light bar and a light 8 on black are prepared as light ink, as before."""
+    shapes = {
+        "ring": lambda pen: pen.ellipse((20, 10, 140, 150), outline=255, width=45),
+        "bar": lambda pen: pen.rectangle((60, 10, 100, 150), fill=255),
+        "eight": lambda pen: (
+            pen.ellipse((30, 5, 130, 80), outline=255, width=35),
+            pen.ellipse((25, 70, 135, 155), outline=255, width=35),
+        ),
+    }
+    for name, draw in shapes.items():
+        picture = Image.new("L", (160, 160), 0)
+        draw(ImageDraw.Draw(picture))
+        picture.save(tmp_path / f"{name}.png")
+        digit = load_image(tmp_path / f"{name}.png").astype(np.float32)
+        explicit = load_image(tmp_path / f"{name}.png", invert=False).astype(np.float32)
+        np.testing.assert_array_equal(digit, explicit, err_msg=name)

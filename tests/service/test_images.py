@@ -113,7 +113,7 @@ def test_load_files_stacks_pictures_and_idx_items(tmp_path: Path) -> None:
 
 def test_corrupt_and_truncated_files_raise_value_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "notes.png").write_bytes(b"this is not a picture")
-    with pytest.raises(ValueError, match=r"notes\.png: not a readable PNG/JPEG/IDX image"):
+    with pytest.raises(ValueError, match=r"notes\.png: not a picture \(not PNG, JPEG"):
         load_image(tmp_path / "notes.png")
     good = _draw(tmp_path / "ring.png", (20, 30, 80, 130), dark_on_light=True, shape="ring")
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[:200])
@@ -137,6 +137,17 @@ def test_blank_picture_is_refused_naming_the_file(tmp_path: Path) -> None:
         load_files([tmp_path / "empty.png"])
 
 
+def test_blank_message_is_a_plain_sentence() -> None:
+    uniform = "no digit found: the image is blank: every pixel has the same grey level"
+    with pytest.raises(ValueError, match=f"^{uniform}$"):
+        to_mnist(np.full((50, 40), 250, dtype=np.uint8))
+    faint = np.full((50, 40), 250, dtype=np.uint8)
+    faint[20:30, 18:22] = 247  # 3 levels darker: no digit a person would see
+    faint_says = r"^no digit found: the image is blank: its greys differ by at most 3 grey levels$"
+    with pytest.raises(ValueError, match=faint_says):
+        to_mnist(faint)
+
+
 def test_wrong_array_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="2-D grayscale"):
         to_mnist(np.zeros((4, 4, 3), dtype=np.uint8))
@@ -145,3 +156,39 @@ def test_wrong_array_shape_is_refused() -> None:
 def test_no_files_is_refused() -> None:
     with pytest.raises(ValueError, match="no input files"):
         load_files([])
+
+
+def _encoded(fmt: str) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.effect_noise((64, 64), 60).save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF"])
+def test_every_decoding_error_describes_the_bytes_not_a_python_object(fmt: str) -> None:
+    """Empty, unknown, and every truncation of each format: a ValueError describing the bytes,
+    never `<_io.BytesIO object at 0x...>` (Pillow's own message names its file object)."""
+    from service.client.picture import decode_picture
+
+    data = _encoded(fmt)
+    cuts = sorted({0, 4, 8, 16, 33, 60, 100, len(data) // 2, len(data) - 1})  # >= signatures
+    seen = 0
+    for cut in cuts:
+        try:
+            decode_picture(data[:cut])
+        except ValueError as err:
+            seen += 1
+            message = str(err)
+            assert "object at 0x" not in message and "<" not in message, (cut, message)
+            assert message.startswith(("empty", "a damaged or truncated")), message
+    assert seen >= len(cuts) // 2  # most cuts are unreadable (some formats decode a prefix)
+    with pytest.raises(ValueError, match=r"^empty \(0 bytes\), not a picture$"):
+        decode_picture(b"")
+    with pytest.raises(
+        ValueError, match=r'starts with bytes 25 50 44 46 2d 31 2e 37 \("%PDF-1\.7"\)'
+    ):
+        decode_picture(b"%PDF-1.7\n...")
