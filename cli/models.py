@@ -45,7 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         parents=[common],
         help="list, show, promote, roll back, canary, shadow and garbage-collect model versions",
         description="Manage the versions of a model in the registry. Exit codes: 0 ok, "
-        "1 error (unknown model/version/alias, bad name), 2 usage, 3 integrity check failed.",
+        f"1 error (unknown model/version/alias, bad name), {int(ExitCode.USAGE)} usage, "
+        f"{int(ExitCode.INTEGRITY)} integrity check failed (also refusing to promote or roll back "
+        "to a corrupt version).",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", parents=[common], help="versions, metrics and aliases")
@@ -71,7 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     gc = actions.add_parser(
         "gc", parents=[common], help="delete old versions (never an aliased one)"
     )
-    gc.add_argument("--keep", type=int, required=True, metavar="N", help="newest versions to keep")
+    gc.add_argument(
+        "--keep", type=_at_least_one, required=True, metavar="N", help="newest versions to keep"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -96,7 +100,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of --keep: an integer >= 1 (else a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+_HEADERS = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
+
+
 def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    if not registry.list_models():  # a fresh registry: nothing published yet is not an error
+        text = format_table(_HEADERS, [], right_aligned={0, 2, 4})
+        text += f"\n(no versions of {name!r} yet in {registry.location})"
+        document = {"model": name, "registry": registry.location, "aliases": {}}
+        return {"text": text, "json": {**document, "dangling_aliases": {}, "versions": []}}
     versions = registry.list_versions(name)
     aliases = registry.aliases(name)
     by_version: dict[int, list[str]] = {}
@@ -129,9 +152,8 @@ def _list(registry: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "path": mv.location,
             }
         )
-    headers = ["VERSION", "CREATED", "ACCURACY", "LAYERS", "PARENT", "ALIASES"]
     dangling = registry.dangling_aliases(name)
-    text = format_table(headers, rows, right_aligned={0, 2, 4}) + _dangling_note(dangling)
+    text = format_table(_HEADERS, rows, right_aligned={0, 2, 4}) + _dangling_note(dangling)
     document = {"model": name, "registry": registry.location, "aliases": aliases}
     return {"text": text, "json": {**document, "dangling_aliases": dangling, "versions": entries}}
 

@@ -169,11 +169,15 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.download import DownloadError
     from pipeline.gate import GateRejected
     from pipeline.report import describe
-    from registry import RegistryError
+    from registry import RegistryError, StoreUnavailableError
 
     try:
         with prefect_api():
             summary = _run_flow(settings, spec, args)
+    except StoreUnavailableError as err:  # the store failed: an error to fix, not a verdict
+        if args.json:
+            print(json.dumps({"published": False, "reason": str(err)}))
+        raise CommandError(str(err)) from None  # exit 1, one line
     except (GateRejected, DivergenceError, DownloadError, RegistryError) as err:
         if args.json:  # scripts read stdout; the one-line reason also goes to stderr
             print(json.dumps({"published": False, "reason": str(err)}))

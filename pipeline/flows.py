@@ -27,6 +27,7 @@ from pipeline.plots import plot_confusion_matrix, plot_training_curves
 from pipeline.rollout import rollout_flow
 from pipeline.run_context import deployment_settings, name_run, scheduled_slot
 from pipeline.settings import TrainSettings
+from registry import StoreUnavailableError
 
 __all__ = ["release", "train_flow"]
 
@@ -77,11 +78,20 @@ def evaluate(model: MLP, dataset: steps.Dataset) -> dict[str, Any]:
     return steps.evaluate(model, dataset.x_test, dataset.y_test)
 
 
+def _store_failed(err: StoreUnavailableError) -> State[Any]:
+    """A registry-store failure as a Failed state: one line in the log, not a traceback (the
+    message names the store and the fix); calling the task still raises ``err``."""
+    return Failed(message=str(err), data=err)
+
+
 @task(cache_policy=NO_CACHE)
 def score_champion(settings: TrainSettings, dataset: steps.Dataset) -> gate.Champion | None:
-    return gate.evaluate_champion(
-        settings.registry_dir, settings.model_name, dataset.x_test, dataset.y_test
-    )
+    try:
+        return gate.evaluate_champion(
+            settings.registry_dir, settings.model_name, dataset.x_test, dataset.y_test
+        )
+    except StoreUnavailableError as err:
+        return _store_failed(err)  # type: ignore[return-value]  # Prefect raises err to callers
 
 
 @task(cache_policy=NO_CACHE)
@@ -101,7 +111,10 @@ def publish(
     manifest: dict[str, Any],
     plots: dict[str, Path],
 ) -> tuple[int, str]:
-    published = steps.publish(settings, trained.model, manifest, plots)
+    try:
+        published = steps.publish(settings, trained.model, manifest, plots)
+    except StoreUnavailableError as err:
+        return _store_failed(err)  # type: ignore[return-value]  # Prefect raises err to callers
     return published.version, published.location
 
 
@@ -113,16 +126,19 @@ def promote(
     decision: gate.GateDecision,
     dataset: steps.Dataset,
 ) -> gate.GateDecision:
-    return promotion.promote_over_champion(
-        settings.registry_dir,
-        settings.model_name,
-        version,
-        accuracy,
-        decision,
-        (dataset.x_test, dataset.y_test),
-        settings.tolerance,
-        settings.promote_ties,
-    )
+    try:
+        return promotion.promote_over_champion(
+            settings.registry_dir,
+            settings.model_name,
+            version,
+            accuracy,
+            decision,
+            (dataset.x_test, dataset.y_test),
+            settings.tolerance,
+            settings.promote_ties,
+        )
+    except StoreUnavailableError as err:
+        return _store_failed(err)  # type: ignore[return-value]  # Prefect raises err to callers
 
 
 def _finish(result: dict[str, Any]) -> dict[str, Any]:
@@ -217,4 +233,10 @@ def train_flow(
         return Failed(message=f"not published: {err}", data=err)
     dataset = load(paths, settings.train_limit)
     trained = train(dataset, settings)
-    return release(settings, trained, dataset)
+    try:
+        return release(settings, trained, dataset)
+    except StoreUnavailableError as err:
+        # The registry's store failed (unreachable, credentials, bucket): an error to fix, with
+        # a one-line reason, not a crash with a traceback (`digits train` exits 1 on it).
+        name_run("registry-unavailable")
+        return Failed(message=str(err), data=err)

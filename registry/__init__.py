@@ -11,6 +11,7 @@ from registry.errors import (
     InvalidNameError,
     NotFoundError,
     RegistryError,
+    StoreConfigurationError,
     StoreUnavailableError,
     validate_model_name,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "NotFoundError",
     "Registry",
     "RegistryError",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "default_root",
     "validate_model_name",

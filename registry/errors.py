@@ -37,6 +37,11 @@ class StoreUnavailableError(RegistryError):
     """The object store cannot be used: unreachable, wrong credentials or a missing bucket."""
 
 
+class StoreConfigurationError(StoreUnavailableError):
+    """The object store refuses this configuration (missing or wrong credentials, no such
+    bucket): retrying does not help, the message names the variable or flag to fix."""
+
+
 def validate_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise InvalidNameError."""
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or ".." in name:

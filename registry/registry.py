@@ -285,8 +285,13 @@ class Registry:
         expected: Expected = UNCONDITIONAL,
         actor: str | None = None,
         reason: str = "",
+        verify: bool = True,
     ) -> int | None:
         """Point ``alias`` at ``version`` (number or any reference); return the previous target.
+
+        The target is verified first (every file's sha256 and the tensors, as ``load``): a
+        corrupt version raises IntegrityError and the alias does not move. ``verify=False``
+        skips that (tests that need an alias on a corrupt version).
 
         With ``expected`` the move is a compare-and-set: it happens only if the alias still
         points at that version (None: only if the alias does not exist yet), else ConflictError.
@@ -297,30 +302,38 @@ class Registry:
         """
         validate_alias(alias)
         target = self.resolve(name, version)
+        if verify:
+            self._verify_target(name, alias, target)
         move = promotion(name, alias, target, expected)
         who = {"actor": actor or default_actor(), "reason": reason}
         return move_alias(self.storage, name, alias, move, kind="promote", **who)
 
     def set_alias(
         self, name: str, alias: str, version: int | str, *, actor: str | None = None,
-        reason: str = "",
+        reason: str = "", verify: bool = True,
     ) -> int | None:  # fmt: skip
         """Point ``alias`` at ``version`` unconditionally (``promote`` without ``expected``)."""
-        return self.promote(name, version, alias, actor=actor, reason=reason)
+        return self.promote(name, version, alias, actor=actor, reason=reason, verify=verify)
 
     def rollback(
         self, name: str, alias: str = DEFAULT_ALIAS, *, actor: str | None = None, reason: str = ""
     ) -> int:
-        """Move ``alias`` back to its previous target and return that version."""
+        """Move ``alias`` back to its previous target and return that version.
+
+        The previous target is verified first: a corrupt one raises IntegrityError, no move.
+        """
         validate_alias(alias)
-        self._existing_versions(name)
         existing = set(self._existing_versions(name))
         moved: list[int] = []
+        verified: set[int] = set()
 
         def back(record: dict[str, Any] | None) -> tuple[int, list[int]]:
             # Skips versions deleted by hand, so a dangling alias can be rolled back too.
             step = alias_records.stepped_back(record, alias, name, existing)
             moved[:] = [step[0]]
+            if step[0] not in verified:  # once, even if the compare-and-swap retries
+                self._verify_target(name, alias, step[0], action="roll back")
+                verified.add(step[0])
             return step
 
         try:
@@ -350,6 +363,16 @@ class Registry:
         return self.storage.collect_garbage(name, keep)
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _verify_target(self, name: str, alias: str, version: int, action: str = "promote") -> None:
+        """IntegrityError naming the refused move when ``version`` fails verification."""
+        try:
+            self.verify(name, version)
+        except IntegrityError as err:
+            raise IntegrityError(
+                f"refusing to {action} {alias!r} of model {name!r} to version {version}, "
+                f"which failed verification: {err}"
+            ) from None
 
     def _existing_versions(self, name: str) -> list[int]:
         versions = self.storage.version_numbers(validate_model_name(name))

@@ -1,8 +1,10 @@
 """The few S3 calls the registry makes, through boto3, with its failures in our own words.
 
 Conditional outcomes become the exceptions `Missing` (404), `Precondition` (412/409) and
-`NotModified` (304); everything else (no route, bad credentials, no bucket) becomes one
-`StoreUnavailableError` line naming the store, so commands can print it without a traceback.
+`NotModified` (304); everything else becomes one line naming the store, so commands can print it
+without a traceback: `StoreConfigurationError` for what retrying cannot fix (missing or wrong
+credentials, no such bucket: the line names the variable or flag to fix), else
+`StoreUnavailableError` (no route, timeouts, 5xx).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from registry.errors import StoreUnavailableError
+from registry.errors import StoreConfigurationError, StoreUnavailableError
 
 _DELETE_BATCH = 1000  # DeleteObjects' limit per request
 _DENIED = frozenset(
@@ -81,6 +83,11 @@ class S3Client:
             if code in ("304", "NotModified"):
                 raise NotModified from None
             raise self._unavailable(code, str(error.get("Message", err))) from None
+        except NoCredentialsError:
+            raise StoreConfigurationError(
+                f"registry {self.location}: no S3 credentials found; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+            ) from None
         except BotoCoreError as err:
             raise StoreUnavailableError(
                 f"cannot reach the registry {self.location} at {self.endpoint}: {err}"
@@ -88,12 +95,18 @@ class S3Client:
 
     def _unavailable(self, code: str, message: str) -> StoreUnavailableError:
         if code == "NoSuchBucket":
-            reason = f"bucket {self.bucket!r} does not exist at {self.endpoint}"
-        elif code in _DENIED:
-            reason = f"access denied by {self.endpoint} ({code}): check the AWS credentials"
-        else:
-            reason = f"{self.endpoint} answered {code}: {message}"
-        return StoreUnavailableError(f"registry {self.location}: {reason}")
+            return StoreConfigurationError(
+                f"registry {self.location}: bucket {self.bucket!r} does not exist at "
+                f"{self.endpoint}; check --registry / DIGITS_REGISTRY (and AWS_ENDPOINT_URL)"
+            )
+        if code in _DENIED:
+            return StoreConfigurationError(
+                f"registry {self.location}: access denied by {self.endpoint} ({code}); check "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        return StoreUnavailableError(
+            f"registry {self.location}: {self.endpoint} answered {code}: {message}"
+        )
 
     def get(
         self, key: str, *, if_none_match: str | None = None

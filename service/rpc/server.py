@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from registry import StoreConfigurationError
 from service.generated.digits.v1 import digits_pb2 as pb
 from service.observability.logs import configure_logging
 from service.rpc import digits_v1
@@ -77,7 +78,14 @@ class DigitsServer:
         if self.settings.metrics_port >= 0:  # first: a port in use fails before the model loads
             host = self.settings.metrics_host or self.settings.host
             self.metrics_port = self.core.metrics.start_http(host, self.settings.metrics_port)
-        self.core.start()  # loads the model now when the registry has one
+        try:
+            self.core.start()  # loads the model now when the registry has one
+        except BaseException:  # e.g. StoreConfigurationError: release the bound ports
+            self.loop.call(_stop_edges(self.grpc_server, self.http, None))
+            self.core.stop()
+            self.loop.stop()
+            self.core.metrics.stop_http()
+            raise
         self.loop.call(self.grpc_server.start())
         if self.http is not None:
             self.loop.call(self.http.start())
@@ -247,7 +255,12 @@ def serve(settings: ServiceSettings) -> int:
     configure_logging(settings.log_format, settings.log_level)
     _limit_blas_threads(settings.blas_threads)
     server, port = create_server(settings)
-    server.start()
+    try:
+        server.start()
+    except StoreConfigurationError as err:
+        # Wrong or missing credentials or no such bucket: waiting would not fix it. An OSError
+        # is what `digits` prints as one line with exit code 1.
+        raise OSError(str(err)) from None
 
     def on_signal(signum: int, frame: object) -> None:
         logger.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})

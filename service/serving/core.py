@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from registry import NotFoundError, Registry, RegistryError
 from service.observability.metrics import ServiceMetrics
 from service.serving.batching import LoopBatcher
-from service.serving.errors import ModelUnusable, NotFound
+from service.serving.errors import ModelUnusable, NotFound, without_location
 from service.serving.monitoring import Monitoring
 from service.serving.served import ServedModel, ServedModels
 from service.serving.shadow import ShadowRunner
@@ -196,7 +196,7 @@ class ServingCore:
         return await asyncio.to_thread(self._list_versions)
 
     def _describe(self, version: int | None, alias: str | None) -> VersionInfo:
-        with _registry_errors():
+        with _registry_errors(self.models.registry.location):
             if version is None:
                 version = self.models.resolve_alias(str(alias))
             manifest = self.models.registry.get(self.models.name, version).manifest
@@ -204,7 +204,7 @@ class ServingCore:
         return self._info(version, manifest, aliases)
 
     def _list_versions(self) -> tuple[list[VersionInfo], dict[str, int]]:
-        with _registry_errors():
+        with _registry_errors(self.models.registry.location):
             listed = self.models.registry.list_versions(self.models.name)
             aliases = self.models.registry.aliases(self.models.name)
         return [self._info(mv.version, mv.manifest, aliases) for mv in listed], aliases
@@ -223,11 +223,12 @@ class ServingCore:
 
 
 @contextlib.contextmanager
-def _registry_errors() -> Iterator[None]:
-    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION)."""
+def _registry_errors(location: str) -> Iterator[None]:
+    """Turn the registry's lookup errors into PredictErrors (NOT_FOUND / FAILED_PRECONDITION),
+    without the registry's root (``location``) in what is sent to the client."""
     try:
         yield
     except NotFoundError as err:
-        raise NotFound(str(err)) from None
+        raise NotFound(without_location(str(err), location)) from None
     except RegistryError as err:
-        raise ModelUnusable(str(err)) from None
+        raise ModelUnusable(without_location(str(err), location)) from None

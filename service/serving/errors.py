@@ -15,7 +15,21 @@ __all__ = [
     "NotFound",
     "Overloaded",
     "PredictError",
+    "without_location",
 ]
+
+
+def without_location(message: str, location: str) -> str:
+    """``message`` with the registry's root (a server path or bucket) taken out, for the wire.
+
+    "model 'digits' has no version 9 in /srv/models (versions: 1, 2)" becomes "model 'digits'
+    has no version 9 (versions: 1, 2)"; a version's location "/srv/models/digits/2" becomes
+    "digits/2". The server log keeps the full message.
+    """
+    if not location:
+        return message
+    message = message.replace(f" in {location}", "").replace(f"{location}/", "")
+    return message.replace(location, "the registry")
 
 
 class PredictError(Exception):

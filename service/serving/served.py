@@ -30,11 +30,18 @@ from registry import (
     NotFoundError,
     Registry,
     RegistryError,
+    StoreConfigurationError,
     StoreUnavailableError,
 )
 from registry.traffic import AliasState, Split
 from service.observability.metrics import ServiceMetrics
-from service.serving.errors import InvalidInput, ModelNotReady, ModelUnusable, NotFound
+from service.serving.errors import (
+    InvalidInput,
+    ModelNotReady,
+    ModelUnusable,
+    NotFound,
+    without_location,
+)
 from service.serving.model import Predictor
 from service.serving.priority import lower_thread_priority
 from service.serving.routing import Routing
@@ -110,6 +117,8 @@ class ServedModels:
         """Load the default model now (if there is one) and start polling for new versions.
 
         An unreachable object store does not stop the start: polling catches up once it is back.
+        A store that refuses the configuration (wrong or missing credentials, no such bucket)
+        does: StoreConfigurationError, since waiting would not fix it.
         """
         self.poll_once(log_errors=False)
         if self._poller is None and self.poll_interval_s > 0:
@@ -164,7 +173,12 @@ class ServedModels:
             self._aliases = self.registry.aliases(self.name)
             record = self.registry.alias_record(self.name, self.alias)
         except NotFoundError as err:
-            logger.warning("no model to serve yet: %s", err)
+            current = self.current
+            if current is None:
+                logger.warning("no model to serve yet: %s", err)
+            else:  # e.g. the alias's version was deleted by hand: the loaded copy still works
+                logger.warning("keeps serving %r version %s from memory: %s", self.name,
+                               current.version, err)  # fmt: skip
             self._token = token
             return False
         previous = self.current
@@ -269,6 +283,10 @@ class ServedModels:
         """refresh(), turning an unreachable store into a log line and the reachable metric."""
         try:
             self.refresh()
+        except StoreConfigurationError as err:
+            if not log_errors:  # at start-up: a configuration to fix, not an outage to wait out
+                raise
+            self._set_reachable(False, err)
         except StoreUnavailableError as err:
             self._set_reachable(False, err)
         except Exception:  # a broken registry must never kill the poller
@@ -280,12 +298,16 @@ class ServedModels:
         """Log each change once (not every poll) and mirror it in digits_registry_reachable."""
         if reachable != self._reachable:
             current = self.current
-            serving = f"version {current.version}" if current is not None else "no model yet"
-            if reachable:
-                logger.info("registry reachable again; serving %r %s", self.name, serving)
+            if current is not None:
+                serving = f"serving {self.name!r} version {current.version}"
             else:
-                logger.error("registry unreachable; serving %r %s until it is back: %s",
-                             self.name, serving, err)  # fmt: skip
+                serving = f"no version of {self.name!r} loaded yet"
+            if reachable:
+                logger.info("registry reachable again; %s", serving)
+            elif current is not None:
+                logger.error("registry unusable; keeps %s until it is back: %s", serving, err)
+            else:
+                logger.error("registry unusable; %s, waiting for it: %s", serving, err)
         self._reachable = reachable
         if self.metrics is not None:
             self.metrics.registry_reachable.set(1 if reachable else 0)
@@ -302,9 +324,13 @@ class ServedModels:
         try:
             return self.registry.resolve(self.name, alias)
         except InvalidNameError as err:
-            raise InvalidInput(str(err)) from None
+            raise InvalidInput(self._public(err)) from None
         except NotFoundError as err:
-            raise NotFound(str(err)) from None
+            raise NotFound(self._public(err)) from None
+
+    def _public(self, err: Exception) -> str:
+        """The message of a registry error without the registry's root (sent to clients)."""
+        return without_location(str(err), self.registry.location)
 
     def _pinned(self, version: int) -> ServedModel:
         with self._cache_lock:
@@ -318,7 +344,7 @@ class ServedModels:
             try:
                 served = self._load(version)
             except NotFoundError as err:
-                raise NotFound(str(err)) from None
+                raise NotFound(self._public(err)) from None
             except (RegistryError, ValueError) as err:
                 logger.error("version %s of %r is unusable: %s", version, self.name, err)
                 raise ModelUnusable(f"version {version} failed verification") from None

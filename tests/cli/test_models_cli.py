@@ -144,7 +144,6 @@ def test_gc_deletes_old_unaliased_versions(registry: Registry, digits: Digits) -
         (["promote", "2", "--alias", "latest"], "'latest' is reserved"),
         (["promote", "7"], "no version 7"),
         (["rollback"], "no alias 'production'"),
-        (["gc", "--keep", "0"], "keep must be an integer >= 1"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_1(
@@ -165,6 +164,50 @@ def test_corrupted_version_exits_3_naming_the_file(registry: Registry, digits: D
     assert code == ExitCode.INTEGRITY == 4 and out == ""
     assert "integrity check failed" in err and "2/weights.safetensors" in err
     assert digits("models", "--registry", registry.root, "show", "3")[0] == 0
+
+
+def test_promote_refuses_a_corrupt_version_with_exit_4(registry: Registry, digits: Digits) -> None:
+    registry.set_alias("digits", "production", 1)
+    flip_byte(registry.root / "digits" / "2" / "weights.safetensors", -1)
+    code, out, err = digits("models", "--registry", registry.root, "promote", "2")
+    assert code == ExitCode.INTEGRITY and out == "" and err.count("\n") == 1
+    assert "refusing to promote 'production'" in err and "2/weights.safetensors" in err
+    assert registry.aliases("digits") == {"production": 1}  # not moved
+
+
+def test_rollback_refuses_a_corrupt_previous_version(registry: Registry, digits: Digits) -> None:
+    registry.set_alias("digits", "production", 1)
+    registry.set_alias("digits", "production", 3)
+    flip_byte(registry.root / "digits" / "1" / "weights.safetensors", -1)
+    code, out, err = digits("models", "--registry", registry.root, "rollback")
+    assert code == ExitCode.INTEGRITY and out == "" and err.count("\n") == 1
+    assert "refusing to roll back 'production'" in err and "version 1" in err
+    assert registry.aliases("digits") == {"production": 3}
+
+
+@pytest.mark.parametrize("keep", ["0", "-1", "two"])
+def test_gc_bad_keep_is_a_usage_error(registry: Registry, digits: Digits, keep: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        digits("models", "--registry", registry.root, "gc", "--keep", keep)
+    assert exit_info.value.code == ExitCode.USAGE
+    assert len(registry.list_versions("digits")) == 3
+
+
+def test_help_lists_the_exit_codes_of_exits_py(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["models", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert f"{int(ExitCode.INTEGRITY)} integrity check failed" in helped
+    assert f"{int(ExitCode.USAGE)} usage" in helped
+
+
+def test_list_on_a_fresh_registry_is_empty_not_an_error(tmp_path: Path, digits: Digits) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = digits("models", "--registry", tmp_path / "empty", "list")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0].split()[0] == "VERSION" and "no versions of 'digits' yet" in out
+    code, out, err = digits("models", "--registry", tmp_path / "empty", "list", "--json")
+    assert (code, err) == (0, "") and json.loads(out)["versions"] == []
 
 
 def test_missing_required_option_is_a_usage_error(registry: Registry, digits: Digits) -> None:
@@ -230,3 +273,12 @@ def test_recovery_commands_work_from_a_dangling_alias(dangling: Registry, digits
     assert code == 0, err
     code, out, _ = digits("models", "--registry", root, "promote", "1")
     assert (code, out) == (0, "digits@production: 2 -> 1\n")
+
+
+@pytest.mark.integration
+def test_list_on_a_fresh_bucket_is_empty_not_an_error(s3_url: str, digits: Digits) -> None:
+    code, out, err = digits("models", "--registry", s3_url, "list", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["versions"] == [] and json.loads(out)["registry"] == s3_url
+    code, out, err = digits("models", "--registry", s3_url, "list")
+    assert (code, err) == (0, "") and f"no versions of 'digits' yet in {s3_url}" in out

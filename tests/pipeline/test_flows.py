@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,24 @@ def test_identical_rerun_publishes_nothing_and_says_so(make_settings):
     assert _run_name(state.state_details.flow_run_id) == "unchanged-same-as-v1"
     manifest = Registry(settings.registry_dir).get("digits", 1).manifest
     assert manifest["training"]["threads"] == 1
+
+
+def test_an_unusable_registry_store_fails_the_run_with_one_line(
+    make_settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from registry import StoreUnavailableError
+    from tests.helpers.seaweedfs import free_port
+
+    # Nothing listens there: the store fails once training is done and the registry is read.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    settings = make_settings(**WEAK, registry_dir="s3://digits/unreachable")
+    with caplog.at_level(logging.INFO):
+        state = train_flow(settings, return_state=True)
+    assert state.is_failed()
+    assert str(state.message).startswith("cannot reach the registry s3://digits/unreachable")
+    with pytest.raises(StoreUnavailableError):
+        state.result()
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert tracebacks == []

@@ -147,6 +147,25 @@ def test_a_flipped_byte_in_any_object_is_refused(
         registry.load("digits", 1)
 
 
+def test_promote_and_rollback_refuse_a_corrupt_target(registry: Registry) -> None:
+    for seed in range(3):
+        registry.publish("digits", toy_params(seed), {})
+    registry.promote("digits", 1)
+    registry.promote("digits", 3)
+    flip_stored_byte(registry, "digits", 2, "weights.safetensors", -1)
+    with pytest.raises(IntegrityError, match=r"refusing to promote 'production' .* version 2"):
+        registry.promote("digits", 2)
+    with pytest.raises(IntegrityError, match="version 2"):
+        registry.promote("digits", 2, "canary", expected=None)
+    assert registry.aliases("digits") == {"production": 3}
+    flip_stored_byte(registry, "digits", 1, "weights.safetensors", -1)
+    with pytest.raises(IntegrityError, match=r"refusing to roll back 'production' .* version 1"):
+        registry.rollback("digits")
+    assert registry.aliases("digits") == {"production": 3}
+    registry.promote("digits", 2, "broken", verify=False)  # asked for explicitly
+    assert registry.aliases("digits")["broken"] == 2
+
+
 @pytest.mark.integration
 def test_eight_concurrent_promoters_lose_no_update(registry: Registry, root: str) -> None:
     for seed in range(9):

@@ -25,20 +25,35 @@ pytestmark = pytest.mark.integration
 FAULTS = {
     "wrong credentials": ({"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "", "access denied"),
     "missing bucket": ({}, "s3://no-such-bucket/x", "bucket 'no-such-bucket' does not exist"),
+    "missing credentials": (
+        {
+            "AWS_ACCESS_KEY_ID": "",
+            "AWS_SECRET_ACCESS_KEY": "",
+            "AWS_PROFILE": "",
+            "AWS_SHARED_CREDENTIALS_FILE": "{missing}",
+            "AWS_CONFIG_FILE": "{missing}",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        },
+        "",
+        "no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    ),
     "unreachable endpoint": ({"AWS_ENDPOINT_URL": "http://127.0.0.1:{port}"}, "", "cannot reach"),
 }
 
 
 def _digits(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `digits ARGS` with ``env`` over the environment (an empty value unsets a variable)."""
+    merged = {**os.environ, "PYTHONPATH": str(REPO), **env}
     return subprocess.run(
         [sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        timeout=120, env={k: v for k, v in merged.items() if v},
     )  # fmt: skip
 
 
 def _fault(name: str, s3_url: str) -> tuple[dict[str, str], str, str]:
     overrides, url, message = FAULTS[name]
-    env = {k: v.format(port=free_port()) for k, v in overrides.items()}
+    missing = str(REPO / "no-such-aws-file")
+    env = {k: v.format(port=free_port(), missing=missing) for k, v in overrides.items()}
     return env, url or s3_url, message
 
 

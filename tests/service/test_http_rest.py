@@ -62,6 +62,16 @@ def test_health_metadata_and_readiness(rest: Running, http: httpx.Client) -> Non
     assert http.get("/v2/models/cats/ready").status_code == 404
 
 
+def test_errors_sent_to_clients_do_not_name_the_registry_root(
+    rest: Running, http: httpx.Client
+) -> None:
+    root = str(rest.server.core.models.registry.location)
+    answer = http.post("/v2/models/digits/versions/99/infer", json=_json_request(random_images(1)))
+    error = answer.json()["error"]
+    assert answer.status_code == 404 and "no version 99" in error and "versions: 1, 2" in error
+    assert root not in error and "/" not in error, error
+
+
 @pytest.mark.parametrize("layout", ["flat", "square", "nested", "fp32"])
 def test_json_infer_equals_digits_v1(rest: Running, http: httpx.Client, layout: str) -> None:
     images = random_images(4, seed=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,22 @@ def test_non_digit_models_are_refused(tmp_path: Path) -> None:
     repository = _repository(registry)
     repository.start()
     assert repository.current is None  # 784 -> 3 is not a digit classifier
+
+
+def test_a_dangling_alias_keeps_the_loaded_version_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry(tmp_path / "models")
+    for seed in (1, 2, 3):
+        publish(registry, seed=seed)
+    repository = _repository(registry)
+    repository.start()
+    assert repository.get().version == 3
+    shutil.rmtree(registry.root / "digits" / "3")  # type: ignore[operator]
+    with caplog.at_level(logging.WARNING, logger="service.serving.served"):
+        assert not repository.refresh()
+    assert repository.get().version == 3
+    logged = caplog.text
+    assert "keeps serving 'digits' version 3 from memory" in logged
+    assert "alias 'production'" in logged and "no longer exists" in logged
+    assert "no model to serve yet" not in logged

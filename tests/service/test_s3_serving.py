@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 
 from registry import IntegrityError, Registry
-from tests.helpers.seaweedfs import SeaweedS3
+from tests.helpers.seaweedfs import SeaweedS3, free_port
 from tests.helpers.servers import Running
 from tests.helpers.toy_models import MODEL, publish, random_images
 
@@ -75,3 +78,65 @@ def test_cache_dir_serves_verified_files_without_downloading_them_again(
     with pytest.raises(IntegrityError, match="missing"):
         Registry(s3_url, cache_dir=cache).load(MODEL)
     assert not cached.exists()
+
+
+REPO = Path(__file__).resolve().parents[2]
+NO_AWS_FILE = str(REPO / "no-such-aws-file")
+MISSING_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "",
+    "AWS_SHARED_CREDENTIALS_FILE": NO_AWS_FILE, "AWS_CONFIG_FILE": NO_AWS_FILE,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}  # fmt: skip
+
+
+def _serve(url: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`digits serve` on free ports with ``env`` over the environment (empty value: unset)."""
+    merged = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--registry", url, "--port", "0",
+         "--metrics-port", "-1", "--host", "127.0.0.1"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in merged.items() if v},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"AWS_SECRET_ACCESS_KEY": "not-the-secret"}, "check AWS_ACCESS_KEY_ID and AWS_SECRET"),
+        ({"AWS_ACCESS_KEY_ID": "nobody"}, "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        ({"bucket": "no-such-bucket"}, "bucket 'no-such-bucket' does not exist"),
+        (MISSING_CREDENTIALS, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    ],
+    ids=["wrong secret", "unknown key", "missing bucket", "missing credentials"],
+)
+def test_serve_exits_1_on_a_store_configuration_error(
+    s3_url: str, fault: dict[str, str], message: str
+) -> None:
+    publish(Registry(s3_url), seed=1)
+    env = dict(fault)
+    url = (
+        s3_url.replace("s3://digits/", f"s3://{env.pop('bucket')}/") if "bucket" in env else s3_url
+    )
+    process = _serve(url, env)
+    try:
+        _out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith("digits serve: error: registry ") and message in lines[0]
+    assert "cannot reach" not in lines[0]
+
+
+def test_serve_waits_for_an_unreachable_store(s3_url: str) -> None:
+    process = _serve(s3_url, {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.communicate(timeout=8)  # still running: an outage is waited out
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=30)
+    assert "registry unusable; no version of 'digits' loaded yet, waiting for it" in err
+    assert "cannot reach the registry" in err

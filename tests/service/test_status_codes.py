@@ -88,6 +88,21 @@ def test_unknown_model_reference_is_not_found(
     assert err.value.code() == code
 
 
+def test_errors_sent_to_clients_do_not_name_the_registry_root(small: Running) -> None:
+    root = str(small.server.core.models.registry.location)
+    for request in (pb.PredictRequest(images=OK_IMAGES, version=99),
+                    pb.GetModelRequest(version=99)):  # fmt: skip
+        method = (
+            small.stub.Predict if isinstance(request, pb.PredictRequest) else small.stub.GetModel
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            method(request, timeout=5)
+        details = err.value.details()
+        assert err.value.code() == Code.NOT_FOUND
+        assert "no version 99" in details and "(versions: 1" in details
+        assert root not in details and "/" not in details, details
+
+
 def test_corrupt_pinned_version_is_failed_precondition(small: Running) -> None:
     registry = small.server.core.models.registry
     version = publish(registry, seed=2, production=False)
