@@ -88,10 +88,10 @@ def page(browser: Any, served: Running) -> Iterator[Any]:
 
 
 def _draw(page: Any, points: list[tuple[int, int]]) -> dict[str, Any]:
-    """Mouse strokes through `points` (pad coordinates); the answer to the last /v1/draw sent.
+    """Mouse strokes through `points` (pad coordinates); the answer to the newest picture sent.
 
     The page asks while the stroke is drawn (debounced) and once when it ends; answers to older
-    requests are dropped, so the last request sent is the one the page ends up showing.
+    pictures are dropped, so the newest picture's answer is the one the page ends up showing.
     """
     box = page.locator("#canvas").bounding_box()
     scale = box["width"] / 280
@@ -108,8 +108,18 @@ def _draw(page: Any, points: list[tuple[int, int]]) -> dict[str, Any]:
         page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=12)
     with page.expect_request(lambda r: r.url.endswith("/v1/draw")):
         page.mouse.up()  # the stroke's end always sends the whole drawing
+    # A debounced request from the last moves may still be encoding its PNG (toBlob is async and
+    # slow on a loaded machine) and go out after the stroke's own: wait until requests stop.
+    for _ in range(40):
+        count = len(sent)
+        page.wait_for_timeout(250)
+        if len(sent) == count:
+            break
     page.remove_listener("request", record)
-    response = sent[-1].response()  # waits for it
+    # The page shows the answer to the newest picture (numbered when it was taken), which need
+    # not be the last request to go out.
+    newest = max(sent, key=lambda request: int(request.headers.get("x-draw-sequence", "0")))
+    response = newest.response()  # waits for it
     assert response is not None and response.ok, response
     return dict(response.json())
 

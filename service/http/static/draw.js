@@ -83,17 +83,18 @@ function schedule(delay = DEBOUNCE_MS) {
     timer = null;
     if (dirty) {
       dirty = false;
-      pad.toBlob((blob) => predict(blob), "image/png");
+      const mine = ++sequence;  // numbered when the picture is taken, not when it is sent
+      pad.toBlob((blob) => predict(blob, mine), "image/png");
     }
   }, delay);
 }
 
-async function predict(blob) {
-  const mine = ++sequence;
+async function predict(blob, mine = ++sequence) {
   let answer;
   try {
     const response = await fetch("v1/draw", {
-      method: "POST", body: blob, headers: {"Content-Type": blob.type || "image/png"},
+      method: "POST", body: blob,
+      headers: {"Content-Type": blob.type || "image/png", "X-Draw-Sequence": String(mine)},
     });
     answer = await response.json();
     if (!response.ok) throw new Error(explain(answer.error) || `HTTP ${response.status}`);
