@@ -136,10 +136,9 @@ def _copy(
         try:
             # read1: whatever one read brings; read(n) would wait for n bytes, byte by byte.
             chunk = response.read1(_CHUNK_BYTES)
-        except TimeoutError as err:
-            raise TooSlow(
-                f"too slow: no data for {meter.limits.window_s:g} s after {meter.done} bytes"
-            ) from err
+        except TimeoutError as err:  # the read timeout set at urlopen: window, capped by deadline
+            waited = min(meter.limits.window_s, meter.limits.deadline_s)
+            raise TooSlow(f"too slow: no data for {waited:g} s after {meter.done} bytes") from err
         if not chunk:
             return
         out.write(chunk)

@@ -123,7 +123,12 @@ def _pixels(tensor: dict[str, Any], dtype: str, binary: bytes, max_rows: int) ->
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) for d in shape
     ):
-        raise InvalidInput(f"input '{INPUT_NAME}' needs 'shape', a list of integers")
+        raise InvalidInput(f"input '{INPUT_NAME}' needs 'shape', a list of integers, got {shape!r}")
+    if any(d < 0 for d in shape):
+        raise InvalidInput(
+            f"input '{INPUT_NAME}' has a negative dimension in shape {shape} "
+            "(-1 is for metadata only: give the number of images)"
+        )
     parameters = _object(tensor.get("parameters", {}), "input parameters")
     size = parameters.get("binary_data_size")
     if size is not None:

@@ -154,6 +154,12 @@ BAD_REQUESTS = {
                        "malformed JSON"),
     "not an object": (INFER, (b"[1, 2]", {}), 400, "object"),
     "compressed body": (INFER, (b"\x1f\x8b", {"Content-Encoding": "gzip"}), 415, "gzip"),
+    "negative dimension": (INFER, {"inputs": [{"name": "images", "datatype": "UINT8",
+                                               "shape": [-1, 784], "data": []}]}, 400,
+                           "negative dimension"),
+    "shape not integers": (INFER, {"inputs": [{"name": "images", "datatype": "UINT8",
+                                               "shape": [1.5, 784], "data": []}]}, 400,
+                           "got [1.5, 784]"),
 }  # fmt: skip
 
 
