@@ -16,14 +16,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-from core.config import N_CLASSES, N_PIXELS
 from registry import (
     IntegrityError,
     InvalidNameError,
@@ -42,25 +37,15 @@ from service.serving.errors import (
     NotFound,
     without_location,
 )
-from service.serving.model import Predictor
+from service.serving.loading import LoadedVersions, ServedModel, load_version
 from service.serving.priority import lower_thread_priority
+from service.serving.reachability import StoreReachability
 from service.serving.routing import Routing
-from service.serving.warmup import WarmupError, warm_up, warmup_batches
+from service.serving.warmup import WarmupError, warmup_batches
 
 __all__ = ["ServedModel", "ServedModels"]
 
 logger = logging.getLogger("service.serving.served")
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """One loaded, verified model version; immutable so it can be shared across threads."""
-
-    name: str
-    version: int
-    predictor: Predictor
-    manifest: dict[str, Any] = field(repr=False)
-    loaded_at: datetime
 
 
 class ServedModels:
@@ -88,9 +73,7 @@ class ServedModels:
         self._aliases: dict[str, int] = {}
         self._token: str | None = None
         self._refused: set[int] = set()
-        self._cache: OrderedDict[int, ServedModel] = OrderedDict()
-        self._cache_size = max(cache_size, 1)
-        self._cache_lock = threading.Lock()
+        self._cache = LoadedVersions(cache_size)  # versions pinned by requests
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -98,7 +81,7 @@ class ServedModels:
         self._loader = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="model-loader", initializer=lower_thread_priority
         )
-        self._reachable = True
+        self._store = StoreReachability(name, metrics.registry_reachable if metrics else None)
         # Called with the new default model after every swap (the server flips health to SERVING).
         self.on_swap: list[Callable[[ServedModel], None]] = []
 
@@ -271,8 +254,7 @@ class ServedModels:
         current = self.current
         if current is not None and current.version == version:
             return current
-        with self._cache_lock:
-            return self._cache.get(version)
+        return self._cache.get(version)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
@@ -295,22 +277,8 @@ class ServedModels:
             logger.exception("model poll failed; retrying in %ss", self.poll_interval_s)
 
     def _set_reachable(self, reachable: bool, err: Exception | None = None) -> None:
-        """Log each change once (not every poll) and mirror it in digits_registry_reachable."""
-        if reachable != self._reachable:
-            current = self.current
-            if current is not None:
-                serving = f"serving {self.name!r} version {current.version}"
-            else:
-                serving = f"no version of {self.name!r} loaded yet"
-            if reachable:
-                logger.info("registry reachable again; %s", serving)
-            elif current is not None:
-                logger.error("registry unusable; keeps %s until it is back: %s", serving, err)
-            else:
-                logger.error("registry unusable; %s, waiting for it: %s", serving, err)
-        self._reachable = reachable
-        if self.metrics is not None:
-            self.metrics.registry_reachable.set(1 if reachable else 0)
+        current = self.current
+        self._store.update(reachable, current.version if current else None, err)
 
     def _resolve_default(self) -> int:
         if self.alias == "production":
@@ -333,10 +301,9 @@ class ServedModels:
         return without_location(str(err), self.registry.location)
 
     def _pinned(self, version: int) -> ServedModel:
-        with self._cache_lock:
-            if version in self._cache:
-                self._cache.move_to_end(version)
-                return self._cache[version]
+        cached = self._cache.get(version)
+        if cached is not None:
+            return cached
         with self._load_lock:  # one load at a time: concurrent misses wait, then hit the cache
             cached = self.loaded(version)
             if cached is not None:
@@ -352,21 +319,7 @@ class ServedModels:
             return served
 
     def _load(self, version: int) -> ServedModel:
-        loaded = self.registry.load(self.name, version)
-        predictor = Predictor.from_loaded(loaded)
-        if (predictor.n_features, predictor.n_classes) != (N_PIXELS, N_CLASSES):
-            raise ValueError(
-                f"layer sizes {predictor.layer_sizes} do not map {N_PIXELS} pixels to "
-                f"{N_CLASSES} digits"
-            )
-        warm_up(predictor, self.warmup)  # WarmupError: refused, never served
-        return ServedModel(
-            self.name, loaded.version, predictor, dict(loaded.manifest), datetime.now(UTC)
-        )
+        return load_version(self.registry, self.name, version, self.warmup)
 
     def _remember(self, served: ServedModel) -> None:
-        with self._cache_lock:
-            self._cache[served.version] = served
-            self._cache.move_to_end(served.version)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.remember(served)
