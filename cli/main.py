@@ -46,8 +46,38 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
         module = importlib.import_module(f"cli.{name}")
-        module.add_parser(subparsers)
+        try:
+            module.add_parser(subparsers)
+        except ModuleNotFoundError as err:  # e.g. the serve image: no pipeline package at all
+            _add_unavailable(subparsers, name, err)
     return parser
+
+
+# Top-level packages that an install may leave out (`pip install digits` without the pipeline
+# extra, the serve container image); a sub-command needing one says so instead of breaking all.
+_OPTIONAL = {"pipeline": "pipeline", "prefect": "pipeline", "matplotlib": "pipeline"}
+
+
+def _add_unavailable(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    err: ModuleNotFoundError,
+) -> None:
+    """Register `name` as a sub-command that explains what is missing (or re-raise a real bug)."""
+    missing = (err.name or "").split(".")[0]
+    if missing not in _OPTIONAL:
+        raise err
+    reason = (
+        f"needs the {_OPTIONAL[missing]} extra ({missing!r} is not installed here): "
+        f"pip install 'digits[{_OPTIONAL[missing]}]'"
+    )
+    parser = subparsers.choices.get(name) or subparsers.add_parser(name, help=f"({reason})")
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise CommandError(reason, ExitCode.USAGE)
+
+    # Its own flags could not be built: main() accepts whatever follows and answers the reason.
+    parser.set_defaults(handler=unavailable, unavailable=True)
 
 
 def quiet_grpc_core(command: str, debug: bool) -> None:
@@ -64,7 +94,9 @@ def quiet_grpc_core(command: str, debug: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     quiet_grpc_core(args.command, args.debug)
     try:
         code = args.handler(args)
