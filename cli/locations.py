@@ -1,12 +1,13 @@
-"""The --registry value: an object-storage URL kept as text, anything else a directory path."""
+"""A directory or an object-storage URL on the command line (--registry, log destinations)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-S3_SCHEME = "s3://"  # registry.storage.S3_SCHEME (not imported: cli modules start fast)
-
 
 def registry_location(text: str) -> str | Path:
-    """argparse type of ``--registry``: ``s3://bucket/prefix`` as is, else a Path."""
-    return text if text.startswith(S3_SCHEME) else Path(text)
+    """argparse type of a location: ``s3://...`` stays text, else a Path (registry.storage)."""
+    from registry.storage import as_location
+
+    location: str | Path = as_location(text)
+    return location

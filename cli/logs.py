@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.locations import registry_location
+
 IMAGES_FILE, LABELS_FILE = "logged-images-idx3-ubyte.gz", "logged-labels-idx1-ubyte.gz"
 
 
@@ -26,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     tail = actions.add_parser("tail", help="print the last records, one line each")
-    tail.add_argument("directory", type=_destination, metavar="DEST",
+    tail.add_argument("directory", type=registry_location, metavar="DEST",
                       help="the --prediction-log directory or s3://bucket/prefix")  # fmt: skip
     tail.add_argument("-n", type=int, default=10, metavar="N", help="records to print (10)")
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
@@ -39,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"({IMAGES_FILE}, {LABELS_FILE}). Labels come from Feedback; images without "
         "feedback are left out unless --predicted-labels uses the model's own answer.",
     )
-    export.add_argument("directory", type=_destination, metavar="DEST",
+    export.add_argument("directory", type=registry_location, metavar="DEST",
                         help="the --prediction-log directory or s3://bucket/prefix")  # fmt: skip
     export.add_argument("out", type=Path, metavar="OUT", help="directory for the IDX files")
     export.add_argument(
@@ -48,11 +50,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="label images without feedback with the predicted class (self-training: careful)",
     )
     export.set_defaults(handler=run_export)
-
-
-def _destination(text: str) -> Path | str:
-    """An s3:// URL stays text (a Path would fold its "//"); anything else is a directory."""
-    return text if text.startswith("s3://") else Path(text)
 
 
 def _line(record: dict[str, Any]) -> str:

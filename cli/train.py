@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 from cli.exits import ExitCode
+from cli.locations import registry_location
 from cli.sweep_options import add_sweep_options, sweep_spec, trials_text
 
 _NOT_PUBLISHED_EXIT = ExitCode.NOT_PUBLISHED
@@ -72,9 +73,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         fields["file_sha256"] = dict(args.file_sha256)
     # absolute, so scheduled runs find the same dirs
     for key in ("registry_dir", "data_dir", "extra_data"):
-        value = fields.get(key)
-        if value is not None and not str(value).startswith("s3://"):
-            fields[key] = Path(value).expanduser().resolve()
+        location = registry_location(str(fields[key])) if fields.get(key) is not None else None
+        if isinstance(location, Path):
+            fields[key] = location.expanduser().resolve()
     try:
         settings = TrainSettings(**fields)
     except ValidationError as err:

@@ -18,6 +18,7 @@ from prefect.artifacts import (
 
 from pipeline.gate import GateDecision
 from pipeline.report import metrics_markdown, summary_markdown
+from registry.storage import is_object_store
 
 __all__ = ["EpochReporter", "link_files", "publish_metrics", "publish_summary", "trial_table"]
 
@@ -77,7 +78,7 @@ def link_files(location: str, names: Mapping[str, str]) -> None:
     ``location`` is the version's directory (file:// links) or its s3:// URL.
     """
     for file_name, text in names.items():
-        if location.startswith("s3://"):
+        if is_object_store(location):
             link = f"{location.rstrip('/')}/{file_name}"
         elif (path := Path(location) / file_name).is_file():
             link = path.resolve().as_uri()

@@ -18,19 +18,13 @@ from pydantic import (
 from core.config import DEFAULT_LAYER_SIZES, N_CLASSES, N_PIXELS, TrainConfig
 from pipeline.mirrors import resolve_mirrors
 from registry import DEFAULT_MODEL_NAME, default_root
+from registry.storage import as_location
 
 __all__ = ["DOWNLOAD_ENVIRONMENT", "TrainSettings"]
 
 
 def _default_mirrors() -> tuple[str, ...]:
     return resolve_mirrors(None, os.environ)
-
-
-def _registry_location(value: Any) -> Any:
-    """An s3://bucket/prefix URL stays text (a Path would fold its '//'); the rest is a Path."""
-    if isinstance(value, str) and value.startswith("s3://"):
-        return value
-    return Path(value) if isinstance(value, str) else value
 
 
 _CORE = TrainConfig()  # the training defaults are core's: declared once, in core/config.py
@@ -94,7 +88,7 @@ class TrainSettings(BaseModel):
     """A scheduled run starting this long after its slot (an outage) is skipped, not run."""
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, max_length=64)
     """Registry model name."""
-    registry_dir: Annotated[Path | str, BeforeValidator(_registry_location)] = Field(
+    registry_dir: Annotated[Path | str, BeforeValidator(as_location)] = Field(
         default_factory=default_root
     )
     """Registry root: a directory or s3://bucket/prefix; $DIGITS_REGISTRY or ./models."""

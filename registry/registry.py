@@ -28,7 +28,7 @@ from registry.prepare import ExtraFiles, prepare
 from registry.promotion import (
     UNCONDITIONAL,
 )
-from registry.storage import S3_SCHEME, Storage
+from registry.storage import Storage, as_location, is_object_store
 from registry.versions import LoadedModel, ModelVersion, file_where
 
 __all__ = [
@@ -56,12 +56,12 @@ def default_root(environ: Mapping[str, str] | None = None) -> str | Path:
     """``$DIGITS_REGISTRY`` when set and non-empty (a directory or s3:// URL), else ``./models``."""
     env = os.environ if environ is None else environ
     value = env.get(REGISTRY_ENV_VAR) or DEFAULT_ROOT
-    return value if value.startswith(S3_SCHEME) else Path(value)
+    return as_location(value)  # type: ignore[no-any-return]
 
 
 def open_storage(root: str | os.PathLike[str], cache_dir: Path | None = None) -> Storage:
     """The backend of ``root``: S3Storage for ``s3://...``, else LocalStorage."""
-    if isinstance(root, str) and root.startswith(S3_SCHEME):
+    if is_object_store(root):
         from registry.s3 import S3Storage  # boto3 loads only when object storage is used
 
         return S3Storage(root, cache_dir=cache_dir)

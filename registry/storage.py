@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from registry.prepare import Prepared
 
 S3_SCHEME = "s3://"
+
+
+def is_object_store(location: object) -> TypeGuard[str]:
+    """True for an ``s3://bucket/prefix`` URL (kept as text everywhere: a Path folds its '//')."""
+    return isinstance(location, str) and location.startswith(S3_SCHEME)
+
+
+def as_location(value: Any) -> Any:
+    """The one rule for "a directory or an s3:// URL": a URL stays text, other text becomes a
+    Path, anything else (a Path, None) is returned unchanged."""
+    return Path(value) if isinstance(value, str) and not is_object_store(value) else value
 
 
 class Storage(Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from registry.errors import RegistryError
-from registry.storage import S3_SCHEME
+from registry.storage import is_object_store
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class ModelVersion:
     @property
     def path(self) -> Path:
         """The version's directory (local registries only; RegistryError on object storage)."""
-        if self.location.startswith(S3_SCHEME):
+        if is_object_store(self.location):
             raise RegistryError(f"version {self.version} lives in object storage, not a directory")
         return Path(self.location)
 
@@ -41,6 +41,6 @@ class LoadedModel:
 
 def file_where(version: ModelVersion, file_name: str) -> str:
     """A file of a version for messages: its path, or its version's URL and its name."""
-    if version.location.startswith(S3_SCHEME):
+    if is_object_store(version.location):
         return f"{version.location} ({file_name})"
     return str(Path(version.location) / file_name)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry import DEFAULT_ALIAS, DEFAULT_MODEL_NAME, DEFAULT_ROOT
+from registry.storage import as_location
 
 __all__ = ["ServiceSettings"]
 
@@ -151,10 +152,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("registry", "prediction_log", mode="before")
     @classmethod
     def _registry_location(cls, value: Any) -> Any:
-        # An s3:// URL stays text: a Path would fold its "//".
-        if isinstance(value, str) and not value.startswith("s3://"):
-            return Path(value)
-        return value
+        return as_location(value)
 
     @model_validator(mode="after")
     def _check_transport_security(self) -> ServiceSettings:

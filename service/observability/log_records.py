@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from registry.storage import is_object_store
+
 __all__ = [
     "FILE_GLOB",
     "decode_input",
@@ -144,7 +146,7 @@ def read_records(destination: Path | str) -> Iterator[dict[str, Any]]:
     (an s3:// log holds closed files only). A line that is not JSON raises ValueError naming
     the file.
     """
-    if isinstance(destination, str) and destination.startswith("s3://"):
+    if is_object_store(destination):
         from service.observability.log_store import S3LogStore
 
         store = S3LogStore(destination)

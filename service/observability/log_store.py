@@ -16,12 +16,7 @@ from pathlib import Path
 from registry.s3 import parse_url
 from registry.s3_client import Precondition, S3Client
 
-__all__ = ["S3LogStore", "is_s3"]
-
-
-def is_s3(destination: str | Path) -> bool:
-    """True for an ``s3://`` URL (settings keep those as text; directories are Paths)."""
-    return isinstance(destination, str) and destination.startswith("s3://")
+__all__ = ["S3LogStore"]
 
 
 class S3LogStore:

@@ -15,9 +15,10 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from registry.storage import is_object_store
 from service.observability.drift import DriftMonitor
 from service.observability.feedback import Judgement, LiveAccuracy
-from service.observability.log_store import S3LogStore, is_s3
+from service.observability.log_store import S3LogStore
 from service.observability.metrics import ServiceMetrics
 from service.observability.prediction_log import PredictionLog
 from service.serving.errors import NotFound
@@ -62,7 +63,7 @@ class Monitoring:
             feedback = LiveAccuracy(settings.feedback_window)
         if settings.prediction_log is not None:
             destination = settings.prediction_log
-            store = S3LogStore(str(destination)) if is_s3(destination) else None
+            store = S3LogStore(str(destination)) if is_object_store(destination) else None
             log = PredictionLog(
                 _spool(settings.cache_dir, str(destination)) if store else Path(destination),
                 store=store, sample_rate=settings.log_sample_rate,
