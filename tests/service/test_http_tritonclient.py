@@ -12,12 +12,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.helpers.triton_calls import attempt
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +28,6 @@ N_IMAGES = 5
 
 
 # --------------------------------------------------------------------------- driver (child process)
-def _attempt(call: Callable[[], Any]) -> dict[str, Any]:
-    """Run one client call; record its value or the HTTP status the client surfaced."""
-    from tritonclient.utils import InferenceServerException
-
-    try:
-        return {"value": call()}
-    except InferenceServerException as err:
-        return {"status": str(err.status()), "message": err.message()}
-
-
 def _drive(url: str, images_file: str) -> dict[str, Any]:
     """Exercise the server with tritonclient.http; JSON-ready outcomes keyed by scenario."""
     import tritonclient.http as th
@@ -59,40 +51,38 @@ def _drive(url: str, images_file: str) -> dict[str, Any]:
 
     both = ["probabilities", "label"]
     return {
-        "live": _attempt(client.is_server_live),
-        "ready": _attempt(client.is_server_ready),
-        "model_ready": _attempt(lambda: client.is_model_ready("digits")),
-        "model_ready_v2": _attempt(lambda: client.is_model_ready("digits", "2")),
-        "model_ready_v99": _attempt(lambda: client.is_model_ready("digits", "99")),
-        "model_ready_unknown": _attempt(lambda: client.is_model_ready("cats")),
-        "server_metadata": _attempt(client.get_server_metadata),
-        "model_metadata": _attempt(lambda: client.get_model_metadata("digits")),
-        "model_metadata_unknown": _attempt(lambda: client.get_model_metadata("cats")),
-        "binary_uint8": _attempt(lambda: infer(flat, "UINT8")),
-        "binary_uint8_square": _attempt(lambda: infer(images, "UINT8", outputs=both)),
-        "binary_fp32": _attempt(lambda: infer(floats, "FP32")),
-        "json_uint8": _attempt(lambda: infer(flat, "UINT8", binary=False, outputs=both)),
-        "json_fp32": _attempt(lambda: infer(floats, "FP32", binary=False, outputs=both)),
-        "async_binary": _attempt(
+        "live": attempt(client.is_server_live),
+        "ready": attempt(client.is_server_ready),
+        "model_ready": attempt(lambda: client.is_model_ready("digits")),
+        "model_ready_v2": attempt(lambda: client.is_model_ready("digits", "2")),
+        "model_ready_v99": attempt(lambda: client.is_model_ready("digits", "99")),
+        "model_ready_unknown": attempt(lambda: client.is_model_ready("cats")),
+        "server_metadata": attempt(client.get_server_metadata),
+        "model_metadata": attempt(lambda: client.get_model_metadata("digits")),
+        "model_metadata_unknown": attempt(lambda: client.get_model_metadata("cats")),
+        "binary_uint8": attempt(lambda: infer(flat, "UINT8")),
+        "binary_uint8_square": attempt(lambda: infer(images, "UINT8", outputs=both)),
+        "binary_fp32": attempt(lambda: infer(floats, "FP32")),
+        "json_uint8": attempt(lambda: infer(flat, "UINT8", binary=False, outputs=both)),
+        "json_fp32": attempt(lambda: infer(floats, "FP32", binary=False, outputs=both)),
+        "async_binary": attempt(
             lambda: _result_json(
                 client.async_infer("digits", [_input(th, flat)]).get_result(timeout=10)
             )
         ),
-        "pinned_v2": _attempt(lambda: infer(flat, "UINT8", version="2")),
-        "label_only": _attempt(lambda: infer(flat, "UINT8", outputs=["label"])),
-        "unknown_model": _attempt(lambda: infer(flat, "UINT8", model="cats")),
-        "unknown_version": _attempt(lambda: infer(flat, "UINT8", version="99")),
-        "wrong_datatype": _attempt(lambda: infer(flat.astype(np.int32), "INT32")),
-        "wrong_datatype_json": _attempt(
-            lambda: infer(flat.astype(np.int32), "INT32", binary=False)
-        ),
-        "wrong_shape": _attempt(lambda: infer(flat[:, :783], "UINT8")),
-        "byte_length": _attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
-        "value_count": _attempt(
+        "pinned_v2": attempt(lambda: infer(flat, "UINT8", version="2")),
+        "label_only": attempt(lambda: infer(flat, "UINT8", outputs=["label"])),
+        "unknown_model": attempt(lambda: infer(flat, "UINT8", model="cats")),
+        "unknown_version": attempt(lambda: infer(flat, "UINT8", version="99")),
+        "wrong_datatype": attempt(lambda: infer(flat.astype(np.int32), "INT32")),
+        "wrong_datatype_json": attempt(lambda: infer(flat.astype(np.int32), "INT32", binary=False)),
+        "wrong_shape": attempt(lambda: infer(flat[:, :783], "UINT8")),
+        "byte_length": attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
+        "value_count": attempt(
             lambda: infer(flat, "UINT8", binary=False, reshape=[N_IMAGES + 1, 784])
         ),
-        "unknown_output": _attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
-        "live_after_errors": _attempt(client.is_server_live),
+        "unknown_output": attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
+        "live_after_errors": attempt(client.is_server_live),
     }
 
 

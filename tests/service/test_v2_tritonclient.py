@@ -16,12 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from tests.helpers.triton_calls import attempt
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +33,6 @@ TOP3 = {"probabilities": 3}  # the classification extension: 3 best classes
 
 
 # --------------------------------------------------------------------------- driver (child process)
-def _attempt(call: Callable[[], Any]) -> dict[str, Any]:
-    """Run one client call; record its value or the gRPC status the client surfaced."""
-    from tritonclient.utils import InferenceServerException
-
-    try:
-        return {"value": call()}
-    except InferenceServerException as err:
-        return {"status": str(err.status()), "message": err.message()}
-
-
 def _drive(target: str, images_file: str) -> dict[str, Any]:
     """Exercise the server with tritonclient; returns JSON-ready outcomes keyed by scenario."""
     import tritonclient.grpc as tc
@@ -84,41 +76,39 @@ def _drive(target: str, images_file: str) -> dict[str, Any]:
 
     flat = images.reshape(len(images), 784)
     return {
-        "live": _attempt(client.is_server_live),
-        "ready": _attempt(client.is_server_ready),
-        "model_ready": _attempt(lambda: client.is_model_ready("digits")),
-        "model_ready_v2": _attempt(lambda: client.is_model_ready("digits", "2")),
-        "model_ready_v99": _attempt(lambda: client.is_model_ready("digits", "99")),
-        "model_ready_unknown": _attempt(lambda: client.is_model_ready("cats")),
-        "server_metadata": _attempt(lambda: client.get_server_metadata(as_json=True)),
-        "model_metadata": _attempt(lambda: client.get_model_metadata("digits", as_json=True)),
-        "model_metadata_unknown": _attempt(lambda: client.get_model_metadata("cats")),
-        "raw_uint8_flat": _attempt(lambda: infer(flat, "UINT8")),
-        "raw_uint8_square": _attempt(lambda: infer(images, "UINT8")),
-        "raw_fp32": _attempt(lambda: infer(floats, "FP32")),
-        "typed_uint8": _attempt(lambda: typed_infer(images, "UINT8", "uint_contents")),
-        "typed_fp32": _attempt(lambda: typed_infer(floats, "FP32", "fp32_contents")),
-        "async_uint8": _attempt(lambda: async_infer(flat, "UINT8")),
-        "pinned_v2": _attempt(lambda: infer(flat, "UINT8", version="2")),
-        "label_only": _attempt(lambda: infer(flat, "UINT8", outputs=["label"])),
-        "unknown_model": _attempt(lambda: infer(flat, "UINT8", model="cats")),
-        "unknown_version": _attempt(lambda: infer(flat, "UINT8", version="99")),
-        "wrong_datatype": _attempt(lambda: infer(flat.astype(np.int32), "INT32")),
-        "wrong_shape": _attempt(lambda: infer(flat[:, :783], "UINT8")),
-        "byte_length": _attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
-        "unknown_output": _attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
-        "model_config": _attempt(lambda: client.get_model_config("digits", as_json=True)),
-        "classification": _attempt(
+        "live": attempt(client.is_server_live),
+        "ready": attempt(client.is_server_ready),
+        "model_ready": attempt(lambda: client.is_model_ready("digits")),
+        "model_ready_v2": attempt(lambda: client.is_model_ready("digits", "2")),
+        "model_ready_v99": attempt(lambda: client.is_model_ready("digits", "99")),
+        "model_ready_unknown": attempt(lambda: client.is_model_ready("cats")),
+        "server_metadata": attempt(lambda: client.get_server_metadata(as_json=True)),
+        "model_metadata": attempt(lambda: client.get_model_metadata("digits", as_json=True)),
+        "model_metadata_unknown": attempt(lambda: client.get_model_metadata("cats")),
+        "raw_uint8_flat": attempt(lambda: infer(flat, "UINT8")),
+        "raw_uint8_square": attempt(lambda: infer(images, "UINT8")),
+        "raw_fp32": attempt(lambda: infer(floats, "FP32")),
+        "typed_uint8": attempt(lambda: typed_infer(images, "UINT8", "uint_contents")),
+        "typed_fp32": attempt(lambda: typed_infer(floats, "FP32", "fp32_contents")),
+        "async_uint8": attempt(lambda: async_infer(flat, "UINT8")),
+        "pinned_v2": attempt(lambda: infer(flat, "UINT8", version="2")),
+        "label_only": attempt(lambda: infer(flat, "UINT8", outputs=["label"])),
+        "unknown_model": attempt(lambda: infer(flat, "UINT8", model="cats")),
+        "unknown_version": attempt(lambda: infer(flat, "UINT8", version="99")),
+        "wrong_datatype": attempt(lambda: infer(flat.astype(np.int32), "INT32")),
+        "wrong_shape": attempt(lambda: infer(flat[:, :783], "UINT8")),
+        "byte_length": attempt(lambda: infer(flat, "UINT8", reshape=[N_IMAGES + 1, 784])),
+        "unknown_output": attempt(lambda: infer(flat, "UINT8", outputs=["logits"])),
+        "model_config": attempt(lambda: client.get_model_config("digits", as_json=True)),
+        "classification": attempt(
             lambda: infer(flat, "UINT8", outputs=["probabilities", "label"], counts=TOP3)
         ),
-        "classification_of_label": _attempt(
+        "classification_of_label": attempt(
             lambda: infer(flat, "UINT8", outputs=["label"], counts={"label": 3})
         ),
-        "shared_memory": _attempt(lambda: infer(flat, "UINT8", shared_memory=True)),
-        "statistics": _attempt(
-            lambda: client.get_inference_statistics("digits", "2", as_json=True)
-        ),
-        "live_after_errors": _attempt(client.is_server_live),
+        "shared_memory": attempt(lambda: infer(flat, "UINT8", shared_memory=True)),
+        "statistics": attempt(lambda: client.get_inference_statistics("digits", "2", as_json=True)),
+        "live_after_errors": attempt(client.is_server_live),
     }
 
 
