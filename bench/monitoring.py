@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 after = _cpu_and_requests(ports[name])
                 served = after[1] - before[1]
                 point[_CPU] = round((after[0] - before[0]) / served * 1e6, 1) if served else None
+                point[_MONITOR_CPU] = (
+                    round((after[2] - before[2]) / served * 1e6, 1) if served else None
+                )
                 runs[name].append(point)
         counters = _counters(ports["on"])
     off_point, on_point = _median_point(runs["off"]), _median_point(runs["on"])
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "in_process_costs_us": _costs(),
         "runs": {
             name: [
-                {k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms", _CPU)} for p in points
+                {k: p.get(k) for k in ("requests_per_s", "p50_ms", "p99_ms", _CPU, _MONITOR_CPU)}
+                for p in points
             ]
             for name, points in runs.items()
         },
@@ -117,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         "server_cpu_per_request_on_vs_off": _ratio(_median(runs["on"]), _median(runs["off"])),
     }
     report["server_cpu_us_per_request"] = {name: _median(points) for name, points in runs.items()}
+    report["monitor_cpu_us_per_request"] = {
+        name: _median(points, _MONITOR_CPU) for name, points in runs.items()
+    }
     report["targets"] = {
         **TARGETS,
         "throughput_met": _ok(report["ratios"]["throughput_on_vs_off"], lambda r: r >= 0.9),
@@ -151,18 +158,23 @@ def _registry(work: Path) -> Path:
 def _costs(n: int = 20_000) -> dict[str, float]:
     """Microseconds per call of each monitoring step, measured in this process (median of 5).
 
-    request path: what a batch-1 Predict adds on the event loop (drift queue, feedback memory,
-    log sampling + queue); writer: encoding and compressing one record; fold: profiling one image.
+    Server process (event loop): packing one batch-1 answer for the monitor process
+    (monitor_wire, appended to the send buffer), remembering it for feedback at capacity, and,
+    as the same-run reference for that, a plain dict evicting its oldest key. Monitor process:
+    decoding one record, encoding it as a JSON line, compressing it (ISA-L level 1 as written;
+    zlib Z_RLE level 1, what was used before, as the reference), profiling one image for drift.
     """
     import time
     import zlib
     from datetime import UTC, datetime
 
+    from isal import isal_zlib
+
     from core import MLP
+    from service.observability import monitor_wire as wire
     from service.observability.drift import DriftMonitor
     from service.observability.feedback import LiveAccuracy
     from service.observability.log_records import encode_prediction
-    from service.observability.prediction_log import PredictionLog
     from service.serving.model import Predictor
     from service.serving.served import ServedModel
 
@@ -171,6 +183,8 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     pixels = np.random.default_rng(0).integers(0, 256, (1, 784), dtype=np.uint8)
     probabilities = served.predictor.predict_proba(pixels)
     labels = probabilities.argmax(axis=1)
+    capacity = 100_000
+    ids = [f"id-{i}" for i in range(capacity + 5 * n)]
 
     def median_us(step: Any, calls: int) -> float:
         runs = []
@@ -180,33 +194,73 @@ def _costs(n: int = 20_000) -> dict[str, float]:
             runs.append((time.perf_counter() - start) / calls * 1e6)
         return round(sorted(runs)[2], 3)
 
-    def request_path(calls: int) -> None:
-        drift = DriftMonitor(pending_limit=calls + 1)
-        feedback = LiveAccuracy(100_000)
-        log = PredictionLog(Path("unused"), queue_size=calls + 1)
+    def pack(calls: int) -> None:
+        buffer = bytearray()
         for i in range(calls):
-            drift.observe(served, pixels, probabilities)
-            feedback.remember(f"id-{i}", served, labels)
-            if log.sampled():
-                now = time.time()
-                log.submit(now, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
+            for part in wire.pack_prediction(wire.DRIFT | wire.LOG, time.time(), ids[i],
+                                             "Predict", 1, 0.001, "OK", None, pixels,
+                                             probabilities):  # fmt: skip
+                buffer += part
+            if len(buffer) >= 65536:
+                buffer.clear()
+
+    feedback = LiveAccuracy(capacity)
+    plain: dict[str, Any] = {}
+    for i in range(capacity):  # both full: every call below also evicts the oldest
+        feedback.remember(ids[i], served, labels)
+        plain[ids[i]] = (1, labels)
+    cursor = [capacity]
+
+    def remember(calls: int) -> None:
+        start = cursor[0]
+        for i in range(start, start + calls):
+            feedback.remember(ids[i], served, labels)
+        cursor[0] = start + calls
+
+    plain_cursor = [capacity]
+
+    def remember_plain_dict(calls: int) -> None:
+        start = plain_cursor[0]
+        for i in range(start, start + calls):
+            plain[ids[i]] = (1, labels)
+            if len(plain) > capacity:
+                del plain[next(iter(plain))]
+        plain_cursor[0] = start + calls
+
+    rng = np.random.default_rng(1)
+    stream = bytearray()
+    for i in range(n):
+        for part in wire.pack_prediction(wire.DRIFT | wire.LOG, 1e9 + i, ids[i], "Predict", 1,
+                                         0.001, "OK", None,
+                                         rng.integers(0, 256, (1, 784), dtype=np.uint8),
+                                         probabilities):  # fmt: skip
+            stream += part
+    data = bytes(stream)
+
+    def decode(calls: int) -> None:
+        wire.decode(data[: len(data) * calls // n])
 
     def encode(calls: int) -> None:
         for i in range(calls):
             encode_prediction(1e9 + i, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
 
-    rng = np.random.default_rng(1)
     records = b"".join(
         encode_prediction(1e9 + i, f"id-{i}", "Predict", 1, 0.001, "OK", None,
                           rng.integers(0, 256, (1, 784), dtype=np.uint8), probabilities)
         for i in range(2000)
     )  # fmt: skip
 
-    def compress(calls: int) -> None:  # the writer's zlib settings (prediction_log._GzipStream)
+    def compress(calls: int) -> None:  # what prediction_log._GzipStream writes with
         for _ in range(calls // 2000):
-            stream = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
-            stream.compress(records)
-            stream.flush()
+            gzip = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 16 + isal_zlib.MAX_WBITS)
+            gzip.compress(records)
+            gzip.flush()
+
+    def compress_zlib_rle(calls: int) -> None:
+        for _ in range(calls // 2000):
+            gzip = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+            gzip.compress(records)
+            gzip.flush()
 
     def fold(calls: int) -> None:
         drift = DriftMonitor(pending_limit=calls + 1)
@@ -215,37 +269,46 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         drift.fold()
 
     return {
-        "request_path_per_request": median_us(request_path, n),
-        "writer_encode_per_record": median_us(encode, n),
-        "writer_gzip_per_record_random_pixels": median_us(compress, n),
-        "drift_fold_per_image": median_us(fold, 5000),
+        "server_pack_per_request": median_us(pack, n),
+        "server_feedback_remember_at_capacity": median_us(remember, n),
+        "reference_plain_dict_remember_at_capacity": median_us(remember_plain_dict, n),
+        "monitor_decode_per_record": median_us(decode, n),
+        "monitor_encode_per_record": median_us(encode, n),
+        "monitor_gzip_isal_per_record_random_pixels": median_us(compress, n),
+        "reference_gzip_zlib_rle_per_record_random_pixels": median_us(compress_zlib_rle, n),
+        "monitor_fold_per_image": median_us(fold, 5000),
     }
 
 
-_CPU = "server_cpu_us_per_request"
+_CPU = "server_cpu_us_per_request"  # the server process and its monitor process
+_MONITOR_CPU = "monitor_cpu_us_per_request"  # of which the monitor process
 
 
-def _median(points: list[dict[str, Any]]) -> float | None:
+def _median(points: list[dict[str, Any]], key: str = _CPU) -> float | None:
     """Median server CPU microseconds per request over the rounds: unlike throughput, it barely
     moves when other processes compete for the cores."""
-    values = sorted(p[_CPU] for p in points if p.get(_CPU) is not None)
+    values = sorted(p[key] for p in points if p.get(key) is not None)
     return values[len(values) // 2] if values else None
 
 
-def _cpu_and_requests(port: int) -> tuple[float, float]:
-    """(process CPU seconds, requests answered) of the server behind /metrics on `port`."""
+def _cpu_and_requests(port: int) -> tuple[float, float, float]:
+    """(CPU seconds, requests answered, monitor CPU seconds) of the server behind /metrics on
+    `port`: the CPU is the server process's plus its monitor process's
+    (digits_monitor_cpu_seconds_total), which is also given alone."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    cpu = requests = 0.0
+    cpu = requests = monitor = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "process_cpu_seconds_total":
-                cpu = sample.value
+            if sample.name == "digits_monitor_cpu_seconds_total":
+                monitor = sample.value
+            if sample.name in ("process_cpu_seconds_total", "digits_monitor_cpu_seconds_total"):
+                cpu += sample.value
             elif sample.name == "digits_requests_total" and sample.labels["method"] == "Predict":
                 requests += sample.value
-    return cpu, requests
+    return cpu, requests, monitor
 
 
 def _counters(port: int) -> dict[str, float]:
@@ -255,7 +318,8 @@ def _counters(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     wanted = {"digits_prediction_log_records_total", "digits_drift_dropped_total",
-              "digits_confidence_count", "digits_drift_window_images"}  # fmt: skip
+              "digits_confidence_count", "digits_drift_window_images",
+              "digits_monitor_cpu_seconds_total", "digits_monitor_up"}  # fmt: skip
     out = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -8,6 +8,8 @@ a PNG of the same 7 get the same answer. The page itself is static (service/http
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import numpy as np
 import orjson
@@ -18,8 +20,9 @@ from starlette.routing import Route
 from service.client.images import load_bytes
 from service.http.body import read_body
 from service.http.endpoint import endpoint
+from service.http.errors import status_of
 from service.serving.core import ServingCore
-from service.serving.errors import InvalidInput
+from service.serving.errors import InvalidInput, PredictError
 
 __all__ = ["DrawEndpoint"]
 
@@ -29,7 +32,9 @@ class DrawEndpoint:
 
     `input` is the prepared digit as 28 rows of 28 uint8 values (0 = paper, 255 = ink),
     `probabilities` the ten softmax outputs, `model_version` a string ("3") as in V2 infer; a
-    blank, empty or unreadable picture is a 400 whose `error` says what the bytes are.
+    blank, empty or unreadable picture is a 400 whose `error` says what the bytes are. Answers
+    and failed predictions go to the server's monitoring as method "Draw" (drift, prediction
+    log, feedback by X-Request-Id or a generated id).
     """
 
     def __init__(self, core: ServingCore, *, max_body_bytes: int) -> None:
@@ -47,7 +52,15 @@ class DrawEndpoint:
             digit = await asyncio.to_thread(load_bytes, body, "drawing")
         except ValueError as err:
             raise InvalidInput(str(err)) from None
-        answer = await self.core.predict_async(digit.reshape(1, -1))
+        start, pixels = time.perf_counter(), digit.reshape(1, -1)
+        request_id = request.headers.get("x-request-id", "")[:128] or os.urandom(6).hex()
+        try:
+            answer = await self.core.predict_async(pixels)
+        except Exception as err:
+            status = status_of(err) if isinstance(err, PredictError) else 500
+            self.core.monitoring.failed("Draw", request_id, start, pixels, str(status), str(err))
+            raise
+        self.core.monitoring.answered("Draw", request_id, start, pixels, answer)
         doc = {
             "model_name": answer.model.name,
             "model_version": str(answer.model.version),  # a string, as in V2 infer

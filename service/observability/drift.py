@@ -70,6 +70,7 @@ class DriftMonitor:
         self.fold_interval_s = fold_interval_s
         self._pending: deque[_Item] = deque()
         self._dropped = 0
+        self.upstream_dropped = 0  # answers the server could not send here (monitor_process)
         self._lock = threading.Lock()  # folds and scrapes; never taken by observe
         self._versions: dict[int, _Version] = {}
         self._stop = threading.Event()
@@ -176,7 +177,7 @@ class DriftMonitor:
                 window.add_metric([label], float(state.window_images))
                 for statistic, value in _scores(state, self.min_images).items():
                     drift.add_metric([label, statistic], value)
-            dropped = self._dropped
+            dropped = self._dropped + self.upstream_dropped
         yield classes
         yield confidence
         yield drift

@@ -1,7 +1,7 @@
 """LiveAccuracy: ground-truth feedback joined with recent predictions, as live accuracy per version.
 
 Every answered Predict request is remembered (request id -> model version and predicted labels)
-in a bounded insertion-ordered dict: the oldest ids are forgotten first, so memory stays at
+in a bounded OrderedDict: the oldest ids are forgotten first, so memory stays at
 `capacity` requests (~200 bytes each). Feedback for a remembered id counts as correct or wrong
 against the version that answered it; an id that was never seen or already forgotten is
 NotFound. Exposed to Prometheus as digits_feedback_total{version, outcome}, the ratio
@@ -12,6 +12,7 @@ alert rule can compare the two.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,9 @@ class LiveAccuracy:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
         self.n_classes = n_classes
-        self._recent: dict[str, tuple[int, NDArray[np.int64]]] = {}
+        # Not a plain dict: deleting its oldest key leaves a hole that every later next(iter())
+        # scans, which cost 25 us per request at capacity 100,000 (0.3 us here).
+        self._recent: OrderedDict[str, tuple[int, NDArray[np.int64]]] = OrderedDict()
         self._test_accuracy: dict[int, float | None] = {}
         self._counts: dict[int, list[int]] = {}  # version -> [correct, wrong]
         self._lock = threading.Lock()  # feedback and scrapes; remember runs on the loop only
@@ -51,8 +54,8 @@ class LiveAccuracy:
     def remember(self, request_id: str, model: Any, labels: NDArray[np.int64]) -> None:
         """Record an answer (model: a ServedModel); forgets the oldest beyond capacity.
 
-        Called on the event loop for every answered request: a dict insert and, when full, one
-        eviction (dicts keep insertion order, so the first key is the oldest).
+        Called on the event loop for every answered request: an insert and, when full, one
+        O(1) eviction of the oldest.
         """
         version = model.version
         if version not in self._test_accuracy:
@@ -60,7 +63,7 @@ class LiveAccuracy:
         recent = self._recent
         recent[request_id] = (version, labels)
         if len(recent) > self.capacity:
-            del recent[next(iter(recent))]
+            recent.popitem(last=False)
 
     def judge(self, request_id: str, label: int, index: int = 0) -> Judgement:
         """Count feedback: `label` is the true class of image `index` of request `request_id`.

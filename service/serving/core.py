@@ -4,8 +4,8 @@ digits.v1 (service/rpc/digits_v1.py), the Open Inference Protocol adapters (gRPC
 service/rpc/v2.py; REST: service/http/v2.py) and the drawing page's endpoint (service/http/draw.py)
 all turn their messages into pixel arrays, await `ServingCore.predict_async` (on the one event
 loop the grpc.aio server and uvicorn share) and turn the `Answer` back into messages.
-Validation limits, model resolution, hot reload, batching and metrics live here once; so does
-the drift monitor's hook (every answer is queued for it; service/serving/monitoring.py).
+Validation limits, model resolution, hot reload, batching and metrics live here once; the
+adapters report each answer to `monitoring` (service/serving/monitoring.py).
 """
 
 from __future__ import annotations
@@ -172,8 +172,6 @@ class ServingCore:
         queued = computed_from[0] - start
         self.statistics.request(served.name, served.version, len(pixels), elapsed, queued)
         self.metrics.observe_version(served.version, True, elapsed / 1e9)
-        if (drift := self.monitoring.drift) is not None:
-            drift.observe(served, pixels, probabilities)
         labels = probabilities.argmax(axis=1).astype(np.int64)
         if version is None and not alias:
             shadow = self.models.shadow_of(served)

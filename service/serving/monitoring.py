@@ -1,9 +1,10 @@
 """Monitoring: the drift monitor, the feedback join and the prediction log of one server.
 
-`ServingCore` queues every answer for the drift monitor; the wire adapters report each request's
-end here (`answered` / `failed`, for feedback and the sampled log) and pass Feedback on
-(`judge`). Each part is optional (settings), computes its metrics at scrape time, and costs the
-request path a few deque or dict operations (docs/monitoring.md).
+The wire adapters report each request's end here (`answered` / `failed`) and pass Feedback on
+(`judge`). Feedback is joined in this process (a dict of recent ids); drift profiling and the
+prediction log run in a monitor process (service/observability/monitor_process.py), so the
+request path only packs a record (~1 us) and never shares the interpreter lock with their work
+(docs/monitoring.md). Each part is optional (settings).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from typing import Any
 from numpy.typing import NDArray
 
 from registry.storage import is_object_store
-from service.observability.drift import DriftMonitor
+from service.observability import monitor_wire as wire
 from service.observability.feedback import Judgement, LiveAccuracy
 from service.observability.log_store import S3LogStore
 from service.observability.metrics import ServiceMetrics
-from service.observability.prediction_log import PredictionLog
+from service.observability.monitor_process import MonitorProcess
 from service.serving.errors import NotFound
 from service.settings import ServiceSettings
 
 __all__ = ["Monitoring"]
+
+_NICE = 5  # the monitor process's CPU priority below the server (see monitor_process.py)
 
 
 def _spool(cache_dir: Path, url: str) -> Path:
@@ -33,71 +36,91 @@ def _spool(cache_dir: Path, url: str) -> Path:
 
 
 class Monitoring:
-    """Optional drift monitor, feedback join and prediction log; their collectors registered."""
+    """Optional feedback join and monitor process (drift, prediction log); collectors registered."""
 
     def __init__(
         self,
         metrics: ServiceMetrics,
         *,
-        drift: DriftMonitor | None = None,
         feedback: LiveAccuracy | None = None,
-        prediction_log: PredictionLog | None = None,
+        process: MonitorProcess | None = None,
+        log_directory: Path | None = None,
     ) -> None:
-        self.drift = drift
         self.feedback = feedback
-        self.prediction_log = prediction_log
-        for collector in (drift, feedback, prediction_log):
+        self.process = process
+        self.log_directory = log_directory  # created (or refused) at start
+        for collector in (feedback, process):
             if collector is not None:  # computed at scrape time, off the request path
                 metrics.registry.register(collector)
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings, metrics: ServiceMetrics) -> Monitoring:
-        """What the settings ask for: drift, feedback_window > 0, prediction_log."""
-        drift = feedback = log = None
+        """What the settings ask for: drift, feedback_window > 0, prediction_log.
+
+        Raises InvalidNameError for a malformed s3:// log destination.
+        """
+        feedback = LiveAccuracy(settings.feedback_window) if settings.feedback_window > 0 else None
+        config: dict[str, Any] = {
+            "drift": None, "log": None, "nice": _NICE,
+            "logging": {"format": settings.log_format, "level": settings.log_level},
+        }  # fmt: skip
         if settings.drift:
-            drift = DriftMonitor(
-                window_images=settings.drift_window, min_images=settings.drift_min_images,
-                fold_interval_s=settings.drift_fold_interval_s,
-            )  # fmt: skip
-        if settings.feedback_window > 0:
-            feedback = LiveAccuracy(settings.feedback_window)
-        if settings.prediction_log is not None:
-            destination = settings.prediction_log
-            store = S3LogStore(str(destination)) if is_object_store(destination) else None
-            log = PredictionLog(
-                _spool(settings.cache_dir, str(destination)) if store else Path(destination),
-                store=store, sample_rate=settings.log_sample_rate,
-                queue_size=settings.log_queue_size, max_bytes=settings.log_max_bytes,
-                max_age_s=settings.log_max_age_s, flush_interval_s=settings.log_flush_interval_s,
-            )  # fmt: skip
-        return cls(metrics, drift=drift, feedback=feedback, prediction_log=log)
+            config["drift"] = {
+                "window_images": settings.drift_window, "min_images": settings.drift_min_images,
+                "fold_interval_s": settings.drift_fold_interval_s,
+            }  # fmt: skip
+        directory = None
+        if (destination := settings.prediction_log) is not None:
+            store = None
+            if is_object_store(destination):
+                store = S3LogStore(str(destination)).location  # a malformed URL fails here
+            directory = _spool(settings.cache_dir, str(destination)) if store else Path(destination)
+            config["log"] = {
+                "directory": str(directory), "store": store,
+                "queue_size": settings.log_queue_size, "max_bytes": settings.log_max_bytes,
+                "max_age_s": settings.log_max_age_s,
+                "flush_interval_s": settings.log_flush_interval_s,
+            }  # fmt: skip
+        process = None
+        if config["drift"] or config["log"]:
+            rate = settings.log_sample_rate if config["log"] else None
+            process = MonitorProcess(config, drift=settings.drift, log_sample_rate=rate)
+        return cls(metrics, feedback=feedback, process=process, log_directory=directory)
 
     def start(self) -> None:
-        """Create the log directory (OSError if impossible) and start the background threads."""
-        if self.prediction_log is not None:
-            self.prediction_log.start()
-        if self.drift is not None:
-            self.drift.start()
+        """Create the log directory (OSError naming it if impossible), start the monitor process."""
+        if self.log_directory is not None:
+            try:
+                self.log_directory.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OSError(
+                    f"prediction log directory {self.log_directory}: {err.strerror}"
+                ) from None
+        if self.process is not None:
+            self.process.start()
 
     def stop(self) -> None:
         """Fold the last answers; write the log's last records and close its file."""
-        if self.drift is not None:
-            self.drift.stop()
-        if self.prediction_log is not None:
-            self.prediction_log.close()
+        if self.process is not None:
+            self.process.stop()
+
+    def sync(self, rotate: bool = False) -> None:
+        """Wait until every answer so far is folded and logged (rotate: log file closed and,
+        for s3://, uploaded). For tests and tools; a scrape does the same without rotating."""
+        if self.process is not None:
+            self.process.sync(wire.ROTATE if rotate else wire.WRITE, timeout_s=60.0)
 
     def answered(
         self, method: str, request_id: str, start: float, pixels: NDArray[Any], answer: Any
     ) -> None:
         """After a successful prediction (answer: a ServingCore Answer): remember it for
-        feedback, maybe log it. start: time.perf_counter() when the request arrived."""
+        feedback, profile it for drift, maybe log it. start: time.perf_counter() when the
+        request arrived; pixels: what was predicted (the arrays must not change afterwards)."""
         if self.feedback is not None:
             self.feedback.remember(request_id, answer.model, answer.labels)
-        log = self.prediction_log
-        if log is not None and log.sampled():
-            seconds = time.perf_counter() - start
-            log.submit(time.time(), request_id, method, answer.model.version, seconds, "OK", None,
-                       pixels, answer.probabilities)  # fmt: skip
+        if (process := self.process) is not None:
+            process.prediction(answer.model, request_id, method, time.perf_counter() - start,
+                               pixels, answer.probabilities, process.sampled())  # fmt: skip
 
     def failed(
         self,
@@ -109,10 +132,9 @@ class Monitoring:
         error: str,
     ) -> None:
         """After a failed prediction: maybe log it, with its status code name and details."""
-        log = self.prediction_log
-        if log is not None and log.sampled():
-            log.submit(time.time(), request_id, method, None, time.perf_counter() - start,
-                       status, error, pixels, None)  # fmt: skip
+        if (process := self.process) is not None and process.sampled():
+            process.failure(request_id, method, time.perf_counter() - start, status, error,
+                            pixels)  # fmt: skip
 
     def judge(self, request_id: str, label: int, index: int = 0) -> Judgement:
         """Ground truth for an earlier answer: counted for live accuracy and logged.
@@ -122,7 +144,7 @@ class Monitoring:
         if self.feedback is None:
             raise NotFound("feedback is off on this server (feedback_window=0)")
         judgement = self.feedback.judge(request_id, label, index)
-        if self.prediction_log is not None:
-            self.prediction_log.submit_feedback(time.time(), request_id, index, label,
-                                                judgement.version, judgement.predicted)  # fmt: skip
+        if self.process is not None:
+            self.process.feedback(request_id, index, label, judgement.version,
+                                  judgement.predicted)  # fmt: skip
         return judgement

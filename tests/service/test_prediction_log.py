@@ -136,7 +136,7 @@ def test_the_open_file_is_readable_before_it_is_closed(registry: Registry, tmp_p
     running = start(registry, prediction_log=tmp_path / "log", log_flush_interval_s=3600)
     try:
         running.client.predict(random_images(2), request_id="early")
-        running.server.core.monitoring.prediction_log._drain()  # type: ignore[union-attr]
+        running.server.core.monitoring.sync()
         assert [r["request_id"] for r in read_records(tmp_path / "log")] == ["early"]
     finally:
         running.close()
@@ -150,7 +150,7 @@ def test_logs_export_round_trips_through_idx_and_digits_predict(registry: Regist
         answer = running.client.predict(images, request_id="batch")
         for index in range(6):
             running.client.feedback("batch", label=(index + 1) % 10, index=index)
-        running.server.core.monitoring.prediction_log._drain()  # type: ignore[union-attr]
+        running.server.core.monitoring.sync()
         tail = digits("logs", "tail", str(log_dir), "-n", "3")
         assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 3, tail.stderr
         assert "feedback" in tail.stdout
@@ -266,3 +266,34 @@ def test_v2_rest_inference_is_logged_failures_with_their_http_status(registry: R
     assert (records["rest-ok"]["method"], records["rest-ok"]["status"]) == ("ModelInferREST", "OK")
     np.testing.assert_array_equal(decode_input(records["rest-ok"]), images)
     assert records["gone"]["status"] == "404" and records["gone"]["error"]
+
+
+def test_the_drawing_page_is_logged_and_takes_feedback_by_its_request_id(
+    registry: Registry, tmp_path
+):
+    import io
+
+    import httpx
+    from PIL import Image, ImageDraw
+
+    from tests.helpers.servers import free_port
+
+    picture = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(picture).line([(90, 60), (190, 60), (120, 230)], fill=0, width=24)
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    running = start(registry, http_port=free_port(), prediction_log=tmp_path / "log")
+    try:
+        with httpx.Client(base_url=running.http_url, timeout=10) as http:
+            drawn = http.post("/v1/draw", content=png.getvalue(),
+                              headers={"X-Request-Id": "drawn-7"})  # fmt: skip
+            assert drawn.status_code == 200
+        judged = running.client.feedback("drawn-7", 7)
+        assert judged.predicted == drawn.json()["label"] and judged.version == 1
+    finally:
+        running.close()
+    records = [r for r in read_records(tmp_path / "log") if r["request_id"] == "drawn-7"]
+    assert [r["kind"] for r in records] == ["prediction", "feedback"]
+    assert (records[0]["method"], records[0]["status"]) == ("Draw", "OK")
+    np.testing.assert_array_equal(decode_input(records[0])[0], np.asarray(drawn.json()["input"]))
+    assert records[0]["labels"] == [drawn.json()["label"]]

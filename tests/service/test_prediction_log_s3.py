@@ -60,8 +60,7 @@ def test_a_store_that_is_down_keeps_the_file_for_the_next_run(
     try:
         running.client.predict(random_images(1), request_id="kept")
         s3_server.stop()
-        running.server.core.monitoring.prediction_log._drain()  # type: ignore[union-attr]
-        running.server.core.monitoring.prediction_log._close_file()  # type: ignore[union-attr]
+        running.server.core.monitoring.sync(rotate=True)  # the file closed, its upload failed
         uploads = by_label(running, "digits_prediction_log_uploads_total", "outcome")
         assert uploads["failed"] >= 1 and uploads["stored"] == 0
     finally:

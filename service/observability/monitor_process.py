@@ -1,0 +1,322 @@
+"""MonitorProcess: drift profiling and the prediction log in a child process, off the server's GIL.
+
+Why a process: in a thread, the log's encoding and compression and the drift folds shared the
+interpreter lock with the event loop. At batch 1 x 32 that cost the loop its tail (a 1 s fold of
+5,000 images showed as p99 1.7x) and ~25 us of lock hand-overs per request on top of the ~15 us
+of real work (docs/monitoring.md, bench/monitoring.py). Here the request path packs each answer
+into a byte buffer (service.observability.monitor_wire, ~1 us, under an uncontended lock), the
+buffer goes down a non-blocking pipe every 64 KiB or `flush_interval_s`, and the child
+(`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
+uploads. The child runs at a lower CPU priority: when the machine is saturated it falls behind
+and records are dropped and counted, requests are never delayed.
+
+Metrics: each scrape sends a SYNC down the pipe and waits (at most `sync_timeout_s`) for the
+child's answer, its metrics text, which is re-exported as is (the drift and log families keep
+their names); the child's CPU time is `digits_monitor_cpu_seconds_total`. If the child dies,
+records are dropped (counted) until it is restarted, at most once per `restart_after_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from numpy.typing import NDArray
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.observability import monitor_wire as wire
+
+__all__ = ["MonitorProcess"]
+
+logger = logging.getLogger("service.observability.monitor_process")
+
+_SEND_AT = 64 * 1024  # bytes packed before the request path writes them to the pipe itself
+_PIPE_SIZE = 1 << 20  # Linux's default maximum (/proc/sys/fs/pipe-max-size)
+_F_SETPIPE_SZ = 1031
+_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the service package
+
+
+class MonitorProcess:
+    """The server's end of the monitor process: queue records, read its metrics.
+
+    `config` is the child's configuration (monitor_worker.main documents it); `drift` says
+    whether answers are profiled, `log_sample_rate` (None: no log) which of them are logged.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        drift: bool,
+        log_sample_rate: float | None,
+        max_pending_bytes: int = 32 * 1024 * 1024,
+        flush_interval_s: float = 0.05,
+        sync_timeout_s: float = 5.0,
+        restart_after_s: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.drift = drift
+        self.log_sample_rate = log_sample_rate
+        self.max_pending_bytes = max_pending_bytes
+        self.flush_interval_s = flush_interval_s
+        self.sync_timeout_s = sync_timeout_s
+        self.restart_after_s = restart_after_s
+        self._lock = threading.Lock()  # the buffer, the pipe, the child
+        self._pending = bytearray()
+        self._models: set[int] = set()  # versions whose MODEL record the child has
+        self._dropped = {"drift": 0, "log": 0}
+        self._child: subprocess.Popen[bytes] | None = None
+        self._pipe: int | None = None
+        self._down_since: float | None = None
+        self._restarts = 0
+        self._replies: dict[int, bytes] = {}
+        self._last_text = b""
+        self._token = 0
+        self._replied = threading.Condition()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The monitor process's id while it runs (None before start, after stop or a loss)."""
+        child = self._child
+        return None if child is None else child.pid
+
+    # --- the request path (event loop) ------------------------------------------------------
+
+    def sampled(self) -> bool:
+        """Whether this request goes to the log (a random draw below rate 1)."""
+        rate = self.log_sample_rate
+        return rate is not None and (rate >= 1.0 or random.random() < rate)
+
+    def prediction(
+        self,
+        model: Any,
+        request_id: str,
+        method: str,
+        seconds: float,
+        pixels: NDArray[Any],
+        probabilities: Any,
+        logged: bool,
+    ) -> None:
+        """An answer (model: a ServedModel): profiled when drift is on, logged when `logged`."""
+        flags = (wire.DRIFT if self.drift else 0) | (wire.LOG if logged else 0)
+        if not flags:
+            return
+        parts = wire.pack_prediction(flags, time.time(), request_id, method, model.version,
+                                     seconds, "OK", None, pixels, probabilities)  # fmt: skip
+        with self._lock:
+            if model.version not in self._models:
+                self._models.add(model.version)
+                self._pending += wire.pack_model(model.version, model.manifest)
+            self._append(parts, flags)
+
+    def failure(
+        self,
+        request_id: str,
+        method: str,
+        seconds: float,
+        status: str,
+        error: str,
+        pixels: NDArray[Any] | None,
+    ) -> None:
+        """A failed request, for the log (the caller sampled it)."""
+        parts = wire.pack_prediction(wire.LOG, time.time(), request_id, method, None, seconds,
+                                     status, error, pixels, None)  # fmt: skip
+        with self._lock:
+            self._append(parts, wire.LOG)
+
+    def feedback(
+        self, request_id: str, index: int, label: int, version: int, predicted: int
+    ) -> None:
+        """Ground truth for an answer, for the log (always logged when the log is on)."""
+        if self.log_sample_rate is None:
+            return
+        record = wire.pack_feedback(time.time(), request_id, index, label, version, predicted)
+        with self._lock:
+            self._append([record], wire.LOG)
+
+    def _append(self, parts: list[Any], flags: int) -> None:
+        """Queue one record, or count it dropped when the child is behind or down (lock held)."""
+        pending = self._pending
+        if self._pipe is None or len(pending) >= self.max_pending_bytes:
+            if flags & wire.DRIFT:
+                self._dropped["drift"] += 1
+            if flags & wire.LOG:
+                self._dropped["log"] += 1
+            return
+        for part in parts:
+            pending += part
+        if len(pending) >= _SEND_AT:
+            self._send()
+
+    def _send(self) -> None:
+        """Write what the pipe takes now, never blocking (lock held)."""
+        if self._pipe is None or not self._pending:
+            return
+        try:
+            written = os.write(self._pipe, self._pending)
+        except BlockingIOError:
+            return  # the pipe is full: the child is behind; _append bounds what waits
+        except OSError:  # EPIPE: the child is gone
+            self._lost()
+            return
+        del self._pending[:written]
+
+    # --- the child --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the child and the thread that sends what waits every flush_interval_s."""
+        with self._lock:
+            self._spawn()
+        self._stop.clear()
+        self._flusher = threading.Thread(target=self._run, name="monitor-send", daemon=True)
+        self._flusher.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Send what waits, close the child's input and wait for it to finish its files."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+            self._flusher = None
+        with self._lock:
+            child, pipe = self._child, self._pipe
+            self._child = self._pipe = None
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    os.set_blocking(pipe, True)  # deliver everything queued
+                    os.write(pipe, self._pending)
+                self._pending.clear()
+                os.close(pipe)
+        if child is not None:
+            try:
+                child.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.error("the monitor process did not finish in %.0f s; killed", timeout_s)
+                child.kill()
+                child.wait()
+
+    def sync(self, log_action: int = wire.WRITE, timeout_s: float | None = None) -> bytes | None:
+        """Everything queued so far folded and, by log_action (monitor_wire), written to the
+        log (ROTATE: the file closed too); returns the child's metrics text, None when it did
+        not answer within timeout_s (default sync_timeout_s)."""
+        with self._lock:
+            if self._pipe is None:
+                return None
+            self._token += 1
+            token = self._token
+            self._pending += wire.pack_sync(token, self._dropped["drift"], self._dropped["log"],
+                                            log_action)  # fmt: skip
+            self._send()
+        deadline = time.monotonic() + (timeout_s or self.sync_timeout_s)
+        with self._replied:
+            while token not in self._replies:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._replied.wait(min(left, self.flush_interval_s))
+                if token not in self._replies:
+                    with self._lock:
+                        self._send()  # the rest of a big backlog
+            return self._replies.pop(token)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                with self._lock:
+                    if self._child is not None and self._child.poll() is not None:
+                        self._lost()
+                    if self._pipe is None and self._due():
+                        self._down_since = time.monotonic()  # a failed start retries later
+                        self._spawn()
+                    self._send()
+            except Exception:  # e.g. no process could be started: keep serving, retry later
+                logger.exception("the monitor process could not be started")
+
+    def _due(self) -> bool:
+        return self._down_since is not None and (
+            time.monotonic() - self._down_since >= self.restart_after_s
+        )
+
+    def _spawn(self) -> None:
+        """Start the child (lock held); records wait in the pipe while it imports."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p
+        )}  # fmt: skip
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = "1"  # its NumPy work is element-wise: one core is what it may take
+        child = subprocess.Popen(
+            [sys.executable, "-m", "service.observability.monitor_worker",
+             json.dumps(self.config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+        )  # fmt: skip
+        assert child.stdin is not None and child.stdout is not None
+        pipe = os.dup(child.stdin.fileno())
+        child.stdin.close()
+        with contextlib.suppress(OSError):  # a bigger buffer rides out the child's pauses
+            fcntl.fcntl(pipe, _F_SETPIPE_SZ, _PIPE_SIZE)
+        os.set_blocking(pipe, False)
+        if self._down_since is not None:
+            self._restarts += 1
+        self._child, self._pipe, self._down_since = child, pipe, None
+        self._models.clear()
+        self._pending.clear()  # records of a lost child would start mid-stream
+        reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True,
+                                  name="monitor-read")  # fmt: skip
+        reader.start()
+
+    def _lost(self) -> None:
+        """The child is gone (lock held): drop what waits and restart it later."""
+        child, self._child = self._child, None
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+        self._pending.clear()  # lost with the child (not counted: bytes, not records)
+        self._down_since = time.monotonic()
+        code = None if child is None else child.poll()
+        logger.error("the monitor process exited (code %s); restarting it in %.0f s, records are "
+                     "dropped meanwhile", code, self.restart_after_s)  # fmt: skip
+
+    def _read(self, stream: IO[bytes]) -> None:
+        """Collect the child's answers to SYNC until it exits."""
+        with stream:
+            while head := stream.read(wire.REPLY.size):
+                if len(head) < wire.REPLY.size:
+                    return
+                token, length = wire.REPLY.unpack(head)
+                text = stream.read(length)
+                with self._replied:
+                    self._replies[token] = text
+                    self._last_text = text
+                    self._replied.notify_all()
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        """The child's metrics (fresh when it answers within sync_timeout_s, else the last)."""
+        text = self.sync(wire.NO_WRITE)  # fresh figures; the log keeps its own pace
+        if text is None:
+            with self._replied:
+                text = self._last_text
+        yield from text_string_to_metric_families(text.decode())
+        up = self._pipe is not None
+        yield GaugeMetricFamily(
+            "digits_monitor_up", "Whether the monitor process (drift, prediction log) runs",
+            value=float(up),
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "digits_monitor_restarts", "Times the monitor process was lost and restarted",
+            value=float(self._restarts),
+        )  # fmt: skip

@@ -1,0 +1,156 @@
+"""The monitor process: `python -m service.observability.monitor_worker CONFIG_JSON`.
+
+Started by service.observability.monitor_process.MonitorProcess, never by hand. It reads the
+records of service.observability.monitor_wire on stdin, profiles answers in a DriftMonitor,
+writes the prediction log with a PredictionLog (both with their own threads, here, where they
+share the interpreter lock with nothing the server needs), answers each SYNC on stdout with its
+metrics, and finishes its files when stdin closes. CONFIG_JSON:
+
+    {"drift": {"window_images": int, "min_images": int, "fold_interval_s": float} | null,
+     "log": {"directory": str, "store": "s3://..." | null, "queue_size": int, "max_bytes": int,
+             "max_age_s": float, "flush_interval_s": float} | null,
+     "logging": {"format": "json" | "text", "level": str}, "nice": int}
+
+SIGINT is ignored (a Ctrl-C reaches the whole process group; the server closes stdin when it has
+drained); SIGTERM finishes the files and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+
+from service.observability import monitor_wire as wire
+from service.observability.drift import DriftMonitor
+from service.observability.log_store import S3LogStore
+from service.observability.logs import configure_logging
+from service.observability.prediction_log import PredictionLog
+
+__all__ = ["main"]
+
+_READ = 1 << 20
+
+
+class _Cpu:
+    """This process's CPU time, so the server's CPU per request can include it."""
+
+    def collect(self) -> Iterator[Metric]:
+        times = os.times()
+        yield CounterMetricFamily(
+            "digits_monitor_cpu_seconds", "CPU time of the monitor process (user + system)",
+            value=times.user + times.system,
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    config: dict[str, Any] = json.loads((argv or sys.argv)[1])
+    configure_logging(config["logging"]["format"], config["logging"]["level"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+    # The answer channel is a private copy of stdout; fd 1 becomes stderr, so a stray print
+    # cannot corrupt the replies.
+    replies = os.dup(1)
+    os.dup2(2, 1)
+    with contextlib.suppress(OSError):  # below the server: when the cores are busy, it waits
+        os.nice(int(config.get("nice", 0)))
+    drift = log = None
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Cpu())
+    if config.get("drift"):
+        drift = DriftMonitor(**config["drift"])
+        registry.register(drift)
+    if config.get("log"):
+        options = dict(config["log"])
+        store_url = options.pop("store")
+        store = S3LogStore(store_url) if store_url else None
+        log = PredictionLog(Path(options.pop("directory")), store=store, **options)
+        registry.register(log)
+    # The threads started below inherit a mask blocking SIGTERM, so the signal reaches this
+    # thread, interrupting its read; delivered to another thread, it would wait for the next
+    # record, and an idle server sends none.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        if log is not None:
+            log.start()
+        if drift is not None:
+            drift.start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        _serve(drift, log, registry, replies)
+    finally:
+        if drift is not None:
+            drift.stop()
+        if log is not None:
+            log.close()
+    return 0
+
+
+def _serve(
+    drift: DriftMonitor | None,
+    log: PredictionLog | None,
+    registry: CollectorRegistry,
+    replies: int,
+) -> None:
+    """Read records until stdin closes."""
+    models: dict[int, wire.Model] = {}
+    rest = b""
+    while chunk := os.read(0, _READ):
+        data = rest + chunk if rest else chunk
+        records, used = wire.decode(data)
+        rest = data[used:]
+        for record in records:
+            if isinstance(record, wire.Prediction):
+                if record.flags & wire.DRIFT and drift is not None:
+                    assert record.pixels is not None and record.probabilities is not None
+                    model = models.get(record.version or 0) or wire.Model(record.version or 0, {})
+                    drift.observe(model, record.pixels, record.probabilities)
+                if record.flags & wire.LOG and log is not None:
+                    log.submit(record.timestamp, record.request_id, record.method,
+                               record.version, record.seconds, record.status, record.error,
+                               record.pixels, record.probabilities)  # fmt: skip
+            elif isinstance(record, wire.Feedback):
+                if log is not None:
+                    log.submit_feedback(record.timestamp, record.request_id, record.index,
+                                        record.label, record.version, record.predicted)  # fmt: skip
+            elif isinstance(record, wire.Model):
+                models[record.version] = record
+            else:
+                _answer(record, drift, log, registry, replies)
+
+
+def _answer(
+    sync: wire.Sync,
+    drift: DriftMonitor | None,
+    log: PredictionLog | None,
+    registry: CollectorRegistry,
+    replies: int,
+) -> None:
+    """Act on the log as asked, then send the metrics (the drift collector folds first)."""
+    if drift is not None:
+        drift.upstream_dropped = sync.drift_dropped
+    if log is not None:
+        log.upstream_dropped = sync.log_dropped
+        if sync.log_action != wire.NO_WRITE:
+            log.write_queued(close=sync.log_action == wire.ROTATE)
+    text = generate_latest(registry)
+    reply = memoryview(wire.REPLY.pack(sync.token, len(text)) + text)
+    while reply:
+        reply = reply[os.write(replies, reply) :]
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The monitor process: the byte stream to it, and what happens when it is killed or signalled.
+
+Drift and the prediction log run in a child of the server (service/observability/
+monitor_process.py); the drift and log tests exercise it through a server. Here: every record
+kind survives the stream cut at any byte, and the server keeps answering (and recovers the
+monitoring) when the child is killed, interrupted or terminated.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from registry import Registry
+from service.observability import monitor_wire as wire
+from service.observability.log_records import read_records
+from service.observability.monitor_process import MonitorProcess
+from tests.helpers.metrics_text import value
+from tests.helpers.servers import Running, free_port, start
+from tests.helpers.toy_models import publish, random_images
+
+
+def _stream() -> tuple[bytes, list[object]]:
+    """Every record kind, packed; and what decoding must give back."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 784), dtype=np.uint8)
+    floats = rng.random((2, 28, 28))  # float64: sent as float32
+    probabilities = rng.random((3, 10)).astype(np.float32)
+    parts: list[object] = [wire.pack_model(7, {"profile": {"images": 3}, "other": "not sent"})]
+    parts += wire.pack_prediction(wire.DRIFT | wire.LOG, 1e9, "id-é", "Predict", 7, 0.25, "OK",
+                                  None, pixels, probabilities)  # fmt: skip
+    parts += wire.pack_prediction(wire.LOG, 2e9, "", "ModelInfer", None, 0.5, "INVALID_ARGUMENT",
+                                  "", floats, None)  # fmt: skip
+    parts += wire.pack_prediction(wire.LOG, 3e9, "x" * 70_000, "Predict", None, 1.0, "NOT_FOUND",
+                                  "no version 9 ✗", None, None)  # fmt: skip
+    parts.append(wire.pack_feedback(4e9, "id-é", 2, 5, 7, 3))
+    parts.append(wire.pack_sync(11, 2**40, 3, wire.ROTATE))
+    data = b"".join(bytes(p) for p in parts)  # type: ignore[call-overload]
+    # fmt: off
+    expected = [
+        wire.Model(7, {"profile": {"images": 3}}),
+        wire.Prediction(wire.DRIFT | wire.LOG, 1e9, "id-é", "Predict", 7, 0.25, "OK", None,
+                        pixels, probabilities),
+        wire.Prediction(wire.LOG, 2e9, "", "ModelInfer", None, 0.5, "INVALID_ARGUMENT", "",
+                        floats.reshape(2, 784).astype(np.float32), None),
+        wire.Prediction(wire.LOG, 3e9, "x" * 65_535, "Predict", None, 1.0, "NOT_FOUND",
+                        "no version 9 ✗", None, None),
+        wire.Feedback(4e9, "id-é", 2, 5, 7, 3),
+        wire.Sync(11, 2**40, 3, wire.ROTATE),
+    ]
+    # fmt: on
+    return data, expected
+
+
+def _same(got: object, want: object) -> None:
+    assert type(got) is type(want)
+    for name in type(want).__slots__:  # type: ignore[attr-defined]
+        a, b = getattr(got, name), getattr(want, name)
+        if isinstance(b, np.ndarray):
+            assert a is not None and a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a == b, name
+
+
+DATA, EXPECTED = _stream()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, len(DATA)), max_size=6))
+def test_every_record_kind_survives_the_stream_cut_anywhere(cuts: list[int]) -> None:
+    records, rest, at = [], b"", 0
+    for end in [*sorted(cuts), len(DATA)]:  # what os.read hands the monitor, piece by piece
+        data = rest + DATA[at:end]
+        got, used = wire.decode(data)
+        records += got
+        rest, at = data[used:], end
+    assert rest == b""
+    assert len(records) == len(EXPECTED)
+    for got, want in zip(records, EXPECTED, strict=True):
+        _same(got, want)
+
+
+def test_an_unknown_record_kind_is_a_framing_error_not_a_guess() -> None:
+    with pytest.raises(ValueError, match="unknown record kind 99 at byte 0"):
+        wire.decode(bytes([99]) + DATA)
+
+
+# --- the child, under a real server ----------------------------------------------------------
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Running:
+    registry = Registry(tmp_path / "models")
+    publish(registry, seed=1)
+    server = start(registry, prediction_log=tmp_path / "log", metrics_port=free_port(),
+                   log_flush_interval_s=0.05)  # fmt: skip
+    yield server
+    server.close()
+
+
+def _process(running: Running) -> MonitorProcess:
+    process = running.server.core.monitoring.process
+    assert process is not None
+    return process
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.integration
+def test_a_killed_monitor_costs_records_not_requests_and_comes_back(running: Running) -> None:
+    process = _process(running)
+    for i in range(5):
+        running.client.predict(random_images(1, seed=i), request_id=f"before-{i}")
+    running.server.core.monitoring.sync()
+    first = process.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    # Meanwhile every request is answered; their records are dropped (and counted).
+    answers = [running.client.predict(random_images(1, seed=i)) for i in range(30)]
+    assert all(a.version == 1 for a in answers)
+    _wait_for(lambda: process.pid not in (None, first))
+    running.client.predict(random_images(1), request_id="after")
+    metrics_url = f"http://127.0.0.1:{running.server.metrics_port}/metrics"
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    assert "digits_monitor_up 1.0" in text
+    assert "digits_monitor_restarts_total 1.0" in text
+    assert value(running, "digits_monitor_cpu_seconds_total") is not None
+    running.server.core.monitoring.sync()
+    ids = [r["request_id"] for r in read_records(running.server.core.monitoring.log_directory)]
+    assert ids[:5] == [f"before-{i}" for i in range(5)] and ids[-1] == "after"
+    assert len(ids) < 36  # the 30 sent while it was down were not all written
+
+
+@pytest.mark.integration
+def test_ctrl_c_does_not_stop_the_monitor_and_sigterm_closes_its_file(
+    running: Running, tmp_path: Path
+) -> None:
+    process = _process(running)
+    running.client.predict(random_images(2), request_id="one")
+    running.server.core.monitoring.sync()
+    child = process.pid
+    assert child is not None
+    os.kill(child, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+    running.client.predict(random_images(1), request_id="two")
+    running.server.core.monitoring.sync()
+    assert process.pid == child
+    os.kill(child, signal.SIGTERM)  # e.g. systemd stopping the group: files are finished
+    _wait_for(lambda: process.pid not in (None, child))
+    for path in sorted((tmp_path / "log").glob("predictions-*.jsonl.gz")):
+        gzip.decompress(path.read_bytes())  # complete gzip members: no truncated file
+    ids = {r["request_id"] for r in read_records(tmp_path / "log")}
+    assert {"one", "two"} <= ids
