@@ -7,7 +7,9 @@ of real work (docs/monitoring.md, bench/monitoring.py). Here the request path pa
 into a byte buffer (service.observability.monitor_wire, ~1 us, under an uncontended lock), the
 buffer goes down a non-blocking pipe every 64 KiB or `flush_interval_s`, and the child
 (`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
-uploads. The child runs at a lower CPU priority: when the machine is saturated it falls behind
+uploads. The child reads at most every `nap_s` (a SYNC rings it awake at once): each wake-up of a
+process costs the server's cores too, and bigger batches profile faster. It runs at a lower
+CPU priority: when the machine is saturated it falls behind
 and records are dropped and counted, requests are never delayed.
 
 Metrics: each scrape sends a SYNC down the pipe and waits (at most `sync_timeout_s`) for the
@@ -63,6 +65,7 @@ class MonitorProcess:
         log_sample_rate: float | None,
         max_pending_bytes: int = 32 * 1024 * 1024,
         flush_interval_s: float = 0.05,
+        nap_s: float = 0.1,
         sync_timeout_s: float = 5.0,
         restart_after_s: float = 1.0,
     ) -> None:
@@ -71,6 +74,7 @@ class MonitorProcess:
         self.log_sample_rate = log_sample_rate
         self.max_pending_bytes = max_pending_bytes
         self.flush_interval_s = flush_interval_s
+        self.nap_s = nap_s
         self.sync_timeout_s = sync_timeout_s
         self.restart_after_s = restart_after_s
         self._lock = threading.Lock()  # the buffer, the pipe, the child
@@ -79,6 +83,7 @@ class MonitorProcess:
         self._dropped = {"drift": 0, "log": 0}
         self._child: subprocess.Popen[bytes] | None = None
         self._pipe: int | None = None
+        self._doorbell: int | None = None  # write end: a byte before each SYNC wakes the child
         self._down_since: float | None = None
         self._restarts = 0
         self._replies: dict[int, bytes] = {}
@@ -115,13 +120,19 @@ class MonitorProcess:
         flags = (wire.DRIFT if self.drift else 0) | (wire.LOG if logged else 0)
         if not flags:
             return
-        parts = wire.pack_prediction(flags, time.time(), request_id, method, model.version,
-                                     seconds, "OK", None, pixels, probabilities)  # fmt: skip
+        version = model.version
         with self._lock:
-            if model.version not in self._models:
-                self._models.add(model.version)
-                self._pending += wire.pack_model(model.version, model.manifest)
-            self._append(parts, flags)
+            pending = self._pending
+            if self._pipe is None or len(pending) >= self.max_pending_bytes:
+                self._count_dropped(flags)
+                return
+            if version not in self._models:
+                self._models.add(version)
+                pending += wire.pack_model(version, model.manifest)
+            wire.append_answer(pending, flags, time.time(), request_id, method, version, seconds,
+                               pixels, probabilities)  # fmt: skip
+            if len(pending) >= _SEND_AT:
+                self._send()
 
     def failure(
         self,
@@ -152,15 +163,18 @@ class MonitorProcess:
         """Queue one record, or count it dropped when the child is behind or down (lock held)."""
         pending = self._pending
         if self._pipe is None or len(pending) >= self.max_pending_bytes:
-            if flags & wire.DRIFT:
-                self._dropped["drift"] += 1
-            if flags & wire.LOG:
-                self._dropped["log"] += 1
+            self._count_dropped(flags)
             return
         for part in parts:
             pending += part
         if len(pending) >= _SEND_AT:
             self._send()
+
+    def _count_dropped(self, flags: int) -> None:
+        if flags & wire.DRIFT:
+            self._dropped["drift"] += 1
+        if flags & wire.LOG:
+            self._dropped["log"] += 1
 
     def _send(self) -> None:
         """Write what the pipe takes now, never blocking (lock held)."""
@@ -200,6 +214,9 @@ class MonitorProcess:
                     os.write(pipe, self._pending)
                 self._pending.clear()
                 os.close(pipe)
+            if self._doorbell is not None:
+                os.close(self._doorbell)
+                self._doorbell = None
         if child is not None:
             try:
                 child.wait(timeout=timeout_s)
@@ -220,6 +237,9 @@ class MonitorProcess:
             self._pending += wire.pack_sync(token, self._dropped["drift"], self._dropped["log"],
                                             log_action)  # fmt: skip
             self._send()
+            if self._doorbell is not None:
+                with contextlib.suppress(OSError):  # full (rung already) or the child is gone
+                    os.write(self._doorbell, b"!")
         deadline = time.monotonic() + (timeout_s or self.sync_timeout_s)
         with self._replied:
             while token not in self._replies:
@@ -257,11 +277,23 @@ class MonitorProcess:
         )}  # fmt: skip
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = "1"  # its NumPy work is element-wise: one core is what it may take
-        child = subprocess.Popen(
-            [sys.executable, "-m", "service.observability.monitor_worker",
-             json.dumps(self.config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
-        )  # fmt: skip
+        bell_read, bell_write = os.pipe()
+        config = {**self.config, "doorbell": bell_read, "nap_s": self.nap_s}
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "service.observability.monitor_worker",
+                 json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, pass_fds=(bell_read,),
+            )  # fmt: skip
+        except BaseException:
+            os.close(bell_write)
+            raise
+        finally:
+            os.close(bell_read)
+        os.set_blocking(bell_write, False)
+        if self._doorbell is not None:
+            os.close(self._doorbell)
+        self._doorbell = bell_write
         assert child.stdin is not None and child.stdout is not None
         pipe = os.dup(child.stdin.fileno())
         child.stdin.close()

@@ -9,7 +9,11 @@ metrics, and finishes its files when stdin closes. CONFIG_JSON:
     {"drift": {"window_images": int, "min_images": int, "fold_interval_s": float} | null,
      "log": {"directory": str, "store": "s3://..." | null, "queue_size": int, "max_bytes": int,
              "max_age_s": float, "flush_interval_s": float} | null,
-     "logging": {"format": "json" | "text", "level": str}, "nice": int}
+     "logging": {"format": "json" | "text", "level": str}, "nice": int,
+     "doorbell": fd, "nap_s": float}
+
+`doorbell` is the read end of a pipe the server writes a byte to before each SYNC; `nap_s` how
+long to let records gather between reads (see _serve).
 
 SIGINT is ignored (a Ctrl-C reaches the whole process group; the server closes stdin when it has
 drained); SIGTERM finishes the files and exits.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
 from collections.abc import Iterator
@@ -27,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if drift is not None:
             drift.start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        _serve(drift, log, registry, replies)
+        _serve(drift, log, registry, replies, int(config["doorbell"]),
+               float(config.get("nap_s", 0.0)))  # fmt: skip
     finally:
         if drift is not None:
             drift.stop()
@@ -100,20 +107,27 @@ def _serve(
     log: PredictionLog | None,
     registry: CollectorRegistry,
     replies: int,
+    doorbell: int,
+    nap_s: float,
 ) -> None:
-    """Read records until stdin closes."""
+    """Read records until stdin closes.
+
+    After a read that did not fill the buffer, wait up to `nap_s` before the next one: records
+    gather in the pipe meanwhile, so this process wakes a few times a second, not at every
+    write of the server (each wake-up cost the server's cores too), and profiles them in bigger
+    vectorised batches. A SYNC rings `doorbell` first, ending the wait at once.
+    """
     models: dict[int, wire.Model] = {}
     rest = b""
     while chunk := os.read(0, _READ):
         data = rest + chunk if rest else chunk
-        records, used = wire.decode(data)
+        records, used, batch = wire.decode(data)
         rest = data[used:]
+        observed: list[wire.Prediction] = []  # profiled together, before any SYNC is answered
         for record in records:
             if isinstance(record, wire.Prediction):
                 if record.flags & wire.DRIFT and drift is not None:
-                    assert record.pixels is not None and record.probabilities is not None
-                    model = models.get(record.version or 0) or wire.Model(record.version or 0, {})
-                    drift.observe(model, record.pixels, record.probabilities)
+                    observed.append(record)
                 if record.flags & wire.LOG and log is not None:
                     log.submit(record.timestamp, record.request_id, record.method,
                                record.version, record.seconds, record.status, record.error,
@@ -125,7 +139,42 @@ def _serve(
             elif isinstance(record, wire.Model):
                 models[record.version] = record
             else:
+                if drift is not None:
+                    _observe(drift, observed, batch, models)
+                observed = []
                 _answer(record, drift, log, registry, replies)
+        if drift is not None:
+            _observe(drift, observed, batch, models)
+        if len(chunk) < _READ and nap_s > 0 and select.select([doorbell], [], [], nap_s)[0]:
+            os.read(doorbell, 4096)
+
+
+def _observe(
+    drift: DriftMonitor,
+    records: list[wire.Prediction],
+    batch: wire.Batch,
+    models: dict[int, wire.Model],
+) -> None:
+    """Queue answers for the drift fold: one array pair per version for those in `batch`."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for record in records:
+        version = record.version or 0
+        if record.row >= 0:
+            spans.setdefault(version, []).append((record.row, record.row + record.n))
+        else:  # float pixels: on their own
+            assert record.pixels is not None and record.probabilities is not None
+            drift.observe(_model(models, version), record.pixels, record.probabilities)
+    for version, ranges in spans.items():
+        first, last = ranges[0][0], ranges[-1][1]
+        if sum(end - start for start, end in ranges) == last - first:  # one run of rows
+            rows: slice | Any = slice(first, last)
+        else:
+            rows = np.concatenate([np.arange(start, end) for start, end in ranges])
+        drift.observe(_model(models, version), batch.pixels[rows], batch.probabilities[rows])
+
+
+def _model(models: dict[int, wire.Model], version: int) -> wire.Model:
+    return models.get(version) or wire.Model(version, {})
 
 
 def _answer(

@@ -1,13 +1,14 @@
-"""PredictionLog: sampled request/response records written off the event loop, never blocking it.
+"""PredictionLog: sampled request/response records as rotated gzip JSON Lines.
 
-The request path calls `sampled()` (one random draw, skipped at rate 1.0) and `submit(...)`: a
-length check and a deque append of the raw values (~0.2 us). A writer thread wakes every
-`flush_interval_s`, drains the deque, encodes the records as JSON lines
+It runs in the monitor process (service/observability/monitor_worker.py), never in the server:
+records arrive as raw fields (`submit`, `submit_feedback`). A writer thread wakes every
+`flush_interval_s`, drains the queue, encodes the records as JSON lines
 (service.observability.log_records), appends them to the current gzip file and flushes it with
-Z_SYNC_FLUSH, so everything written so far is readable while the file stays open. The file is
-rotated when its compressed size reaches `max_bytes` or its age `max_age_s`. When `queue_size`
-records are waiting, new ones are dropped and counted (digits_prediction_log_records_total
-{outcome="dropped"}): a slow disk costs log records, never request latency.
+Z_SYNC_FLUSH, so everything written so far is readable while the file stays
+open. The file is rotated when its compressed size reaches `max_bytes` or its age `max_age_s`.
+When `queue_size` records are waiting, new ones are dropped and counted
+(digits_prediction_log_records_total{outcome="dropped"}): a slow disk costs log records, never
+request latency.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["PredictionLog"]
 logger = logging.getLogger("service.observability.prediction_log")
 
 _PREDICTION, _FEEDBACK = 0, 1
-_CHUNK = 64  # records encoded per hold of the interpreter lock (~0.5 ms)
+_CHUNK = 256  # records compressed per write
 
 
 class PredictionLog:
@@ -140,9 +141,6 @@ class PredictionLog:
                 stream.write(b"".join(lines))
                 self._written += len(lines)
                 lines.clear()
-                # Hand the interpreter lock back between chunks: otherwise the event loop can
-                # wait a whole switch interval (5 ms) for it, which shows in its p99.
-                time.sleep(0)
             stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
         except OSError:
             self._failed += len(lines)  # the rest stay queued for the next drain (a new file)

@@ -64,6 +64,8 @@ def _stream() -> tuple[bytes, list[object]]:
 def _same(got: object, want: object) -> None:
     assert type(got) is type(want)
     for name in type(want).__slots__:  # type: ignore[attr-defined]
+        if name in ("row", "n"):  # where the decoder put its images: checked by the arrays
+            continue
         a, b = getattr(got, name), getattr(want, name)
         if isinstance(b, np.ndarray):
             assert a is not None and a.dtype == b.dtype and a.shape == b.shape
@@ -81,11 +83,12 @@ def test_every_record_kind_survives_the_stream_cut_anywhere(cuts: list[int]) -> 
     records, rest, at = [], b"", 0
     for end in [*sorted(cuts), len(DATA)]:  # what os.read hands the monitor, piece by piece
         data = rest + DATA[at:end]
-        got, used = wire.decode(data)
+        got, used, _ = wire.decode(data)
         records += got
         rest, at = data[used:], end
     assert rest == b""
     assert len(records) == len(EXPECTED)
+    assert records[1].row == 0 and records[1].n == 3  # type: ignore[union-attr]
     for got, want in zip(records, EXPECTED, strict=True):
         _same(got, want)
 
@@ -166,3 +169,53 @@ def test_ctrl_c_does_not_stop_the_monitor_and_sigterm_closes_its_file(
         gzip.decompress(path.read_bytes())  # complete gzip members: no truncated file
     ids = {r["request_id"] for r in read_records(tmp_path / "log")}
     assert {"one", "two"} <= ids
+
+
+def test_the_fast_answer_record_is_the_general_one_byte_for_byte() -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (2, 784), dtype=np.uint8)
+    probabilities = rng.random((2, 10)).astype(np.float32)
+    for request_id in ("id-1", "ünïcode", "y" * 20_000):  # the last one takes the general path
+        fast = bytearray()
+        wire.append_answer(fast, wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125, pixels,
+                           probabilities)  # fmt: skip
+        general = b"".join(bytes(part) for part in wire.pack_prediction(
+            wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125, "OK", None, pixels, probabilities
+        ))  # fmt: skip
+        assert bytes(fast) == general
+    columns = np.asfortranarray(pixels)  # not C-contiguous: copied, same record
+    fast = bytearray()
+    wire.append_answer(fast, wire.DRIFT, 5e9, "f", "Predict", 3, 0.125, columns, probabilities)
+    (record,), _, _ = wire.decode(bytes(fast))
+    np.testing.assert_array_equal(record.pixels, pixels)  # type: ignore[union-attr]
+
+
+def test_interleaved_versions_and_float_images_are_profiled_per_version() -> None:
+    """Canary traffic interleaves versions; V2 FP32 requests bring float pixels: each version's
+    profile is what observing its answers one by one gives."""
+    from service.observability.drift import DriftMonitor
+    from service.observability.monitor_worker import _observe
+
+    rng = np.random.default_rng(2)
+    stream, answers = bytearray(), []
+    for i in range(40):
+        version = 1 + (i % 3 == 0)
+        pixels = rng.integers(0, 256, (1 + i % 2, 784), dtype=np.uint8)
+        if i % 7 == 0:
+            pixels = (pixels / 255.0).astype(np.float32)
+        probabilities = rng.random((len(pixels), 10)).astype(np.float32)
+        answers.append((version, pixels, probabilities))
+        wire.append_answer(stream, wire.DRIFT, 1e9, f"r{i}", "Predict", version, 0.1, pixels,
+                           probabilities)  # fmt: skip
+    records, _, batch = wire.decode(bytes(stream))
+    bulk, one_by_one = DriftMonitor(fold_interval_s=0), DriftMonitor(fold_interval_s=0)
+    _observe(bulk, records, batch, {})  # type: ignore[arg-type]
+    for version, pixels, probabilities in answers:
+        one_by_one.observe(wire.Model(version, {}), pixels, probabilities)
+    bulk.fold()
+    one_by_one.fold()
+    for version in (1, 2):
+        got, want = bulk._versions[version].totals, one_by_one._versions[version].totals
+        assert got.keys() == want.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
