@@ -129,6 +129,11 @@ class ServiceSettings(BaseSettings):
     PSI still touched 0.2 from sampling noise alone (docs/drift_psi.png)."""
     drift_fold_interval_s: float = Field(default=1.0, ge=0)
     """Seconds between folds of queued answers into the drift windows (0 = at scrape only)."""
+    monitor_priority: Literal["idle", "low", "normal"] = "idle"
+    """CPU priority of the monitor process (drift profiling, prediction log): idle runs it only
+    on CPU time serving leaves over (Linux SCHED_IDLE), so it never slows requests, but on
+    cores saturated for longer than its buffers last (~7 s at 5,000 requests/s) records are
+    dropped and counted; low (nice 10) and normal (nice 0) take CPU from serving instead."""
     feedback_window: int = Field(default=100_000, ge=0)
     """Recent request ids remembered for Feedback (0 = feedback off, NOT_FOUND for all)."""
     prediction_log: Path | str | None = None

@@ -9,8 +9,9 @@ buffer goes down a non-blocking pipe every 64 KiB or `flush_interval_s`, and the
 (`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
 uploads. The child reads at most every `nap_s` (a SYNC rings it awake at once): each wake-up of a
 process costs the server's cores too, and bigger batches profile faster. It runs at a lower
-CPU priority: when the machine is saturated it falls behind
-and records are dropped and counted, requests are never delayed.
+CPU priority (the monitor_priority setting; by default SCHED_IDLE): when the machine is
+saturated it falls behind, and once its buffers are full records are dropped and counted;
+requests are never delayed.
 
 Metrics: each scrape sends a SYNC down the pipe and waits (at most `sync_timeout_s`) for the
 child's answer, its metrics text, which is re-exported as is (the drift and log families keep

@@ -27,8 +27,6 @@ from service.settings import ServiceSettings
 
 __all__ = ["Monitoring"]
 
-_NICE = 5  # the monitor process's CPU priority below the server (see monitor_process.py)
-
 
 def _spool(cache_dir: Path, url: str) -> Path:
     """The local directory of an s3:// log's current file: one per destination."""
@@ -61,7 +59,7 @@ class Monitoring:
         """
         feedback = LiveAccuracy(settings.feedback_window) if settings.feedback_window > 0 else None
         config: dict[str, Any] = {
-            "drift": None, "log": None, "nice": _NICE,
+            "drift": None, "log": None, "priority": settings.monitor_priority,
             "logging": {"format": settings.log_format, "level": settings.log_level},
         }  # fmt: skip
         if settings.drift:

@@ -219,3 +219,23 @@ def test_interleaved_versions_and_float_images_are_profiled_per_version() -> Non
         assert got.keys() == want.keys()
         for name in want:
             np.testing.assert_array_equal(got[name], want[name])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("priority", ["idle", "low"])
+def test_the_monitor_runs_below_the_server(priority: str, tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "models")
+    publish(registry, seed=1)
+    server = start(registry, monitor_priority=priority)
+    try:
+        process = _process(server)
+        server.client.predict(random_images(1))
+        server.server.core.monitoring.sync()  # it answered: its priority is set by now
+        pid = process.pid
+        assert pid is not None
+        if priority == "idle":
+            assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        else:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+    finally:
+        server.close()
