@@ -164,10 +164,11 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     """Microseconds per call of each monitoring step, measured in this process (median of 5).
 
     Server process (event loop): packing one batch-1 answer for the monitor process
-    (monitor_wire, appended to the send buffer), remembering it for feedback at capacity, and,
-    as the same-run reference for that, a plain dict evicting its oldest key. Monitor process:
-    decoding one record, encoding it as a JSON line, compressing it (ISA-L level 1 as written;
-    zlib Z_RLE level 1, what was used before, as the reference), profiling one image for drift.
+    (monitor_wire.append_answer, joined every 64 KiB as sent), remembering it for feedback at
+    capacity, and, as the same-run reference for that, a plain dict evicting its oldest key.
+    Monitor process: decoding one record, encoding it as a JSON line, compressing it (ISA-L
+    level 1 as written; zlib Z_RLE level 1, used before, as the reference), profiling one image
+    for drift.
     """
     import time
     import zlib
@@ -199,15 +200,15 @@ def _costs(n: int = 20_000) -> dict[str, float]:
             runs.append((time.perf_counter() - start) / calls * 1e6)
         return round(sorted(runs)[2], 3)
 
-    def pack(calls: int) -> None:
-        buffer = bytearray()
+    def pack(calls: int) -> None:  # what MonitorProcess.prediction does under its lock
+        parts: list[Any] = []
+        size = 0
         for i in range(calls):
-            for part in wire.pack_prediction(wire.DRIFT | wire.LOG, time.time(), ids[i],
-                                             "Predict", 1, 0.001, "OK", None, pixels,
-                                             probabilities):  # fmt: skip
-                buffer += part
-            if len(buffer) >= 65536:
-                buffer.clear()
+            size += wire.append_answer(parts, wire.DRIFT | wire.LOG, time.time(), ids[i],
+                                       "Predict", 1, 0.001, pixels, probabilities)  # fmt: skip
+            if size >= 65536:
+                b"".join(parts)
+                parts, size = [], 0
 
     feedback = LiveAccuracy(capacity)
     plain: dict[str, Any] = {}

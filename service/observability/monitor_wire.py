@@ -153,7 +153,7 @@ _NAMES: dict[str, bytes] = {}  # method names, encoded once
 
 
 def append_answer(
-    buffer: bytearray,
+    parts: list[Any],
     flags: int,
     timestamp: float,
     request_id: str,
@@ -162,10 +162,10 @@ def append_answer(
     seconds: float,
     pixels: NDArray[Any],
     probabilities: NDArray[np.float32],
-) -> None:
-    """Append an answer's PREDICTION record (status OK) to `buffer`: pack_prediction's record,
-    without its intermediate list on the common path (~0.6 us; contiguous uint8 or float32
-    pixels, float32 probabilities, an id under 16,384 characters)."""
+) -> int:
+    """Append the parts of an answer's PREDICTION record (status OK) to `parts`; returns its
+    size in bytes. pack_prediction's record, without its checks on the common path (~0.5 us:
+    contiguous uint8 or float32 pixels, float32 probabilities, an id under 16,384 characters)."""
     dtype = _DTYPES.get(pixels.dtype, 0)
     if (
         dtype == 0
@@ -174,21 +174,20 @@ def append_answer(
         or not probabilities.flags.c_contiguous
         or len(request_id) >= 16384  # 4 UTF-8 bytes a character at most: fits 65,535
     ):
-        for part in pack_prediction(flags, timestamp, request_id, method, version, seconds,
-                                    "OK", None, pixels, probabilities):  # fmt: skip
-            buffer += part
-        return
+        packed = pack_prediction(flags, timestamp, request_id, method, version, seconds, "OK",
+                                 None, pixels, probabilities)  # fmt: skip
+        parts += packed
+        return sum(memoryview(part).nbytes for part in packed)
     rid = request_id.encode()
     name = _NAMES.get(method)
     if name is None:
         name = _NAMES.setdefault(method, method.encode())
-    buffer += _HEAD.pack(_PREDICTION, flags, dtype, 1, version, len(pixels), timestamp, seconds,
-                         len(rid), len(name), 2, 0)  # fmt: skip
-    buffer += rid
-    buffer += name
-    buffer += b"OK"
-    buffer += pixels.data
-    buffer += probabilities.data
+    parts += (
+        _HEAD.pack(_PREDICTION, flags, dtype, 1, version, len(pixels), timestamp, seconds,
+                   len(rid), len(name), 2, 0),
+        rid, name, b"OK", pixels.data, probabilities.data,
+    )  # fmt: skip
+    return _HEAD.size + len(rid) + len(name) + 2 + pixels.nbytes + probabilities.nbytes
 
 
 def pack_feedback(

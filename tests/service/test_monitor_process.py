@@ -176,17 +176,21 @@ def test_the_fast_answer_record_is_the_general_one_byte_for_byte() -> None:
     pixels = rng.integers(0, 256, (2, 784), dtype=np.uint8)
     probabilities = rng.random((2, 10)).astype(np.float32)
     for request_id in ("id-1", "ünïcode", "y" * 20_000):  # the last one takes the general path
-        fast = bytearray()
-        wire.append_answer(fast, wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125, pixels,
-                           probabilities)  # fmt: skip
+        parts: list[object] = []
+        size = wire.append_answer(parts, wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125,
+                                  pixels, probabilities)  # fmt: skip
+        fast = b"".join(parts)  # type: ignore[arg-type]
         general = b"".join(bytes(part) for part in wire.pack_prediction(
             wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125, "OK", None, pixels, probabilities
         ))  # fmt: skip
-        assert bytes(fast) == general
+        assert fast == general and size == len(fast)
     columns = np.asfortranarray(pixels)  # not C-contiguous: copied, same record
-    fast = bytearray()
-    wire.append_answer(fast, wire.DRIFT, 5e9, "f", "Predict", 3, 0.125, columns, probabilities)
-    (record,), _, _ = wire.decode(bytes(fast))
+    parts = []
+    size = wire.append_answer(parts, wire.DRIFT, 5e9, "f", "Predict", 3, 0.125, columns,
+                              probabilities)  # fmt: skip
+    fast = b"".join(parts)  # type: ignore[arg-type]
+    assert size == len(fast)
+    (record,), _, _ = wire.decode(fast)
     np.testing.assert_array_equal(record.pixels, pixels)  # type: ignore[union-attr]
 
 
@@ -197,7 +201,8 @@ def test_interleaved_versions_and_float_images_are_profiled_per_version() -> Non
     from service.observability.monitor_worker import _observe
 
     rng = np.random.default_rng(2)
-    stream, answers = bytearray(), []
+    stream: list[object] = []
+    answers = []
     for i in range(40):
         version = 1 + (i % 3 == 0)
         pixels = rng.integers(0, 256, (1 + i % 2, 784), dtype=np.uint8)
@@ -207,7 +212,7 @@ def test_interleaved_versions_and_float_images_are_profiled_per_version() -> Non
         answers.append((version, pixels, probabilities))
         wire.append_answer(stream, wire.DRIFT, 1e9, f"r{i}", "Predict", version, 0.1, pixels,
                            probabilities)  # fmt: skip
-    records, _, batch = wire.decode(bytes(stream))
+    records, _, batch = wire.decode(b"".join(stream))  # type: ignore[arg-type]
     bulk, one_by_one = DriftMonitor(fold_interval_s=0), DriftMonitor(fold_interval_s=0)
     _observe(bulk, records, batch, {})  # type: ignore[arg-type]
     for version, pixels, probabilities in answers:
@@ -239,3 +244,25 @@ def test_the_monitor_runs_below_the_server(priority: str, tmp_path: Path) -> Non
             assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     finally:
         server.close()
+
+
+@pytest.mark.integration
+def test_a_stalled_monitor_gets_the_backlog_whole_when_it_resumes(running: Running) -> None:
+    """More than the pipe holds (1 MiB) waits in the server while the monitor is stopped;
+    requests are answered meanwhile, and every record arrives intact and in order."""
+    process = _process(running)
+    running.server.core.monitoring.sync()
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        images = random_images(4, seed=3)  # ~3.3 KB a record: 600 records are ~2 MB
+        answers = [running.client.predict(images, request_id=f"r{i}") for i in range(600)]
+        assert all(a.version == 1 for a in answers)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    running.server.core.monitoring.sync()
+    log = running.server.core.monitoring.log_directory
+    ids = [r["request_id"] for r in read_records(log) if r["kind"] == "prediction"]
+    assert ids == [f"r{i}" for i in range(600)]
+    assert value(running, "digits_prediction_log_records_total", outcome="dropped") == 0
