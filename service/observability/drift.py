@@ -1,8 +1,9 @@
 """DriftMonitor: live-traffic profiles per model version, compared with the training reference.
 
-The request path only appends (model, pixels, probabilities) to a bounded deque (`observe`,
-~0.1 us, no lock: deque.append is atomic). A fold (every `fold_interval_s` on a background
-thread, and before each scrape) drains the deque, computes the per-image statistics of
+It runs in the monitor process (service/observability/monitor_worker.py), which `observe`s the
+answers the server handed over, in batches: appends to a bounded deque (~0.1 us, no lock:
+deque.append is atomic). A fold (every `fold_interval_s` on a background thread, and before
+each scrape) drains the deque, computes the per-image statistics of
 core.profile in one vectorised pass and adds their bin counts to two things per version:
 
 - cumulative counters (predicted classes, the top-1 confidence histogram) for Prometheus;
@@ -10,8 +11,8 @@ core.profile in one vectorised pass and adds their bin counts to two things per 
   histograms are compared with the manifest's reference profile by the population stability
   index (core.profile.psi) when the window holds at least `min_images`.
 
-When the deque is full (folds cannot keep up), further requests are not profiled and counted in
-digits_drift_dropped_total, so the hot path never waits.
+When the deque is full (folds cannot keep up), further answers are not profiled and counted in
+digits_drift_dropped_total (with those the server could not hand over: `upstream_dropped`).
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Why a process: in a thread, the log's encoding and compression and the drift folds shared the
 interpreter lock with the event loop. At batch 1 x 32 that cost the loop its tail (a 1 s fold of
-5,000 images showed as p99 1.7x) and ~25 us of lock hand-overs per request on top of the ~15 us
-of real work (docs/monitoring.md, bench/monitoring.py). Here the request path packs each answer
-into a byte buffer (service.observability.monitor_wire, ~1 us, under an uncontended lock), the
-buffer goes down a non-blocking pipe every 64 KiB or `flush_interval_s`, and the child
+5,000 images showed as p99 1.7x) and the log 35 us of server CPU per request where its work
+measured 11 us (docs/monitoring.md, bench/monitoring.py). Here the request path packs each
+answer (service.observability.monitor_wire, ~0.8 us, under an uncontended lock), the parts are
+joined and written to a non-blocking pipe every 64 KiB or `flush_interval_s`, and the child
 (`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
 uploads. The child reads at most every `nap_s` (a SYNC rings it awake at once): each wake-up of a
 process costs the server's cores too, and bigger batches profile faster. It runs at a lower
