@@ -245,10 +245,15 @@ end
 begin "graceful stop (SIGTERM)"
 # SIGTERM to `buildah run` makes it SIGKILL the container, so signal the server itself, as a
 # container engine would: the leaf of buildah's process tree (buildah -> chroot runtime ->
-# server). Its exit status comes back through buildah.
+# server), not counting the server's own monitor process (drift, prediction log), which it ends
+# itself when it has drained. Its exit status comes back through buildah.
 server_process() {
   local pid=$1 child
-  for child in $(pgrep -P "$pid"); do server_process "$child"; return; done
+  for child in $(pgrep -P "$pid"); do
+    grep -q monitor_worker "/proc/$child/cmdline" 2>/dev/null && continue
+    server_process "$child"
+    return
+  done
   echo "$pid"
 }
 SERVER_PROCESS=$(server_process "$SERVER_PID")
