@@ -16,7 +16,10 @@ requests are never delayed.
 Metrics: each scrape sends a SYNC down the pipe and waits (at most `sync_timeout_s`) for the
 child's answer, its metrics text, which is re-exported as is (the drift and log families keep
 their names); the child's CPU time is `digits_monitor_cpu_seconds_total`. If the child dies,
-records are dropped (counted) until it is restarted, at most once per `restart_after_s`.
+records are dropped (counted) until it is restarted after `restart_after_s`, doubled (up to 60 s)
+each time one dies within 10 s of its start (one that cannot start does not spin). A scrape the
+child does not answer in `sync_timeout_s` (stopped, stuck) exports the last answer and
+digits_monitor_up 0 until it answers again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import logging
 import os
 import random
+import select
 import subprocess
 import sys
 import threading
@@ -88,7 +92,11 @@ class MonitorProcess:
         self._doorbell: int | None = None  # write end: a byte before each SYNC wakes the child
         self._down_since: float | None = None
         self._restarts = 0
+        self._started_at = 0.0
+        self._delay_s = restart_after_s  # doubles while children die young (up to 60 s)
         self._replies: dict[int, bytes] = {}
+        self._awaited: set[int] = set()  # tokens a sync() still waits for
+        self._stalled = False  # the last SYNC went unanswered: exported as not up
         self._last_text = b""
         self._token = 0
         self._replied = threading.Condition()
@@ -217,15 +225,13 @@ class MonitorProcess:
         if self._flusher is not None:
             self._flusher.join(timeout=10)
             self._flusher = None
+        deadline = time.monotonic() + timeout_s
+        delivered = True
         with self._lock:
             child, pipe = self._child, self._pipe
             self._child = self._pipe = None
             if pipe is not None:
-                with contextlib.suppress(OSError):
-                    os.set_blocking(pipe, True)  # deliver everything queued
-                    self._outbox.seal()
-                    for chunk in self._outbox.chunks:
-                        os.write(pipe, chunk)  # blocking: writes all of it
+                delivered = self._deliver(pipe, deadline)  # what waits, within the deadline
                 self._outbox = _Outbox()
                 os.close(pipe)
             if self._doorbell is not None:
@@ -233,11 +239,34 @@ class MonitorProcess:
                 self._doorbell = None
         if child is not None:
             try:
-                child.wait(timeout=timeout_s)
+                child.wait(timeout=max(deadline - time.monotonic(), 0.0) if delivered else 0.0)
             except subprocess.TimeoutExpired:
-                logger.error("the monitor process did not finish in %.0f s; killed", timeout_s)
+                logger.error(
+                    "the monitor process did not finish in %.0f s (stopped or stuck); killed, "
+                    "its open log file is cut at its last flush", timeout_s,
+                )  # fmt: skip
                 child.kill()
                 child.wait()
+
+    def _deliver(self, pipe: int, deadline: float) -> bool:
+        """Write everything waiting before `deadline` (lock held); False if it could not."""
+        self._outbox.seal()
+        chunks = self._outbox.chunks
+        while chunks:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [pipe], [], left)[1]:
+                return False
+            try:
+                written = os.write(pipe, chunks[0])
+            except BlockingIOError:
+                continue
+            except OSError:  # the child is gone
+                return False
+            if written < len(chunks[0]):
+                chunks[0] = chunks[0][written:]
+            else:
+                chunks.popleft()
+        return True
 
     def sync(self, log_action: int = wire.WRITE, timeout_s: float | None = None) -> bytes | None:
         """Everything queued so far folded and, by log_action (monitor_wire), written to the
@@ -248,6 +277,8 @@ class MonitorProcess:
                 return None
             self._token += 1
             token = self._token
+            with self._replied:
+                self._awaited.add(token)
             self._outbox.add(wire.pack_sync(token, self._dropped["drift"], self._dropped["log"],
                                             log_action))  # fmt: skip
             self._send()
@@ -259,11 +290,18 @@ class MonitorProcess:
             while token not in self._replies:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    self._awaited.discard(token)  # its late answer is not kept
+                    if not self._stalled:
+                        waited = timeout_s or self.sync_timeout_s
+                        logger.warning("the monitor process did not answer in %.1f s; metrics "
+                                       "are its last answer", waited)  # fmt: skip
+                    self._stalled = True
                     return None
                 self._replied.wait(min(left, self.flush_interval_s))
                 if token not in self._replies:
                     with self._lock:
                         self._send()  # the rest of a big backlog
+            self._awaited.discard(token)
             return self._replies.pop(token)
 
     def _run(self) -> None:
@@ -281,7 +319,7 @@ class MonitorProcess:
 
     def _due(self) -> bool:
         return self._down_since is not None and (
-            time.monotonic() - self._down_since >= self.restart_after_s
+            time.monotonic() - self._down_since >= self._delay_s
         )
 
     def _spawn(self) -> None:
@@ -317,6 +355,7 @@ class MonitorProcess:
         if self._down_since is not None:
             self._restarts += 1
         self._child, self._pipe, self._down_since = child, pipe, None
+        self._started_at = time.monotonic()
         self._models.clear()
         self._outbox = _Outbox()  # records of a lost child would start mid-stream
         reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True,
@@ -331,9 +370,11 @@ class MonitorProcess:
             self._pipe = None
         self._outbox = _Outbox()  # lost with the child (not counted: bytes, not records)
         self._down_since = time.monotonic()
+        young = self._down_since - self._started_at < 10.0  # e.g. it cannot start: back off
+        self._delay_s = min(self._delay_s * 2, 60.0) if young else self.restart_after_s
         code = None if child is None else child.poll()
         logger.error("the monitor process exited (code %s); restarting it in %.0f s, records are "
-                     "dropped meanwhile", code, self.restart_after_s)  # fmt: skip
+                     "dropped meanwhile", code, self._delay_s)  # fmt: skip
 
     def _read(self, stream: IO[bytes]) -> None:
         """Collect the child's answers to SYNC until it exits."""
@@ -344,8 +385,10 @@ class MonitorProcess:
                 token, length = wire.REPLY.unpack(head)
                 text = stream.read(length)
                 with self._replied:
-                    self._replies[token] = text
+                    if token in self._awaited:
+                        self._replies[token] = text
                     self._last_text = text
+                    self._stalled = False
                     self._replied.notify_all()
 
     # --- metrics ----------------------------------------------------------------------------
@@ -357,9 +400,10 @@ class MonitorProcess:
             with self._replied:
                 text = self._last_text
         yield from text_string_to_metric_families(text.decode())
-        up = self._pipe is not None
+        up = self._pipe is not None and not self._stalled
         yield GaugeMetricFamily(
-            "digits_monitor_up", "Whether the monitor process (drift, prediction log) runs",
+            "digits_monitor_up",
+            "Whether the monitor process (drift, prediction log) runs and answered the last scrape",
             value=float(up),
         )  # fmt: skip
         yield CounterMetricFamily(

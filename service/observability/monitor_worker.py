@@ -16,8 +16,10 @@ metrics, and finishes its files when stdin closes. CONFIG_JSON:
 `doorbell` is the read end of a pipe the server writes a byte to before each SYNC; `nap_s` how
 long to let records gather between reads (see _serve).
 
-SIGINT is ignored (a Ctrl-C reaches the whole process group; the server closes stdin when it has
-drained); SIGTERM finishes the files and exits.
+SIGINT and SIGTERM are ignored: a Ctrl-C reaches the whole process group, and so does a stop by
+systemd (KillMode=control-group), `timeout` or `kill -- -PGID`; the server closes stdin once it
+has drained, and this process then finishes its files and exits. Only the server ends it (or
+SIGKILL, which leaves the open log file cut at its last flush).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     config: dict[str, Any] = json.loads((argv or sys.argv)[1])
     configure_logging(config["logging"]["format"], config["logging"]["level"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The answer channel is a private copy of stdout; fd 1 becomes stderr, so a stray print
     # cannot corrupt the replies.
     replies = os.dup(1)
@@ -82,16 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         store = S3LogStore(store_url) if store_url else None
         log = PredictionLog(Path(options.pop("directory")), store=store, **options)
         registry.register(log)
-    # The threads started below inherit a mask blocking SIGTERM, so the signal reaches this
-    # thread, interrupting its read; delivered to another thread, it would wait for the next
-    # record, and an idle server sends none.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         if log is not None:
             log.start()
         if drift is not None:
             drift.start()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         _serve(drift, log, registry, replies, int(config["doorbell"]),
                float(config.get("nap_s", 0.0)))  # fmt: skip
     finally:
@@ -213,10 +209,6 @@ def _lower_priority(priority: str) -> None:
     if steps:
         with contextlib.suppress(OSError):
             os.nice(steps)
-
-
-def _exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
 
 if __name__ == "__main__":

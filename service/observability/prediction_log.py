@@ -64,6 +64,7 @@ class PredictionLog:
         self.upstream_dropped = 0  # records the server could not send here (monitor_process)
         self._written = 0  # written by the writer thread only
         self._failed = 0
+        self._failing = False  # the last drain failed (logged once per streak)
         self._file: _GzipStream | None = None
         self.store = store  # closed files go there (directory: the spool); None: they stay
         self._uploads = {"stored": 0, "failed": 0}
@@ -131,6 +132,7 @@ class PredictionLog:
         if count == 0:
             return
         lines: list[bytes] = []
+        stream = None
         try:
             stream = self._current()
             for start in range(0, count, _CHUNK):
@@ -142,10 +144,23 @@ class PredictionLog:
                 self._written += len(lines)
                 lines.clear()
             stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
-        except OSError:
-            self._failed += len(lines)  # the rest stay queued for the next drain (a new file)
-            logger.exception("prediction log write failed; %d records lost", len(lines))
+        except OSError as err:
+            if stream is None:  # no file could be opened: what waits cannot be written now
+                lines = [b""] * count
+                for _ in range(count):
+                    queue.popleft()
+            self._failed += len(lines)  # a disk error: digits_..._records_total{outcome="failed"}
+            if not self._failing:  # one traceback per failing streak, not one per drain
+                logger.exception("prediction log write failed; %d records lost", len(lines))
+            else:
+                logger.debug("prediction log write failed again (%s); %d records lost", err,
+                             len(lines))  # fmt: skip
+            self._failing = True
             self._close_file()
+        else:
+            if self._failing:
+                logger.info("prediction log writes again")
+            self._failing = False
 
     def _current(self) -> _GzipStream:
         """The open file, rotated first when it is too big or too old."""

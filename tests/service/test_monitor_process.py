@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import signal
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -151,24 +152,55 @@ def test_a_killed_monitor_costs_records_not_requests_and_comes_back(running: Run
 
 
 @pytest.mark.integration
-def test_ctrl_c_does_not_stop_the_monitor_and_sigterm_closes_its_file(
+def test_signals_to_the_process_group_leave_the_monitor_to_the_server(
     running: Running, tmp_path: Path
 ) -> None:
+    """Ctrl-C, and SIGTERM sent to the whole group (systemd, `timeout`), reach the monitor too:
+    it ignores both and finishes its files when the server, once drained, closes its input."""
     process = _process(running)
     running.client.predict(random_images(2), request_id="one")
     running.server.core.monitoring.sync()
     child = process.pid
     assert child is not None
-    os.kill(child, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+    os.kill(child, signal.SIGINT)
+    os.kill(child, signal.SIGTERM)
     running.client.predict(random_images(1), request_id="two")
     running.server.core.monitoring.sync()
     assert process.pid == child
-    os.kill(child, signal.SIGTERM)  # e.g. systemd stopping the group: files are finished
-    _wait_for(lambda: process.pid not in (None, child))
+    running.close()
     for path in sorted((tmp_path / "log").glob("predictions-*.jsonl.gz")):
         gzip.decompress(path.read_bytes())  # complete gzip members: no truncated file
-    ids = {r["request_id"] for r in read_records(tmp_path / "log")}
-    assert {"one", "two"} <= ids
+    assert [r["request_id"] for r in read_records(tmp_path / "log")] == ["one", "two"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # and it is gone
+
+
+@pytest.mark.integration
+def test_a_stuck_monitor_shows_as_down_and_cannot_hold_the_server_at_stop(
+    running: Running,
+) -> None:
+    process = _process(running)
+    running.server.core.monitoring.sync()
+    pid = process.pid
+    assert pid is not None
+    process.sync_timeout_s = 0.5
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert value(running, "digits_monitor_up") == 0  # the scrape was not answered
+        assert value(running, "digits_monitor_up") == 0
+        for i in range(600):  # ~2 MB: more than the pipe takes
+            running.client.predict(random_images(4, seed=i))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert value(running, "digits_monitor_up") == 1
+    assert process._replies == {}  # the unanswered scrapes' late answers were not kept
+    os.kill(pid, signal.SIGSTOP)
+    stopping = threading.Thread(target=process.stop, kwargs={"timeout_s": 1.0})
+    stopping.start()
+    stopping.join(timeout=30)
+    assert not stopping.is_alive()  # it gave up on the stuck child and killed it
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_the_fast_answer_record_is_the_general_one_byte_for_byte() -> None:

@@ -297,3 +297,26 @@ def test_the_drawing_page_is_logged_and_takes_feedback_by_its_request_id(
     assert (records[0]["method"], records[0]["status"]) == ("Draw", "OK")
     np.testing.assert_array_equal(decode_input(records[0])[0], np.asarray(drawn.json()["input"]))
     assert records[0]["labels"] == [drawn.json()["label"]]
+
+
+def test_a_log_directory_that_became_unwritable_counts_records_failed(tmp_path: Path):
+    directory = tmp_path / "log"
+    log = PredictionLog(directory, flush_interval_s=3600)
+    log.start()
+    try:
+        directory.rmdir()
+        directory.write_text("not a directory any more")  # e.g. a volume unmounted and replaced
+        for i in range(5):
+            log.submit(1e9 + i, f"id-{i}", "Predict", 1, 0.001, "OK", None,
+                       random_images(1, seed=i), np.full((1, 10), 0.1, np.float32))  # fmt: skip
+        log.write_queued()
+        counts = {m.labels["outcome"]: m.value for m in next(log.collect()).samples}
+        assert counts == {"written": 0.0, "dropped": 0.0, "failed": 5.0}
+        directory.unlink()
+        directory.mkdir()  # back: the next records are written
+        log.submit(2e9, "again", "Predict", 1, 0.001, "OK", None, random_images(1), None)
+        log.write_queued()
+    finally:
+        log.close()
+    assert [r["request_id"] for r in read_records(directory)] == ["again"]
+
