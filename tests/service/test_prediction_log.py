@@ -319,4 +319,3 @@ def test_a_log_directory_that_became_unwritable_counts_records_failed(tmp_path: 
     finally:
         log.close()
     assert [r["request_id"] for r in read_records(directory)] == ["again"]
-
