@@ -64,8 +64,12 @@ def _line(record: dict[str, Any]) -> str:
         shown += f",... ({len(labels)})"
     error = f"  {record['error']}" if record.get("error") else ""
     return (f"{record['time']}  {record['method']}  {record['request_id']}  "
-            f"v{record['version']}  {record['status']}  {record['latency_ms']:.3f} ms"
+            f"{_version(record['version'])}  {record['status']}  {record['latency_ms']:.3f} ms"
             f"{shown}{error}")  # fmt: skip
+
+
+def _version(version: int | None) -> str:
+    return "-" if version is None else f"v{version}"  # None: failed before a model answered
 
 
 def run_tail(args: argparse.Namespace) -> int:
@@ -117,5 +121,6 @@ def run_export(args: argparse.Namespace) -> int:
     (args.out / LABELS_FILE).write_bytes(
         encode_idx(np.asarray(labels, dtype=np.uint8), compress=True)
     )
-    print(f"exported {len(images)} images to {args.out / IMAGES_FILE} and {LABELS_FILE}")
+    noun = "image" if len(images) == 1 else "images"
+    print(f"exported {len(images)} {noun} to {args.out / IMAGES_FILE} and {LABELS_FILE}")
     return 0

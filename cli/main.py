@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.handler(args)
     except CommandError as err:
         return _fail(args, str(err), err.exit_code)
+    except BrokenPipeError:  # e.g. `digits logs tail ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit either
+        return 128 + signal.SIGPIPE  # 141, as coreutils report it
     except (ValueError, LookupError, OSError) as err:
         return _fail(args, str(err), ExitCode.FAILED)
     except KeyboardInterrupt:

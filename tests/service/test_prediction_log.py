@@ -319,3 +319,21 @@ def test_a_log_directory_that_became_unwritable_counts_records_failed(tmp_path: 
     finally:
         log.close()
     assert [r["request_id"] for r in read_records(directory)] == ["again"]
+
+
+def test_logs_tail_into_a_reader_that_stops_early_exits_quietly(tmp_path: Path):
+    log = PredictionLog(tmp_path / "log", flush_interval_s=3600)
+    log.start()
+    for i in range(300):  # ~400 KB of JSON: more than a pipe buffers
+        log.submit(1e9 + i, f"id-{i}", "Predict", 1, 0.001, "OK", None, random_images(1, seed=i),
+                   np.full((1, 10), 0.1, np.float32))  # fmt: skip
+    log.close()
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "cli", "logs", "tail", str(tmp_path / "log"), "--json", "-n", "300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.read(100)  # what `head -c 100` takes, then it goes
+    reader.stdout.close()
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 141 and stderr == ""  # as coreutils: no message
