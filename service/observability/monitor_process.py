@@ -30,12 +30,10 @@ import json
 import logging
 import os
 import random
-import select
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.observability import monitor_wire as wire
+from service.observability.monitor_outbox import Outbox
 
 __all__ = ["MonitorProcess"]
 
@@ -84,7 +83,7 @@ class MonitorProcess:
         self.sync_timeout_s = sync_timeout_s
         self.restart_after_s = restart_after_s
         self._lock = threading.Lock()  # the buffer, the pipe, the child
-        self._outbox = _Outbox()
+        self._outbox = Outbox()
         self._models: set[int] = set()  # versions whose MODEL record the child has
         self._dropped = {"drift": 0, "log": 0}
         self._child: subprocess.Popen[bytes] | None = None
@@ -192,22 +191,10 @@ class MonitorProcess:
         """Write what the pipe takes now, never blocking (lock held)."""
         if self._pipe is None:
             return
-        outbox = self._outbox
-        outbox.seal()
-        chunks = outbox.chunks
-        while chunks:
-            try:
-                written = os.write(self._pipe, chunks[0])
-            except BlockingIOError:
-                return  # the pipe is full: the child is behind; _append bounds what waits
-            except OSError:  # EPIPE: the child is gone
-                self._lost()
-                return
-            outbox.sealed -= written
-            if written < len(chunks[0]):
-                chunks[0] = chunks[0][written:]
-                return
-            chunks.popleft()
+        try:
+            self._outbox.write_some(self._pipe)
+        except OSError:  # EPIPE: the child is gone
+            self._lost()
 
     # --- the child --------------------------------------------------------------------------
 
@@ -231,8 +218,8 @@ class MonitorProcess:
             child, pipe = self._child, self._pipe
             self._child = self._pipe = None
             if pipe is not None:
-                delivered = self._deliver(pipe, deadline)  # what waits, within the deadline
-                self._outbox = _Outbox()
+                delivered = self._outbox.deliver(pipe, deadline)  # what waits, in time
+                self._outbox = Outbox()
                 os.close(pipe)
             if self._doorbell is not None:
                 os.close(self._doorbell)
@@ -247,26 +234,6 @@ class MonitorProcess:
                 )  # fmt: skip
                 child.kill()
                 child.wait()
-
-    def _deliver(self, pipe: int, deadline: float) -> bool:
-        """Write everything waiting before `deadline` (lock held); False if it could not."""
-        self._outbox.seal()
-        chunks = self._outbox.chunks
-        while chunks:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [pipe], [], left)[1]:
-                return False
-            try:
-                written = os.write(pipe, chunks[0])
-            except BlockingIOError:
-                continue
-            except OSError:  # the child is gone
-                return False
-            if written < len(chunks[0]):
-                chunks[0] = chunks[0][written:]
-            else:
-                chunks.popleft()
-        return True
 
     def sync(self, log_action: int = wire.WRITE, timeout_s: float | None = None) -> bytes | None:
         """Everything queued so far folded and, by log_action (monitor_wire), written to the
@@ -357,7 +324,7 @@ class MonitorProcess:
         self._child, self._pipe, self._down_since = child, pipe, None
         self._started_at = time.monotonic()
         self._models.clear()
-        self._outbox = _Outbox()  # records of a lost child would start mid-stream
+        self._outbox = Outbox()  # records of a lost child would start mid-stream
         reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True,
                                   name="monitor-read")  # fmt: skip
         reader.start()
@@ -368,7 +335,7 @@ class MonitorProcess:
         if self._pipe is not None:
             os.close(self._pipe)
             self._pipe = None
-        self._outbox = _Outbox()  # lost with the child (not counted: bytes, not records)
+        self._outbox = Outbox()  # lost with the child (not counted: bytes, not records)
         self._down_since = time.monotonic()
         young = self._down_since - self._started_at < 10.0  # e.g. it cannot start: back off
         self._delay_s = min(self._delay_s * 2, 60.0) if young else self.restart_after_s
@@ -410,32 +377,3 @@ class MonitorProcess:
             "digits_monitor_restarts", "Times the monitor process was lost and restarted",
             value=float(self._restarts),
         )  # fmt: skip
-
-
-class _Outbox:
-    """What waits for the pipe: the parts of the records since the last send, and earlier sends
-    (each joined once, when sealed) the pipe has not taken yet.
-
-    Not one growing bytearray: appending each record to one made it reallocate and copy itself
-    ~40 times per 64 KiB sent, which cost the event loop more than packing the records did.
-    """
-
-    def __init__(self) -> None:
-        self.parts: list[Any] = []  # bytes and the answers' own array buffers (memoryviews)
-        self.size = 0  # bytes in parts
-        self.chunks: deque[memoryview] = deque()  # sealed, not yet written
-        self.sealed = 0  # bytes in chunks
-
-    def add(self, part: bytes) -> None:
-        self.parts.append(part)
-        self.size += len(part)
-
-    def waiting(self) -> int:
-        return self.size + self.sealed
-
-    def seal(self) -> None:
-        """Join the parts into one chunk (copying the arrays' bytes: they may be reused)."""
-        if self.parts:
-            self.chunks.append(memoryview(b"".join(self.parts)))
-            self.sealed += self.size
-            self.parts, self.size = [], 0
