@@ -10,7 +10,7 @@ metrics, and finishes its files when stdin closes. CONFIG_JSON:
      "log": {"directory": str, "store": "s3://..." | null, "queue_size": int, "max_bytes": int,
              "max_age_s": float, "flush_interval_s": float} | null,
      "logging": {"format": "json" | "text", "level": str},
-     "priority": "idle" | "low" | "normal",
+     "priority": "idle" | "low" | "normal",  (set by the server as it starts this process)
      "doorbell": fd, "nap_s": float}
 
 `doorbell` is the read end of a pipe the server writes a byte to before each SYNC; `nap_s` how
@@ -24,7 +24,6 @@ SIGKILL, which leaves the open log file cut at its last flush).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -41,7 +40,6 @@ from prometheus_client.exposition import generate_latest
 
 from service.observability import monitor_wire as wire
 from service.observability.drift import DriftMonitor
-from service.observability.log_store import S3LogStore
 from service.observability.logs import configure_logging
 from service.observability.prediction_log import PredictionLog
 
@@ -70,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     # cannot corrupt the replies.
     replies = os.dup(1)
     os.dup2(2, 1)
-    _lower_priority(config.get("priority", "normal"))
     drift = log = None
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Cpu())
@@ -80,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     if config.get("log"):
         options = dict(config["log"])
         store_url = options.pop("store")
-        store = S3LogStore(store_url) if store_url else None
+        store = None
+        if store_url:  # imported here: boto3 costs 0.28 s of CPU, wasted without s3://
+            from service.observability.log_store import S3LogStore
+
+            store = S3LogStore(store_url)
         log = PredictionLog(Path(options.pop("directory")), store=store, **options)
         registry.register(log)
     try:
@@ -191,24 +192,6 @@ def _answer(
     reply = memoryview(wire.REPLY.pack(sync.token, len(text)) + text)
     while reply:
         reply = reply[os.write(replies, reply) :]
-
-
-def _lower_priority(priority: str) -> None:
-    """idle: SCHED_IDLE (nice 19 where the OS has none), low: nice 10, normal: unchanged.
-
-    Lowering one's own priority needs no privilege. In the benchmark (bench/monitoring.py,
-    same run) idle served more requests than nice 5 or 19 with the monitor at the same CPU.
-    """
-    if priority == "idle":
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (AttributeError, OSError):
-            priority = "lowest"
-    steps = {"lowest": 19, "low": 10}.get(priority, 0)
-    if steps:
-        with contextlib.suppress(OSError):
-            os.nice(steps)
 
 
 if __name__ == "__main__":
