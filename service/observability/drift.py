@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -112,11 +111,9 @@ class DriftMonitor:
         """Drain what observe queued and add it to the per-version profiles."""
         with self._lock:
             drained: dict[int, list[_Item]] = {}
-            for i in range(len(self._pending)):
+            for _ in range(len(self._pending)):
                 item = self._pending.popleft()
                 drained.setdefault(int(item[0].version), []).append(item)
-                if i % 512 == 511:
-                    time.sleep(0)  # hand the interpreter lock back to the event loop now and then
             for version, items in drained.items():
                 self._add(version, items)
 

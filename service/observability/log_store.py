@@ -24,8 +24,14 @@ class S3LogStore:
 
     def __init__(self, url: str) -> None:
         self.bucket, self.prefix = parse_url(url)
-        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.location = self.location_of(url)
         self._s3 = S3Client(self.bucket, self.location)
+
+    @staticmethod
+    def location_of(url: str) -> str:
+        """``s3://bucket/prefix`` normalised (InvalidNameError for a bad URL), without a client."""
+        bucket, prefix = parse_url(url)
+        return f"s3://{bucket}/{prefix}".rstrip("/")
 
     def upload(self, path: Path) -> None:
         """Store a closed file under its name (already stored: done); StoreUnavailableError."""

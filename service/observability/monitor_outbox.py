@@ -25,9 +25,9 @@ class Outbox:
         self.chunks: deque[memoryview] = deque()  # sealed, not yet written
         self.sealed = 0  # bytes in chunks
 
-    def add(self, part: bytes) -> None:
+    def add(self, part: bytes | memoryview) -> None:
         self.parts.append(part)
-        self.size += len(part)
+        self.size += memoryview(part).nbytes  # not len(): an array's view counts its rows
 
     def waiting(self) -> int:
         return self.size + self.sealed

@@ -131,9 +131,8 @@ class MonitorProcess:
             return
         version = model.version
         with self._lock:
-            outbox = self._outbox
-            if self._pipe is None or outbox.waiting() >= self.max_pending_bytes:
-                self._count_dropped(flags)
+            outbox = self._room(flags)
+            if outbox is None:
                 return
             if version not in self._models:
                 self._models.add(version)
@@ -142,8 +141,7 @@ class MonitorProcess:
                 outbox.parts, flags, time.time(), request_id, method, version, seconds, pixels,
                 probabilities,
             )  # fmt: skip
-            if outbox.size >= _SEND_AT:
-                self._send()
+            self._send_when_full()
 
     def failure(
         self,
@@ -172,20 +170,26 @@ class MonitorProcess:
 
     def _append(self, parts: list[Any], flags: int) -> None:
         """Queue one record, or count it dropped when the child is behind or down (lock held)."""
-        outbox = self._outbox
-        if self._pipe is None or outbox.waiting() >= self.max_pending_bytes:
-            self._count_dropped(flags)
-            return
-        for part in parts:
-            outbox.add(part)
-        if outbox.size >= _SEND_AT:
-            self._send()
+        outbox = self._room(flags)
+        if outbox is not None:
+            for part in parts:
+                outbox.add(part)
+            self._send_when_full()
 
-    def _count_dropped(self, flags: int) -> None:
+    def _room(self, flags: int) -> Outbox | None:
+        """The outbox when a record with `flags` may wait in it; else None, the record counted
+        dropped because the child is down or behind by max_pending_bytes (lock held)."""
+        if self._pipe is not None and self._outbox.waiting() < self.max_pending_bytes:
+            return self._outbox
         if flags & wire.DRIFT:
             self._dropped["drift"] += 1
         if flags & wire.LOG:
             self._dropped["log"] += 1
+        return None
+
+    def _send_when_full(self) -> None:
+        if self._outbox.size >= _SEND_AT:
+            self._send()
 
     def _send(self) -> None:
         """Write what the pipe takes now, never blocking (lock held)."""

@@ -14,7 +14,6 @@ request latency.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -46,17 +45,13 @@ class PredictionLog:
         self,
         directory: Path,
         *,
-        sample_rate: float = 1.0,
         queue_size: int = 10_000,
         max_bytes: int = 64 * 1024 * 1024,
         max_age_s: float = 3600.0,
         flush_interval_s: float = 0.25,
         store: S3LogStore | None = None,
     ) -> None:
-        if not 0.0 <= sample_rate <= 1.0:
-            raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
         self.directory = Path(directory)
-        self.sample_rate = sample_rate
         self.queue_size = queue_size
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -74,10 +69,6 @@ class PredictionLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writing = threading.RLock()  # the writer thread vs write_queued / close
-
-    def sampled(self) -> bool:
-        """Whether to log this request (always at rate 1.0)."""
-        return self.sample_rate >= 1.0 or random.random() < self.sample_rate
 
     def submit(self, *fields: Any) -> None:
         """Queue a prediction record: the arguments of log_records.encode_prediction."""

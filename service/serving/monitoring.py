@@ -19,7 +19,6 @@ from numpy.typing import NDArray
 from registry.storage import is_object_store
 from service.observability import monitor_wire as wire
 from service.observability.feedback import Judgement, LiveAccuracy
-from service.observability.log_store import S3LogStore
 from service.observability.metrics import ServiceMetrics
 from service.observability.monitor_process import MonitorProcess
 from service.serving.errors import NotFound
@@ -71,7 +70,11 @@ class Monitoring:
         if (destination := settings.prediction_log) is not None:
             store = None
             if is_object_store(destination):
-                store = S3LogStore(str(destination)).location  # a malformed URL fails here
+                # Only its URL checked here (boto3 imported for s3:// logs alone); the monitor
+                # process makes the client.
+                from service.observability.log_store import S3LogStore
+
+                store = S3LogStore.location_of(str(destination))
             directory = _spool(settings.cache_dir, str(destination)) if store else Path(destination)
             config["log"] = {
                 "directory": str(directory), "store": store,

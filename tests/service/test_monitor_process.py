@@ -298,3 +298,18 @@ def test_a_stalled_monitor_gets_the_backlog_whole_when_it_resumes(running: Runni
     ids = [r["request_id"] for r in read_records(log) if r["kind"] == "prediction"]
     assert ids == [f"r{i}" for i in range(600)]
     assert value(running, "digits_prediction_log_records_total", outcome="dropped") == 0
+
+
+def test_the_outbox_counts_bytes_not_rows() -> None:
+    """A failed request's pixels arrive as an array's (n, 784) view: its size is n x 784 bytes,
+    which bounds what waits for the pipe (max_pending_bytes) and when it is sent."""
+    from service.observability.monitor_outbox import Outbox
+
+    outbox = Outbox()
+    parts = wire.pack_prediction(wire.LOG, 1e9, "r", "Predict", None, 0.1, "INVALID_ARGUMENT",
+                                 "bad", np.zeros((3, 784), np.uint8), None)  # fmt: skip
+    for part in parts:
+        outbox.add(part)
+    outbox.seal()
+    assert outbox.waiting() == len(outbox.chunks[0]) == sum(len(bytes(p)) for p in parts)
+    assert outbox.waiting() > 3 * 784
