@@ -163,12 +163,14 @@ def _registry(work: Path) -> Path:
 def _costs(n: int = 20_000) -> dict[str, float]:
     """Microseconds per call of each monitoring step, measured in this process (median of 5).
 
-    Server process (event loop): packing one batch-1 answer for the monitor process
-    (monitor_wire.append_answer, joined every 64 KiB as sent), remembering it for feedback at
-    capacity, and, as the same-run reference for that, a plain dict evicting its oldest key.
-    Monitor process: decoding one record, encoding it as a JSON line, compressing it (ISA-L
-    level 1 as written; zlib Z_RLE level 1, used before, as the reference), profiling one image
-    for drift.
+    Server process (event loop): queueing one batch-1 answer for the monitor process and
+    packing it (monitor_answers: ROWS rows at a time, joined as sent; the reference: one
+    monitor_wire PREDICTION record per request, what this replaced), remembering it for
+    feedback at capacity, and, as the same-run reference for that, a plain dict evicting its
+    oldest key. Monitor process: decoding one answer (in an ANSWERS record; the reference: its
+    own record), encoding it as a JSON line (in bulk; the reference: one by one), compressing
+    it (ISA-L level 1 as written; zlib Z_RLE level 1, used before, as the reference), profiling
+    one image for drift.
     """
     import time
     import zlib
@@ -177,10 +179,11 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     from isal import isal_zlib
 
     from core import MLP
+    from service.observability import monitor_answers as answers
     from service.observability import monitor_wire as wire
     from service.observability.drift import DriftMonitor
     from service.observability.feedback import LiveAccuracy
-    from service.observability.log_records import encode_prediction
+    from service.observability.log_records import encode_answers, encode_prediction
     from service.serving.model import Predictor
     from service.serving.served import ServedModel
 
@@ -200,12 +203,25 @@ def _costs(n: int = 20_000) -> dict[str, float]:
             runs.append((time.perf_counter() - start) / calls * 1e6)
         return round(sorted(runs)[2], 3)
 
-    def pack(calls: int) -> None:  # what MonitorProcess.prediction does under its lock
+    def pack(calls: int) -> None:  # what MonitorProcess.prediction and its sends do
+        rows: list[Any] = []
+        for i in range(calls):
+            if answers.fits(pixels, probabilities):
+                rows.append((wire.DRIFT | wire.LOG, time.time(), ids[i], "Predict", 1, 0.001,
+                             pixels, probabilities))  # fmt: skip
+            if len(rows) >= answers.ROWS:
+                b"".join(answers.pack_answers(rows)[0])
+                rows = []
+
+    def pack_one_by_one(calls: int) -> None:  # the record per request this replaced
         parts: list[Any] = []
         size = 0
         for i in range(calls):
-            size += wire.append_answer(parts, wire.DRIFT | wire.LOG, time.time(), ids[i],
-                                       "Predict", 1, 0.001, pixels, probabilities)  # fmt: skip
+            for part in wire.pack_prediction(wire.DRIFT | wire.LOG, time.time(), ids[i],
+                                             "Predict", 1, 0.001, "OK", None, pixels,
+                                             probabilities):  # fmt: skip
+                parts.append(part)
+                size += len(part)
             if size >= 65536:
                 b"".join(parts)
                 parts, size = [], 0
@@ -234,19 +250,33 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         plain_cursor[0] = start + calls
 
     rng = np.random.default_rng(1)
-    stream = bytearray()
-    for i in range(n):
-        for part in wire.pack_prediction(wire.DRIFT | wire.LOG, 1e9 + i, ids[i], "Predict", 1,
-                                         0.001, "OK", None,
-                                         rng.integers(0, 256, (1, 784), dtype=np.uint8),
-                                         probabilities):  # fmt: skip
-            stream += part
-    data = bytes(stream)
+    rows = [
+        (wire.DRIFT | wire.LOG, 1e9 + i, ids[i], "Predict", 1, 0.001,
+         rng.integers(0, 256, (1, 784), dtype=np.uint8), probabilities)
+        for i in range(n)
+    ]  # fmt: skip
+    data = b"".join(
+        bytes(part)
+        for start in range(0, n, answers.ROWS)
+        for part in answers.pack_answers(rows[start : start + answers.ROWS])[0]
+    )
+    one_by_one = b"".join(
+        bytes(part) for row in rows for part in wire.pack_prediction(*row[:6], "OK", None, *row[6:])
+    )
+    decoded = [r for r in wire.decode(data)[0] if isinstance(r, wire.Answers)]
+    everything = np.ones(answers.ROWS, bool)
 
     def decode(calls: int) -> None:
         wire.decode(data[: len(data) * calls // n])
 
+    def decode_one_by_one(calls: int) -> None:
+        wire.decode(one_by_one[: len(one_by_one) * calls // n])
+
     def encode(calls: int) -> None:
+        for record in decoded[: calls // answers.ROWS]:
+            encode_answers(record, everything[: len(record)])
+
+    def encode_one_by_one(calls: int) -> None:
         for i in range(calls):
             encode_prediction(1e9 + i, "id", "Predict", 1, 0.001, "OK", None, pixels, probabilities)
 
@@ -276,10 +306,13 @@ def _costs(n: int = 20_000) -> dict[str, float]:
 
     return {
         "server_pack_per_request": median_us(pack, n),
+        "reference_server_pack_one_record_per_request": median_us(pack_one_by_one, n),
         "server_feedback_remember_at_capacity": median_us(remember, n),
         "reference_plain_dict_remember_at_capacity": median_us(remember_plain_dict, n),
         "monitor_decode_per_record": median_us(decode, n),
+        "reference_monitor_decode_one_record_per_request": median_us(decode_one_by_one, n),
         "monitor_encode_per_record": median_us(encode, n),
+        "reference_monitor_encode_one_by_one": median_us(encode_one_by_one, n),
         "monitor_gzip_isal_per_record_random_pixels": median_us(compress, n),
         "reference_gzip_zlib_rle_per_record_random_pixels": median_us(compress_zlib_rle, n),
         "monitor_fold_per_image": median_us(fold, 5000),

@@ -1,8 +1,8 @@
 """DriftMonitor: live-traffic profiles per model version, compared with the training reference.
 
 It runs in the monitor process (service/observability/monitor_worker.py), which `observe`s the
-answers the server handed over, in batches: appends to a bounded deque (~0.1 us, no lock:
-deque.append is atomic). A fold (every `fold_interval_s` on a background thread, and before
+answers the server handed over, in batches: appends to a bounded deque (under a lock held for
+the append only). A fold (every `fold_interval_s` on a background thread, and before
 each scrape) drains the deque, computes the per-image statistics of
 core.profile in one vectorised pass and adds their bin counts to two things per version:
 
@@ -61,7 +61,7 @@ class DriftMonitor:
         *,
         window_images: int = 5000,
         min_images: int = 500,
-        pending_limit: int = 16384,
+        pending_limit: int = 65536,
         fold_interval_s: float = 1.0,
     ) -> None:
         self.window_images = window_images
@@ -69,23 +69,35 @@ class DriftMonitor:
         self.pending_limit = pending_limit
         self.fold_interval_s = fold_interval_s
         self._pending: deque[_Item] = deque()
+        self._pending_images = 0  # in _pending
+        self._queue_lock = threading.Lock()  # _pending, _pending_images, _dropped: held briefly
         self._dropped = 0
         self.upstream_dropped = 0  # answers the server could not send here (monitor_process)
-        self._lock = threading.Lock()  # folds and scrapes; never taken by observe
+        self._lock = threading.Lock()  # folds and scrapes (a fold holds it for milliseconds)
         self._versions: dict[int, _Version] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def observe(self, model: Any, pixels: NDArray[Any], probabilities: NDArray[np.float32]) -> None:
-        """Queue one answer for the next fold (model: a ServedModel, with .version and .manifest).
+    def observe(
+        self,
+        model: Any,
+        pixels: NDArray[Any],
+        probabilities: NDArray[np.float32],
+        answers: int = 1,
+    ) -> None:
+        """Queue answers for the next fold (model: with .version and .manifest).
 
-        pixels (n, 784) uint8 or float in [0, 1]; probabilities (n, 10). The arrays are kept by
-        reference until the fold: callers must not modify them afterwards.
+        pixels (n, 784) uint8 or float in [0, 1]; probabilities (n, 10); `answers`: how many
+        requests they are (counted when dropped). The arrays are kept by reference until the
+        fold: callers must not modify them afterwards. Dropped when more than `pending_limit`
+        images would wait.
         """
-        if len(self._pending) >= self.pending_limit:
-            self._dropped += 1  # only the event-loop thread writes it
-            return
-        self._pending.append((model, pixels, probabilities))
+        with self._queue_lock:
+            if self._pending_images + len(pixels) > self.pending_limit:
+                self._dropped += answers
+                return
+            self._pending_images += len(pixels)
+            self._pending.append((model, pixels, probabilities))
 
     def start(self) -> None:
         """Fold every fold_interval_s on a daemon thread (0 = only at scrape time)."""
@@ -111,8 +123,11 @@ class DriftMonitor:
         """Drain what observe queued and add it to the per-version profiles."""
         with self._lock:
             drained: dict[int, list[_Item]] = {}
-            for _ in range(len(self._pending)):
-                item = self._pending.popleft()
+            with self._queue_lock:
+                pending = list(self._pending)
+                self._pending.clear()
+                self._pending_images = 0
+            for item in pending:
                 drained.setdefault(int(item[0].version), []).append(item)
             for version, items in drained.items():
                 self._add(version, items)
@@ -175,7 +190,8 @@ class DriftMonitor:
                 window.add_metric([label], float(state.window_images))
                 for statistic, value in _scores(state, self.min_images).items():
                     drift.add_metric([label, statistic], value)
-            dropped = self._dropped + self.upstream_dropped
+            with self._queue_lock:
+                dropped = self._dropped + self.upstream_dropped
         yield classes
         yield confidence
         yield drift

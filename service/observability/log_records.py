@@ -31,11 +31,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from registry.storage import is_object_store
+from service.observability.monitor_answers import Answers
 
 __all__ = [
     "FILE_GLOB",
     "decode_input",
     "decode_probabilities",
+    "encode_answers",
     "encode_feedback",
     "encode_prediction",
     "log_files",
@@ -64,6 +66,7 @@ def _b64(array: NDArray[Any]) -> str:
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/-]*\Z").match  # needs no JSON escaping (ids we generate)
+_PLAIN_BYTES = re.compile(rb"[A-Za-z0-9_.:/-]*\Z").match
 
 
 def _json_string(text: str) -> str:
@@ -98,6 +101,129 @@ def encode_prediction(
             probabilities = probabilities.astype("<f4")
         line += f',"probabilities":"{_b64(probabilities)}","labels":[{labels}]'
     return (line + "}\n").encode()
+
+
+def encode_answers(answers: Answers, rows: NDArray[np.bool_]) -> bytes:
+    """The JSON lines of the rows of an ANSWERS record (monitor_answers) where `rows` (K,) is
+    True: byte for byte what encode_prediction gives for each (status OK), in bulk.
+
+    Requests of one image (the common case) are encoded together: everything after a line's
+    `"input":"` has a fixed width then (base64 of the pixels and probabilities, one label), so
+    it is assembled for every row at once as one array (_tails); each line is then one
+    %-format and a slice. 4.5 -> ~1.5 us a record (bench/monitoring.py, `in_process_costs_us`).
+    """
+    index = np.flatnonzero(rows)
+    if len(index) == 0:
+        return b""
+    starts = answers.starts()[index]
+    names = [name.encode() for name in answers.methods]
+    timestamps = answers.timestamps[index]
+    whole = timestamps.astype(np.int64)  # int(t), as _utc: the same float64 operations
+    micros = ((timestamps - whole) * 1e6).astype(np.int64)
+    texts = {second: _utc(second).split(".")[0].encode() for second in set(whole.tolist())}
+    columns = zip(whole.tolist(), micros.tolist(), _id_fields(answers, index),
+                  answers.method[index].tolist(), answers.versions[index].tolist(),
+                  (answers.seconds[index] * 1e3).tolist(), strict=True)  # fmt: skip
+    images = answers.images[index]
+    if not (images == 1).all():  # several images in a request: one by one
+        lines = []
+        for (second, micro, rid, method, version, milliseconds), first, n in zip(
+            columns, starts.tolist(), images.tolist(), strict=True
+        ):
+            last = first + n
+            lines.append(
+                _HEAD_LINE % (texts[second], micro, rid, names[method], version, milliseconds, n)
+                + _arrays(answers.pixels[first:last], answers.probabilities[first:last])
+            )  # fmt: skip
+        return b"".join(lines)
+    if len(index) == len(answers.images):  # every row, one image each: no gather
+        pixels, probabilities = answers.pixels, answers.probabilities
+    else:
+        pixels, probabilities = answers.pixels[starts], answers.probabilities[starts]
+    tails = _bytes_of(_tails(pixels, probabilities))
+    width = len(tails) // len(index)
+    parts: list[bytes | memoryview] = []
+    add = parts.append
+    for i, (second, micro, rid, method, version, milliseconds) in enumerate(columns):
+        add(_HEAD_LINE % (texts[second], micro, rid, names[method], version, milliseconds, 1))
+        add(tails[i * width : (i + 1) * width])
+    return b"".join(parts)
+
+
+_HEAD_LINE = (
+    b'{"kind":"prediction","time":"%s.%06dZ","request_id":%s,"method":"%s","version":%d,'
+    b'"latency_ms":%.4f,"status":"OK","error":null,"shape":[%d,28,28],"input":"'
+)
+_PROBABILITIES_KEY = np.frombuffer(b'","probabilities":"', np.uint8)
+_LABELS_KEY = np.frombuffer(b'","labels":[', np.uint8)
+_END = np.frombuffer(b"]}\n", np.uint8)
+
+
+def _tails(pixels: NDArray[np.uint8], probabilities: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """(k, width) the ends of k one-image lines after their `"input":"`, as ASCII codes."""
+    columns = [
+        _b64_rows(pixels),
+        np.broadcast_to(_PROBABILITIES_KEY, (len(pixels), len(_PROBABILITIES_KEY))),
+        _b64_rows(np.ascontiguousarray(probabilities, "<f4").view(np.uint8)),
+        np.broadcast_to(_LABELS_KEY, (len(pixels), len(_LABELS_KEY))),
+        (probabilities.argmax(axis=1) + ord("0")).astype(np.uint8)[:, None],  # one digit
+        np.broadcast_to(_END, (len(pixels), len(_END))),
+    ]
+    return np.concatenate(columns, axis=1)
+
+
+def _arrays(pixels: NDArray[np.uint8], probabilities: NDArray[np.float32]) -> bytes:
+    """The end of a line after its `"input":"`, for one request's arrays."""
+    labels = ",".join(map(str, probabilities.argmax(axis=1).tolist()))
+    return (f'{_b64(pixels)}","probabilities":"{_b64(probabilities)}","labels":[{labels}]}}\n'
+            .encode())  # fmt: skip
+
+
+def _id_fields(answers: Answers, index: NDArray[np.intp]) -> list[bytes]:
+    """The JSON strings of the chosen rows' request ids."""
+    ends = np.cumsum(answers.id_lengths, dtype=np.int64)
+    starts = (ends - answers.id_lengths)[index].tolist()
+    ends_chosen = ends[index].tolist()
+    blob = answers.ids
+    if _PLAIN_BYTES(blob):  # every id needs no escaping (ids we generate, UUIDs)
+        return [b'"%s"' % blob[a:b] for a, b in zip(starts, ends_chosen, strict=True)]
+    return [_json_string(blob[a:b].decode()).encode()
+            for a, b in zip(starts, ends_chosen, strict=True)]  # fmt: skip
+
+
+def _bytes_of(array: NDArray[np.uint8]) -> memoryview:
+    """The bytes of an array, flat (a copy only when it is not C-contiguous)."""
+    return np.ascontiguousarray(array).reshape(-1).data
+
+
+_ALPHABET = np.frombuffer(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", np.uint8
+)
+
+
+def _b64_rows(data: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Base64 (RFC 4648, padded) of each row of a (k, L) uint8 array, as (k, 4 * ceil(L / 3))
+    ASCII codes: row i is binascii.b2a_base64(data[i]) without its newline.
+
+    The first L // 3 * 3 bytes of every row are whole 3-byte groups, so one b2a_base64 of
+    those columns splits into the rows' encodings; the last one or two bytes are encoded here.
+    """
+    k, length = data.shape
+    whole = length // 3 * 3
+    body = np.frombuffer(
+        binascii.b2a_base64(_bytes_of(data[:, :whole]), newline=False), np.uint8
+    ).reshape(k, whole // 3 * 4)
+    left = length - whole
+    if left == 0:
+        return body
+    tail = np.full((k, 4), ord("="), np.uint8)
+    first = data[:, whole]
+    second = data[:, whole + 1] if left == 2 else np.zeros(k, np.uint8)
+    tail[:, 0] = _ALPHABET[first >> 2]
+    tail[:, 1] = _ALPHABET[((first & 3) << 4) | (second >> 4)]
+    if left == 2:
+        tail[:, 2] = _ALPHABET[(second & 15) << 2]
+    return np.concatenate([body, tail], axis=1)
 
 
 def encode_feedback(

@@ -3,9 +3,13 @@
 Why a process: in a thread, the log's encoding and compression and the drift folds shared the
 interpreter lock with the event loop. At batch 1 x 32 that cost the loop its tail (a 1 s fold of
 5,000 images showed as p99 1.7x) and the log 35 us of server CPU per request where its work
-measured 11 us (docs/monitoring.md, bench/monitoring.py). Here the request path packs each
-answer (service.observability.monitor_wire, ~0.8 us, under an uncontended lock), the parts are
-joined and written to a non-blocking pipe every 64 KiB or `flush_interval_s`, and the child
+measured 11 us (docs/monitoring.md, bench/monitoring.py). Here the request path queues each
+answer as a row (under an uncontended lock); every ROWS rows it packs them as one ANSWERS record
+(service.observability.monitor_answers) and writes what waits to a non-blocking pipe. A thread
+sends what waits when nothing was sent for `flush_interval_s` (light traffic) and restarts a
+lost child; it wakes only every `flush_interval_s`, because each wake-up takes the interpreter
+lock from the event loop (at 0.05 s the loop spent ~8 us more per request than at 0.25 s,
+bench/monitoring.py, same run). The child
 (`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
 uploads. The child reads at most every `nap_s` (a SYNC rings it awake at once): each wake-up of a
 process costs the server's cores too, and bigger batches profile faster. It runs at a lower
@@ -42,6 +46,7 @@ from numpy.typing import NDArray
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.observability import monitor_answers as answers
 from service.observability import monitor_wire as wire
 from service.observability.monitor_outbox import Outbox
 
@@ -50,6 +55,7 @@ __all__ = ["MonitorProcess"]
 logger = logging.getLogger("service.observability.monitor_process")
 
 _SEND_AT = 64 * 1024  # bytes packed before the request path writes them to the pipe itself
+_BACKLOG_POLL_S = 0.05  # while a sync waits: how often to write more of a backlog
 _PIPE_SIZE = 1 << 20  # Linux's default maximum (/proc/sys/fs/pipe-max-size)
 _F_SETPIPE_SZ = 1031
 _ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the service package
@@ -69,7 +75,7 @@ class MonitorProcess:
         drift: bool,
         log_sample_rate: float | None,
         max_pending_bytes: int = 32 * 1024 * 1024,
-        flush_interval_s: float = 0.05,
+        flush_interval_s: float = 0.25,
         nap_s: float = 0.1,
         sync_timeout_s: float = 5.0,
         restart_after_s: float = 1.0,
@@ -84,6 +90,8 @@ class MonitorProcess:
         self.restart_after_s = restart_after_s
         self._lock = threading.Lock()  # the buffer, the pipe, the child
         self._outbox = Outbox()
+        self._rows: list[answers.Row] = []  # answers not packed yet (monitor_answers)
+        self._sent_at = 0.0  # time.monotonic() of the last send
         self._models: set[int] = set()  # versions whose MODEL record the child has
         self._dropped = {"drift": 0, "log": 0}
         self._child: subprocess.Popen[bytes] | None = None
@@ -131,17 +139,23 @@ class MonitorProcess:
             return
         version = model.version
         with self._lock:
-            outbox = self._room(flags)
-            if outbox is None:
+            if self._room(flags) is None:
                 return
             if version not in self._models:
                 self._models.add(version)
-                outbox.add(wire.pack_model(version, model.manifest))
-            outbox.size += wire.append_answer(
-                outbox.parts, flags, time.time(), request_id, method, version, seconds, pixels,
-                probabilities,
-            )  # fmt: skip
-            self._send_when_full()
+                self._pack_answers()  # its MODEL record goes before its answers
+                self._outbox.add(wire.pack_model(version, model.manifest))
+            if answers.fits(pixels, probabilities):
+                rows = self._rows
+                rows.append((flags, time.time(), request_id, method, version, seconds, pixels,
+                             probabilities))  # fmt: skip
+                if len(rows) >= answers.ROWS:
+                    self._pack_answers()
+                    self._send_when_full()
+                return
+            self._append(wire.pack_prediction(flags, time.time(), request_id, method, version,
+                                              seconds, "OK", None, pixels, probabilities),
+                         flags)  # fmt: skip
 
     def failure(
         self,
@@ -172,6 +186,7 @@ class MonitorProcess:
         """Queue one record, or count it dropped when the child is behind or down (lock held)."""
         outbox = self._room(flags)
         if outbox is not None:
+            self._pack_answers()  # the rows queued before it go first
             for part in parts:
                 outbox.add(part)
             self._send_when_full()
@@ -187,6 +202,14 @@ class MonitorProcess:
             self._dropped["log"] += 1
         return None
 
+    def _pack_answers(self) -> None:
+        """Pack the queued rows into one ANSWERS record in the outbox (lock held)."""
+        if self._rows:
+            parts, size = answers.pack_answers(self._rows)
+            self._rows = []
+            self._outbox.parts += parts
+            self._outbox.size += size
+
     def _send_when_full(self) -> None:
         if self._outbox.size >= _SEND_AT:
             self._send()
@@ -195,6 +218,8 @@ class MonitorProcess:
         """Write what the pipe takes now, never blocking (lock held)."""
         if self._pipe is None:
             return
+        self._sent_at = time.monotonic()
+        self._pack_answers()
         try:
             self._outbox.write_some(self._pipe)
         except OSError:  # EPIPE: the child is gone
@@ -203,7 +228,7 @@ class MonitorProcess:
     # --- the child --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the child and the thread that sends what waits every flush_interval_s."""
+        """Start the child and the thread that sends what waits at light traffic."""
         with self._lock:
             self._spawn()
         self._stop.clear()
@@ -222,6 +247,7 @@ class MonitorProcess:
             child, pipe = self._child, self._pipe
             self._child = self._pipe = None
             if pipe is not None:
+                self._pack_answers()
                 delivered = self._outbox.deliver(pipe, deadline)  # what waits, in time
                 self._outbox = Outbox()
                 os.close(pipe)
@@ -250,6 +276,7 @@ class MonitorProcess:
             token = self._token
             with self._replied:
                 self._awaited.add(token)
+            self._pack_answers()
             self._outbox.add(wire.pack_sync(token, self._dropped["drift"], self._dropped["log"],
                                             log_action))  # fmt: skip
             self._send()
@@ -268,7 +295,7 @@ class MonitorProcess:
                                        "are its last answer", waited)  # fmt: skip
                     self._stalled = True
                     return None
-                self._replied.wait(min(left, self.flush_interval_s))
+                self._replied.wait(min(left, _BACKLOG_POLL_S))
                 if token not in self._replies:
                     with self._lock:
                         self._send()  # the rest of a big backlog
@@ -284,7 +311,8 @@ class MonitorProcess:
                     if self._pipe is None and self._due():
                         self._down_since = time.monotonic()  # a failed start retries later
                         self._spawn()
-                    self._send()
+                    if time.monotonic() - self._sent_at >= self.flush_interval_s:
+                        self._send()  # what waits when traffic is light
             except Exception:  # e.g. no process could be started: keep serving, retry later
                 logger.exception("the monitor process could not be started")
 
@@ -330,6 +358,7 @@ class MonitorProcess:
         self._started_at = time.monotonic()
         self._models.clear()
         self._outbox = Outbox()  # records of a lost child would start mid-stream
+        self._rows = []
         reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True,
                                   name="monitor-read")  # fmt: skip
         reader.start()
@@ -341,6 +370,7 @@ class MonitorProcess:
             os.close(self._pipe)
             self._pipe = None
         self._outbox = Outbox()  # lost with the child (not counted: bytes, not records)
+        self._rows = []
         self._down_since = time.monotonic()
         young = self._down_since - self._started_at < 10.0  # e.g. it cannot start: back off
         self._delay_s = min(self._delay_s * 2, 60.0) if young else self.restart_after_s

@@ -43,7 +43,7 @@ from service.observability.drift import DriftMonitor
 from service.observability.logs import configure_logging
 from service.observability.prediction_log import PredictionLog
 
-__all__ = ["main"]
+__all__ = ["main", "take"]
 
 _READ = 1 << 20
 
@@ -111,63 +111,73 @@ def _serve(
 
     After a read that did not fill the buffer, wait up to `nap_s` before the next one: records
     gather in the pipe meanwhile, so this process wakes a few times a second, not at every
-    write of the server (each wake-up cost the server's cores too), and profiles them in bigger
-    vectorised batches. A SYNC rings `doorbell` first, ending the wait at once.
+    write of the server (each wake-up cost the server's cores too). A SYNC rings `doorbell`
+    first, ending the wait at once. Answers are profiled in the order they came, before any
+    SYNC after them is answered (the DriftMonitor folds what is queued when collected).
     """
     models: dict[int, wire.Model] = {}
     rest = b""
     while chunk := os.read(0, _READ):
         data = rest + chunk if rest else chunk
-        records, used, batch = wire.decode(data)
+        records, used = wire.decode(data)
         rest = data[used:]
-        observed: list[wire.Prediction] = []  # profiled together, before any SYNC is answered
         for record in records:
-            if isinstance(record, wire.Prediction):
-                if record.flags & wire.DRIFT and drift is not None:
-                    observed.append(record)
-                if record.flags & wire.LOG and log is not None:
-                    log.submit(record.timestamp, record.request_id, record.method,
-                               record.version, record.seconds, record.status, record.error,
-                               record.pixels, record.probabilities)  # fmt: skip
-            elif isinstance(record, wire.Feedback):
-                if log is not None:
-                    log.submit_feedback(record.timestamp, record.request_id, record.index,
-                                        record.label, record.version, record.predicted)  # fmt: skip
-            elif isinstance(record, wire.Model):
-                models[record.version] = record
-            else:
-                if drift is not None:
-                    _observe(drift, observed, batch, models)
-                observed = []
+            if isinstance(record, wire.Sync):
                 _answer(record, drift, log, registry, replies)
-        if drift is not None:
-            _observe(drift, observed, batch, models)
+            else:
+                take(record, drift, log, models)
         if len(chunk) < _READ and nap_s > 0 and select.select([doorbell], [], [], nap_s)[0]:
             os.read(doorbell, 4096)
 
 
-def _observe(
-    drift: DriftMonitor,
-    records: list[wire.Prediction],
-    batch: wire.Batch,
+def take(
+    record: wire.Record,
+    drift: DriftMonitor | None,
+    log: PredictionLog | None,
     models: dict[int, wire.Model],
 ) -> None:
-    """Queue answers for the drift fold: one array pair per version for those in `batch`."""
-    spans: dict[int, list[tuple[int, int]]] = {}
-    for record in records:
-        version = record.version or 0
-        if record.row >= 0:
-            spans.setdefault(version, []).append((record.row, record.row + record.n))
-        else:  # float pixels: on their own
+    """Hand one record that is not a SYNC to the drift monitor and the log, as its flags say
+    (models: the MODEL records so far, by version)."""
+    if isinstance(record, wire.Answers):
+        if drift is not None:
+            _observe_answers(drift, record, models)
+        if log is not None:
+            logged = record.flags & wire.LOG != 0
+            if logged.any():
+                log.submit_answers(record, logged)
+    elif isinstance(record, wire.Prediction):
+        if record.flags & wire.DRIFT and drift is not None:
             assert record.pixels is not None and record.probabilities is not None
-            drift.observe(_model(models, version), record.pixels, record.probabilities)
-    for version, ranges in spans.items():
-        first, last = ranges[0][0], ranges[-1][1]
-        if sum(end - start for start, end in ranges) == last - first:  # one run of rows
-            rows: slice | Any = slice(first, last)
-        else:
-            rows = np.concatenate([np.arange(start, end) for start, end in ranges])
-        drift.observe(_model(models, version), batch.pixels[rows], batch.probabilities[rows])
+            drift.observe(_model(models, record.version or 0), record.pixels,
+                          record.probabilities)  # fmt: skip
+        if record.flags & wire.LOG and log is not None:
+            log.submit(record.timestamp, record.request_id, record.method, record.version,
+                       record.seconds, record.status, record.error, record.pixels,
+                       record.probabilities)  # fmt: skip
+    elif isinstance(record, wire.Feedback):
+        if log is not None:
+            log.submit_feedback(record.timestamp, record.request_id, record.index,
+                                record.label, record.version, record.predicted)  # fmt: skip
+    elif isinstance(record, wire.Model):
+        models[record.version] = record
+
+
+def _observe_answers(
+    drift: DriftMonitor, record: wire.Answers, models: dict[int, wire.Model]
+) -> None:
+    """Queue the rows flagged DRIFT for the fold: one array pair per version (views of the
+    stream when every row is profiled and of one version, the common case)."""
+    profiled = record.flags & wire.DRIFT != 0
+    versions = record.versions
+    first = int(versions[0])
+    if profiled.all() and (versions == first).all():
+        drift.observe(_model(models, first), record.pixels, record.probabilities, len(record))
+        return
+    for version in np.unique(versions[profiled]).tolist():
+        rows = profiled & (versions == version)
+        images = record.image_mask(rows)
+        drift.observe(_model(models, version), record.pixels[images],
+                      record.probabilities[images], int(rows.sum()))  # fmt: skip
 
 
 def _model(models: dict[int, wire.Model], version: int) -> wire.Model:

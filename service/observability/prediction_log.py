@@ -22,10 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
 from isal import isal_zlib
+from numpy.typing import NDArray
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from service.observability.log_records import FILE_GLOB, encode_feedback, encode_prediction
+from service.observability.log_records import (
+    FILE_GLOB,
+    encode_answers,
+    encode_feedback,
+    encode_prediction,
+)
+from service.observability.monitor_answers import Answers
 
 if TYPE_CHECKING:  # boto3 costs the monitor process 0.28 s of CPU at start: only for s3://
     from service.observability.log_store import S3LogStore
@@ -34,7 +42,7 @@ __all__ = ["PredictionLog"]
 
 logger = logging.getLogger("service.observability.prediction_log")
 
-_PREDICTION, _FEEDBACK = 0, 1
+_PREDICTION, _FEEDBACK, _ANSWERS = 0, 1, 2
 _CHUNK = 256  # records compressed per write
 
 
@@ -57,6 +65,9 @@ class PredictionLog:
         self.max_age_s = max_age_s
         self.flush_interval_s = flush_interval_s
         self._queue: deque[tuple[Any, ...]] = deque()
+        # Records queued (an ANSWERS item holds several): each counter has one writer thread.
+        self._submitted = 0  # the submitting thread's
+        self._taken = 0  # the writer's
         self._dropped = 0  # written by the submitting thread only
         self.upstream_dropped = 0  # records the server could not send here (monitor_process)
         self._written = 0  # written by the writer thread only
@@ -72,16 +83,32 @@ class PredictionLog:
 
     def submit(self, *fields: Any) -> None:
         """Queue a prediction record: the arguments of log_records.encode_prediction."""
-        if len(self._queue) >= self.queue_size:
+        if self._submitted - self._taken >= self.queue_size:
             self._dropped += 1
             return
+        self._submitted += 1
         self._queue.append((_PREDICTION, *fields))
+
+    def submit_answers(self, answers: Answers, rows: NDArray[np.bool_]) -> None:
+        """Queue the rows of an ANSWERS record where `rows` is True (monitor_answers); those
+        beyond queue_size are dropped."""
+        count = int(rows.sum())
+        room = self.queue_size - (self._submitted - self._taken)
+        if count > room:
+            self._dropped += count - max(room, 0)
+            if room <= 0:
+                return
+            rows = rows & (np.cumsum(rows) <= room)
+            count = room
+        self._submitted += count
+        self._queue.append((_ANSWERS, answers, rows, count))
 
     def submit_feedback(self, *fields: Any) -> None:
         """Queue a feedback record: the arguments of log_records.encode_feedback."""
-        if len(self._queue) >= self.queue_size:
+        if self._submitted - self._taken >= self.queue_size:
             self._dropped += 1
             return
+        self._submitted += 1
         self._queue.append((_FEEDBACK, *fields))
 
     def start(self) -> None:
@@ -119,35 +146,52 @@ class PredictionLog:
                 self._drain()
 
     def _drain(self) -> None:
-        """Write what is queued, _CHUNK records at a time, then flush once."""
+        """Write what is queued, about _CHUNK records at a time, then flush once."""
         queue = self._queue
-        count = len(queue)
+        count = len(queue)  # items: a record, or an ANSWERS record's rows
         if count == 0:
             return
         lines: list[bytes] = []
+        records = 0  # in lines
         stream = None
         try:
             stream = self._current()
-            for start in range(0, count, _CHUNK):
-                for _ in range(min(_CHUNK, count - start)):
-                    kind, *fields = queue.popleft()
+            for _ in range(count):
+                kind, *fields = queue.popleft()
+                if kind == _ANSWERS:
+                    answers, rows, n = fields
+                    lines.append(encode_answers(answers, rows))
+                else:
                     encode = encode_prediction if kind == _PREDICTION else encode_feedback
                     lines.append(encode(*fields))
+                    n = 1
+                records += n
+                self._taken += n
+                if records >= _CHUNK:
+                    stream.write(b"".join(lines))
+                    self._written += records
+                    lines.clear()
+                    records = 0
+            if lines:
                 stream.write(b"".join(lines))
-                self._written += len(lines)
+                self._written += records
                 lines.clear()
+                records = 0
             stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
         except OSError as err:
+            lost = records
             if stream is None:  # no file could be opened: what waits cannot be written now
-                lines = [b""] * count
                 for _ in range(count):
-                    queue.popleft()
-            self._failed += len(lines)  # a disk error: digits_..._records_total{outcome="failed"}
+                    item = queue.popleft()
+                    n = item[3] if item[0] == _ANSWERS else 1
+                    lost += n
+                    self._taken += n
+            self._failed += lost  # a disk error: digits_..._records_total{outcome="failed"}
             if not self._failing:  # one traceback per failing streak, not one per drain
-                logger.exception("prediction log write failed; %d records lost", len(lines))
+                logger.exception("prediction log write failed; %d records lost", lost)
             else:
                 logger.debug("prediction log write failed again (%s); %d records lost", err,
-                             len(lines))  # fmt: skip
+                             lost)  # fmt: skip
             self._failing = True
             self._close_file()
         else:

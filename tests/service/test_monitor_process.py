@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry import Registry
+from service.observability import monitor_answers as answers
 from service.observability import monitor_wire as wire
 from service.observability.log_records import read_records
 from service.observability.monitor_process import MonitorProcess
@@ -44,6 +45,8 @@ def _stream() -> tuple[bytes, list[object]]:
     parts += wire.pack_prediction(wire.LOG, 3e9, "x" * 70_000, "Predict", None, 1.0, "NOT_FOUND",
                                   "no version 9 ✗", None, None)  # fmt: skip
     parts.append(wire.pack_feedback(4e9, "id-é", 2, 5, 7, 3))
+    rows = _rows(rng)
+    parts += answers.pack_answers(rows)[0]
     parts.append(wire.pack_sync(11, 2**40, 3, wire.ROTATE))
     data = b"".join(bytes(p) for p in parts)  # type: ignore[call-overload]
     # fmt: off
@@ -56,17 +59,52 @@ def _stream() -> tuple[bytes, list[object]]:
         wire.Prediction(wire.LOG, 3e9, "x" * 65_535, "Predict", None, 1.0, "NOT_FOUND",
                         "no version 9 ✗", None, None),
         wire.Feedback(4e9, "id-é", 2, 5, 7, 3),
+        rows,
         wire.Sync(11, 2**40, 3, wire.ROTATE),
     ]
     # fmt: on
     return data, expected
 
 
+def _rows(rng: np.random.Generator) -> list[answers.Row]:
+    """Answers as the server queues them: two methods, one to three images, odd ids (one cut
+    at 65,535 bytes), interleaved versions, every flag combination."""
+    rows: list[answers.Row] = []
+    for i in range(9):
+        n = 1 + i % 3
+        request_id = ("ü" * 40_000) if i == 4 else f"id-{i}-é"
+        rows.append((
+            i % 4, 5e9 + i, request_id, "Predict" if i % 2 else "ModelInfer", 1 + i % 2,
+            0.001 * i, rng.integers(0, 256, (n, 784), dtype=np.uint8),
+            rng.random((n, 10)).astype(np.float32),
+        ))  # fmt: skip
+    return rows
+
+
+def _same_rows(got: wire.Answers, rows: list[answers.Row]) -> None:
+    """An ANSWERS record decoded is the rows packed (ids cut at 65,535 bytes)."""
+    assert len(got) == len(rows)
+    ids = got.request_ids()
+    starts = got.starts().tolist()
+    for i, row in enumerate(rows):
+        flags, timestamp, request_id, method, version, seconds, pixels, probabilities = row
+        assert int(got.flags[i]) == flags and float(got.timestamps[i]) == timestamp
+        assert ids[i] == request_id.encode()[:65535].decode(errors="ignore")
+        assert got.methods[got.method[i]] == method and int(got.versions[i]) == version
+        assert float(got.seconds[i]) == seconds and int(got.images[i]) == len(pixels)
+        first = starts[i]
+        np.testing.assert_array_equal(got.pixels[first : first + len(pixels)], pixels)
+        np.testing.assert_array_equal(got.probabilities[first : first + len(pixels)],
+                                      probabilities)  # fmt: skip
+
+
 def _same(got: object, want: object) -> None:
+    if isinstance(want, list):
+        assert isinstance(got, wire.Answers)
+        _same_rows(got, want)
+        return
     assert type(got) is type(want)
     for name in type(want).__slots__:  # type: ignore[attr-defined]
-        if name in ("row", "n"):  # where the decoder put its images: checked by the arrays
-            continue
         a, b = getattr(got, name), getattr(want, name)
         if isinstance(b, np.ndarray):
             assert a is not None and a.dtype == b.dtype and a.shape == b.shape
@@ -84,12 +122,11 @@ def test_every_record_kind_survives_the_stream_cut_anywhere(cuts: list[int]) -> 
     records, rest, at = [], b"", 0
     for end in [*sorted(cuts), len(DATA)]:  # what os.read hands the monitor, piece by piece
         data = rest + DATA[at:end]
-        got, used, _ = wire.decode(data)
+        got, used = wire.decode(data)
         records += got
         rest, at = data[used:], end
     assert rest == b""
     assert len(records) == len(EXPECTED)
-    assert records[1].row == 0 and records[1].n == 3  # type: ignore[union-attr]
     for got, want in zip(records, EXPECTED, strict=True):
         _same(got, want)
 
@@ -203,51 +240,52 @@ def test_a_stuck_monitor_shows_as_down_and_cannot_hold_the_server_at_stop(
         os.kill(pid, 0)
 
 
-def test_the_fast_answer_record_is_the_general_one_byte_for_byte() -> None:
+def test_an_answer_with_float_images_goes_as_its_own_record_in_queue_order() -> None:
+    """Only uint8 C-contiguous answers become ANSWERS rows; the others (V2 FP32, a Fortran-order
+    array) are PREDICTION records, sent where they were queued."""
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 256, (2, 784), dtype=np.uint8)
     probabilities = rng.random((2, 10)).astype(np.float32)
-    for request_id in ("id-1", "ünïcode", "y" * 20_000):  # the last one takes the general path
-        parts: list[object] = []
-        size = wire.append_answer(parts, wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125,
-                                  pixels, probabilities)  # fmt: skip
-        fast = b"".join(parts)  # type: ignore[arg-type]
-        general = b"".join(bytes(part) for part in wire.pack_prediction(
-            wire.DRIFT, 5e9, request_id, "Predict", 3, 0.125, "OK", None, pixels, probabilities
-        ))  # fmt: skip
-        assert fast == general and size == len(fast)
-    columns = np.asfortranarray(pixels)  # not C-contiguous: copied, same record
-    parts = []
-    size = wire.append_answer(parts, wire.DRIFT, 5e9, "f", "Predict", 3, 0.125, columns,
-                              probabilities)  # fmt: skip
-    fast = b"".join(parts)  # type: ignore[arg-type]
-    assert size == len(fast)
-    (record,), _, _ = wire.decode(fast)
-    np.testing.assert_array_equal(record.pixels, pixels)  # type: ignore[union-attr]
+    assert answers.fits(pixels, probabilities)
+    assert not answers.fits(pixels / 255.0, probabilities)
+    assert not answers.fits(np.asfortranarray(pixels), probabilities)
+    assert not answers.fits(pixels, probabilities.astype(np.float64))
 
 
 def test_interleaved_versions_and_float_images_are_profiled_per_version() -> None:
-    """Canary traffic interleaves versions; V2 FP32 requests bring float pixels: each version's
-    profile is what observing its answers one by one gives."""
+    """Canary traffic interleaves versions; V2 FP32 requests bring float pixels; some answers
+    are logged only: each version's profile is what observing its profiled answers one by one
+    gives."""
     from service.observability.drift import DriftMonitor
-    from service.observability.monitor_worker import _observe
+    from service.observability.monitor_worker import take
 
     rng = np.random.default_rng(2)
     stream: list[object] = []
-    answers = []
+    rows: list[answers.Row] = []
+    profiled = []
     for i in range(40):
         version = 1 + (i % 3 == 0)
+        flags = wire.LOG if i % 5 == 0 else wire.DRIFT | wire.LOG
         pixels = rng.integers(0, 256, (1 + i % 2, 784), dtype=np.uint8)
+        probabilities = rng.random((len(pixels), 10)).astype(np.float32)
         if i % 7 == 0:
             pixels = (pixels / 255.0).astype(np.float32)
-        probabilities = rng.random((len(pixels), 10)).astype(np.float32)
-        answers.append((version, pixels, probabilities))
-        wire.append_answer(stream, wire.DRIFT, 1e9, f"r{i}", "Predict", version, 0.1, pixels,
-                           probabilities)  # fmt: skip
-    records, _, batch = wire.decode(b"".join(stream))  # type: ignore[arg-type]
+        if flags & wire.DRIFT:
+            profiled.append((version, pixels, probabilities))
+        if i % 7:
+            rows.append((flags, 1e9, f"r{i}", "Predict", version, 0.1, pixels, probabilities))
+            continue
+        if rows:  # what MonitorProcess does before a record of another kind
+            stream += answers.pack_answers(rows)[0]
+            rows = []
+        stream += wire.pack_prediction(flags, 1e9, f"r{i}", "Predict", version, 0.1, "OK", None,
+                                       pixels, probabilities)  # fmt: skip
+    stream += answers.pack_answers(rows)[0]
+    records, _ = wire.decode(b"".join(bytes(p) for p in stream))  # type: ignore[call-overload]
     bulk, one_by_one = DriftMonitor(fold_interval_s=0), DriftMonitor(fold_interval_s=0)
-    _observe(bulk, records, batch, {})  # type: ignore[arg-type]
-    for version, pixels, probabilities in answers:
+    for record in records:
+        take(record, bulk, None, {})
+    for version, pixels, probabilities in profiled:
         one_by_one.observe(wire.Model(version, {}), pixels, probabilities)
     bulk.fold()
     one_by_one.fold()
