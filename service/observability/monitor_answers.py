@@ -28,34 +28,23 @@ from numpy.typing import NDArray
 
 from core.config import N_CLASSES, N_PIXELS
 
-__all__ = ["KIND", "ROWS", "Answers", "Row", "decode_answers", "fits", "pack_answers"]
+__all__ = ["KIND", "ROWS", "Answers", "Row", "decode_answers", "pack_answers"]
 
 KIND = 5
 ROWS = 128  # rows packed together on the request path (~0.1 MB of images at batch 1)
 _HEAD = struct.Struct("<BIIII")
 _ROW_BYTES = 8 + 8 + 4 + 4 + 2 + 1 + 1
 _MAX_ID = 65535  # bytes: a longer id is cut at a character boundary
-_PROBABILITIES = np.dtype("<f4")
 
 # (flags, unix time, request id, method, version, latency s, pixels (n, 784) or (n, 28, 28)
-# uint8 C-contiguous, probabilities (n, 10) float32 C-contiguous); the arrays are referenced
-# until packed and must not change meanwhile.
+# uint8, probabilities (n, 10) float32); the arrays are referenced until packed and must not
+# change meanwhile.
 Row = tuple[int, float, str, str, int, float, NDArray[np.uint8], NDArray[np.float32]]
 
 
-def fits(pixels: NDArray[Any], probabilities: NDArray[Any]) -> bool:
-    """Whether an answer with these arrays can be a row (else it goes as a PREDICTION)."""
-    return (
-        pixels.dtype == np.uint8
-        and probabilities.dtype == _PROBABILITIES
-        and pixels.flags.c_contiguous
-        and probabilities.flags.c_contiguous
-    )
-
-
 def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
-    """The parts of one ANSWERS record (bytes, and the rows' own array buffers: joined when
-    sent) and its size in bytes. rows: at least one, each passing `fits`."""
+    """The parts of one ANSWERS record (bytes and arrays' buffers, joined when sent) and its
+    size in bytes. rows: at least one; pixels uint8, probabilities float32, any memory layout."""
     flags, times, ids, methods, versions, seconds, pixels, probabilities = zip(*rows, strict=True)
     names = list(dict.fromkeys(methods))
     if len(names) == 1:
@@ -74,8 +63,10 @@ def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     )  # fmt: skip
     parts: list[Any] = [_HEAD.pack(KIND, k, n, len(names_blob), len(ids_blob)), names_blob,
                         columns, method_index, ids_blob]  # fmt: skip
-    parts += [p.data for p in pixels]
-    parts += [p.data for p in probabilities]
+    parts.append(np.concatenate([p.reshape(-1) for p in pixels]).data)
+    parts.append(
+        np.concatenate([p.reshape(-1) for p in probabilities]).astype("<f4", copy=False).data
+    )
     size = _HEAD.size + len(names_blob) + k * _ROW_BYTES + len(ids_blob) + n * (N_PIXELS + 40)
     return parts, size
 

@@ -3,8 +3,8 @@
 The wire adapters report each request's end here (`answered` / `failed`) and pass Feedback on
 (`judge`). Feedback is joined in this process (a dict of recent ids); drift profiling and the
 prediction log run in a monitor process (service/observability/monitor_process.py), so the
-request path only packs a record (~1 us) and never shares the interpreter lock with their work
-(docs/monitoring.md). Each part is optional (settings).
+request path only queues each answer (packed in bulk) and never shares the interpreter lock
+with their work (docs/monitoring.md). Each part is optional (settings).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class Monitoring:
             self.feedback.remember(request_id, answer.model, answer.labels)
         if (process := self.process) is not None:
             process.prediction(answer.model, request_id, method, time.perf_counter() - start,
-                               pixels, answer.probabilities, process.sampled())  # fmt: skip
+                               pixels, answer.probabilities)  # fmt: skip
 
     def failed(
         self,
