@@ -60,8 +60,8 @@ class LiveAccuracy:
 
         Called on the request path for every answered request: one deque append (thread-safe
         without a lock); every _ABSORB_AT answers, and before any feedback or scrape, they go
-        into the dict together (in a busy server a dict insert and eviction per request cost
-        1.1 us, bench/monitoring.py's in-server figures).
+        into the dict together (a dict insert and eviction per request, timed inside a server
+        under bench/monitoring.py's load, cost 1.1 us).
         """
         queue = self._queue
         queue.append((request_id, model, labels))

@@ -52,8 +52,10 @@ def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     else:
         lookup = {name: i for i, name in enumerate(names)}
         method_index = bytes(lookup[name] for name in methods)
-    id_bytes = [_id(request_id) for request_id in ids]
-    images = [len(p) for p in pixels]
+    id_bytes = [request_id.encode() for request_id in ids]
+    if max(map(len, id_bytes)) > _MAX_ID:
+        id_bytes = [_id(request_id) for request_id in ids]
+    images = list(map(len, pixels))
     k, n = len(rows), sum(images)
     names_blob = "\n".join(names).encode()
     ids_blob = b"".join(id_bytes)
@@ -63,10 +65,12 @@ def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     )  # fmt: skip
     parts: list[Any] = [_HEAD.pack(KIND, k, n, len(names_blob), len(ids_blob)), names_blob,
                         columns, method_index, ids_blob]  # fmt: skip
-    parts.append(np.concatenate([p.reshape(-1) for p in pixels]).data)
-    parts.append(
-        np.concatenate([p.reshape(-1) for p in probabilities]).astype("<f4", copy=False).data
-    )
+    try:  # one C call: no array object per row (each cost ~0.5 us in a busy server)
+        pixel_data = np.concatenate(pixels)
+    except ValueError:  # (n, 784) and (n, 28, 28) mixed
+        pixel_data = np.concatenate([p.reshape(-1) for p in pixels])
+    parts.append(np.ascontiguousarray(pixel_data).data)
+    parts.append(np.concatenate(probabilities).astype("<f4", copy=False).data)
     size = _HEAD.size + len(names_blob) + k * _ROW_BYTES + len(ids_blob) + n * (N_PIXELS + 40)
     return parts, size
 
