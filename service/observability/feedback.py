@@ -12,7 +12,7 @@ alert rule can compare the two.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +24,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from service.serving.errors import InvalidInput, NotFound
 
 __all__ = ["Judgement", "LiveAccuracy"]
-
-_ABSORB_AT = 128  # answers queued before they go into the dict together
 
 
 @dataclass(frozen=True)
@@ -51,34 +49,20 @@ class LiveAccuracy:
         self._recent: OrderedDict[str, tuple[int, NDArray[np.int64]]] = OrderedDict()
         self._test_accuracy: dict[int, float | None] = {}
         self._counts: dict[int, list[int]] = {}  # version -> [correct, wrong]
-        # Answers remembered but not yet in _recent: (request id, model, labels).
-        self._queue: deque[tuple[str, Any, NDArray[np.int64]]] = deque()
-        self._lock = threading.Lock()  # _recent, _test_accuracy, _counts
+        self._lock = threading.Lock()  # feedback and scrapes; remember runs on the loop only
 
     def remember(self, request_id: str, model: Any, labels: NDArray[np.int64]) -> None:
         """Record an answer (model: a ServedModel); forgets the oldest beyond capacity.
 
-        Called on the request path for every answered request: one deque append (thread-safe
-        without a lock); every _ABSORB_AT answers, and before any feedback or scrape, they go
-        into the dict together (a dict insert and eviction per request, timed inside a server
-        under bench/monitoring.py's load, cost 1.1 us).
+        Called on the event loop for every answered request: an insert and, when full, one
+        O(1) eviction of the oldest.
         """
-        queue = self._queue
-        queue.append((request_id, model, labels))
-        if len(queue) >= _ABSORB_AT:
-            with self._lock:
-                self._absorb()
-
-    def _absorb(self) -> None:
-        """Move the queued answers into the bounded dict (lock held)."""
-        queue, recent, accuracies = self._queue, self._recent, self._test_accuracy
-        for _ in range(len(queue)):  # what is there now; appends meanwhile wait for the next
-            request_id, model, labels = queue.popleft()
-            version = model.version
-            if version not in accuracies:
-                accuracies[version] = _test_accuracy(model.manifest)
-            recent[request_id] = (version, labels)
-        while len(recent) > self.capacity:
+        version = model.version
+        if version not in self._test_accuracy:
+            self._test_accuracy[version] = _test_accuracy(model.manifest)
+        recent = self._recent
+        recent[request_id] = (version, labels)
+        if len(recent) > self.capacity:
             recent.popitem(last=False)
 
     def judge(self, request_id: str, label: int, index: int = 0) -> Judgement:
@@ -89,9 +73,7 @@ class LiveAccuracy:
         """
         if not 0 <= label < self.n_classes:
             raise InvalidInput(f"label must be in 0..{self.n_classes - 1}, got {label}")
-        with self._lock:
-            self._absorb()
-            entry = self._recent.get(request_id)
+        entry = self._recent.get(request_id)
         if entry is None:
             raise NotFound(
                 f"request id {request_id!r} is unknown or older than the last "
@@ -127,14 +109,12 @@ class LiveAccuracy:
             labels=["version"],
         )  # fmt: skip
         with self._lock:
-            self._absorb()
             counts = {version: tuple(pair) for version, pair in self._counts.items()}
-            accuracies = dict(self._test_accuracy)
         for version, (correct, wrong) in sorted(counts.items()):
             feedback.add_metric([str(version), "correct"], float(correct))
             feedback.add_metric([str(version), "wrong"], float(wrong))
             live.add_metric([str(version)], correct / (correct + wrong))
-        for version, accuracy in sorted(accuracies.items()):
+        for version, accuracy in sorted(dict(self._test_accuracy).items()):
             if accuracy is not None:
                 test.add_metric([str(version)], accuracy)
         yield feedback
