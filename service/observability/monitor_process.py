@@ -141,9 +141,9 @@ class MonitorProcess:
 
         The request path only appends it to a deque (thread-safe without a lock); every ROWS
         answers it packs them. In a busy server each line here costs several times what it does
-        in a loop on its own (timed inside a server under bench/monitoring.py's load: 5.8 us an
-        answer with per-answer checks and packing, which a loop put at 1 us): checks, sampling
-        and packing happen once per ROWS answers instead.
+        in a loop on its own (timed inside a server under bench/monitoring.py's load: 5.3-6.1
+        us an answer with per-answer checks and packing, which a loop put at 1 us): checks,
+        sampling and packing happen once per ROWS answers instead.
         """
         queue = self._queue
         queue.append((time.time(), model, request_id, method, seconds, pixels, probabilities))
