@@ -29,19 +29,15 @@ digits_monitor_up 0 until it answers again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.observability import monitor_answers as answers
 from service.observability import monitor_wire as wire
+from service.observability.monitor_child import read_replies, start_child
 from service.observability.monitor_outbox import Outbox
 
 __all__ = ["MonitorProcess"]
@@ -59,9 +56,6 @@ logger = logging.getLogger("service.observability.monitor_process")
 _SEND_AT = 64 * 1024  # bytes packed before the request path writes them to the pipe itself
 _UINT8, _FLOAT32 = np.dtype(np.uint8), np.dtype(np.float32)  # what ANSWERS rows carry
 _BACKLOG_POLL_S = 0.05  # while a sync waits: how often to write more of a backlog
-_PIPE_SIZE = 1 << 20  # Linux's default maximum (/proc/sys/fs/pipe-max-size)
-_F_SETPIPE_SZ = 1031
-_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the service package
 
 
 class MonitorProcess:
@@ -362,43 +356,18 @@ class MonitorProcess:
 
     def _spawn(self) -> None:
         """Start the child (lock held); records wait in the pipe while it imports."""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p
-        )}  # fmt: skip
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = "1"  # its NumPy work is element-wise: one core is what it may take
-        bell_read, bell_write = os.pipe()
-        config = {**self.config, "doorbell": bell_read, "nap_s": self.nap_s}
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "service.observability.monitor_worker",
-                 json.dumps(config)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, pass_fds=(bell_read,),
-            )  # fmt: skip
-        except BaseException:
-            os.close(bell_write)
-            raise
-        finally:
-            os.close(bell_read)
-        os.set_blocking(bell_write, False)
+        child = start_child({**self.config, "nap_s": self.nap_s})
         if self._doorbell is not None:
             os.close(self._doorbell)
-        self._doorbell = bell_write
-        _lower_priority(child.pid, self.config.get("priority", "normal"))
-        assert child.stdin is not None and child.stdout is not None
-        pipe = os.dup(child.stdin.fileno())
-        child.stdin.close()
-        with contextlib.suppress(OSError):  # a bigger buffer rides out the child's pauses
-            fcntl.fcntl(pipe, _F_SETPIPE_SZ, _PIPE_SIZE)
-        os.set_blocking(pipe, False)
+        self._doorbell = child.doorbell
         if self._down_since is not None:
             self._restarts += 1
-        self._child, self._pipe, self._down_since = child, pipe, None
+        self._child, self._pipe, self._down_since = child.process, child.pipe, None
         self._started_at = time.monotonic()
         self._models.clear()
         self._outbox = Outbox()  # records of a lost child would start mid-stream
-        reader = threading.Thread(target=self._read, args=(child.stdout,), daemon=True,
-                                  name="monitor-read")  # fmt: skip
+        reader = threading.Thread(target=read_replies, args=(child.replies, self._on_reply),
+                                  daemon=True, name="monitor-read")  # fmt: skip
         reader.start()
 
     def _lost(self) -> None:
@@ -415,20 +384,14 @@ class MonitorProcess:
         logger.error("the monitor process exited (code %s); restarting it in %.0f s, records are "
                      "dropped meanwhile", code, self._delay_s)  # fmt: skip
 
-    def _read(self, stream: IO[bytes]) -> None:
-        """Collect the child's answers to SYNC until it exits."""
-        with stream:
-            while head := stream.read(wire.REPLY.size):
-                if len(head) < wire.REPLY.size:
-                    return
-                token, length = wire.REPLY.unpack(head)
-                text = stream.read(length)
-                with self._replied:
-                    if token in self._awaited:
-                        self._replies[token] = text
-                    self._last_text = text
-                    self._stalled = False
-                    self._replied.notify_all()
+    def _on_reply(self, token: int, text: bytes) -> None:
+        """The child's answer to SYNC `token` (its reader thread)."""
+        with self._replied:
+            if token in self._awaited:
+                self._replies[token] = text
+            self._last_text = text
+            self._stalled = False
+            self._replied.notify_all()
 
     # --- metrics ----------------------------------------------------------------------------
 
@@ -449,23 +412,3 @@ class MonitorProcess:
             "digits_monitor_restarts", "Times the monitor process was lost and restarted",
             value=float(self._restarts),
         )  # fmt: skip
-
-
-def _lower_priority(pid: int, priority: str) -> None:
-    """idle: SCHED_IDLE (nice 19 where the OS has none), low: nice 10, normal: unchanged.
-
-    Set on the child by its parent right after it starts, before its imports (~0.2 s of CPU);
-    its threads inherit it. Lowering the priority of one's own child needs no privilege. In the
-    benchmark (bench/monitoring.py, same run) idle served more requests than nice 5 or 19, with
-    the monitor at the same CPU.
-    """
-    if priority == "idle":
-        try:
-            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (AttributeError, OSError):
-            priority = "lowest"
-    steps = {"lowest": 19, "low": 10}.get(priority, 0)
-    if steps:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0) + steps)
