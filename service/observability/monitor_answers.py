@@ -28,10 +28,20 @@ from numpy.typing import NDArray
 
 from core.config import N_CLASSES, N_PIXELS
 
-__all__ = ["KIND", "ROWS", "Answers", "Row", "decode_answers", "pack_answers"]
+__all__ = [
+    "KIND",
+    "MAX_IMAGES",
+    "ROWS",
+    "Answers",
+    "Row",
+    "answers_size",
+    "decode_answers",
+    "pack_answers",
+]
 
 KIND = 5
 ROWS = 128  # rows packed together on the request path (~0.1 MB of images at batch 1)
+MAX_IMAGES = 1024  # images in one record (~0.8 MB): the monitor reassembles a record whole
 _HEAD = struct.Struct("<BIIII")
 _ROW_BYTES = 8 + 8 + 4 + 4 + 2 + 1 + 1
 _MAX_ID = 65535  # bytes: a longer id is cut at a character boundary
@@ -70,7 +80,7 @@ def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     except ValueError:  # (n, 784) and (n, 28, 28) mixed
         pixel_data = np.concatenate([p.reshape(-1) for p in pixels])
     parts.append(np.ascontiguousarray(pixel_data).data)
-    parts.append(np.concatenate(probabilities).astype("<f4", copy=False).data)
+    parts.append(np.ascontiguousarray(np.concatenate(probabilities), "<f4").data)
     size = _HEAD.size + len(names_blob) + k * _ROW_BYTES + len(ids_blob) + n * (N_PIXELS + 40)
     return parts, size
 
@@ -120,6 +130,15 @@ class Answers:
     def image_mask(self, rows: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """(N,) the images of the rows where `rows` (K,) is True."""
         return np.repeat(rows, self.images)
+
+
+def answers_size(data: bytes, at: int = 0) -> int | None:
+    """The size in bytes of the ANSWERS record at byte `at`, once its head is there."""
+    if at + _HEAD.size > len(data):
+        return None
+    _, k, n, names_length, ids_length = _HEAD.unpack_from(data, at)
+    size: int = _HEAD.size + names_length + k * _ROW_BYTES + ids_length + n * (N_PIXELS + 40)
+    return size
 
 
 def decode_answers(data: bytes, at: int) -> tuple[Answers, int] | None:

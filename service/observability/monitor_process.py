@@ -4,7 +4,7 @@ Why a process: in a thread, the log's encoding and compression and the drift fol
 interpreter lock with the event loop. At batch 1 x 32 that cost the loop its tail (a 1 s fold of
 5,000 images showed as p99 1.7x) and the log 35 us of server CPU per request where its work
 measured 11 us (docs/monitoring.md, bench/monitoring.py). Here the request path queues each
-answer as a row (under an uncontended lock); every ROWS rows it packs them as one ANSWERS record
+answer (a deque append, no lock); every ROWS answers it packs them as one ANSWERS record
 (service.observability.monitor_answers) and writes what waits to a non-blocking pipe. A thread
 sends what waits when nothing was sent for `flush_interval_s` (light traffic) and restarts a
 lost child; it wakes only every `flush_interval_s`, because each wake-up takes the interpreter
@@ -207,6 +207,7 @@ class MonitorProcess:
         every = drift | (wire.LOG if rate is not None and rate >= 1.0 else 0)  # no draw needed
         room = self._has_room()  # once a pack: up to ROWS more answers may overshoot
         rows: list[answers.Row] = []
+        images = 0  # in rows: a record holds at most MAX_IMAGES (unless one answer has more)
         models = self._models
         for _ in range(len(queue)):  # what is there now; appends meanwhile wait for the next
             timestamp, model, request_id, method, seconds, pixels, probabilities = queue.popleft()
@@ -223,12 +224,18 @@ class MonitorProcess:
             if version not in models:
                 models.add(version)
                 self._add_rows(rows)  # its MODEL record goes before its answers
+                images = 0
                 self._outbox.add(wire.pack_model(version, model.manifest))
             if pixels.dtype is _UINT8 and probabilities.dtype is _FLOAT32:
+                images += len(pixels)
+                if images > answers.MAX_IMAGES and rows:
+                    self._add_rows(rows)
+                    images = len(pixels)
                 rows.append((flags, timestamp, request_id, method, version, seconds, pixels,
                              probabilities))  # fmt: skip
                 continue
             self._add_rows(rows)
+            images = 0
             parts = wire.pack_prediction(flags, timestamp, request_id, method, version, seconds,
                                          "OK", None, pixels, probabilities)  # fmt: skip
             for part in parts:
@@ -317,10 +324,16 @@ class MonitorProcess:
                 with contextlib.suppress(OSError):  # full (rung already) or the child is gone
                     os.write(self._doorbell, b"!")
         deadline = time.monotonic() + (timeout_s or self.sync_timeout_s)
-        with self._replied:
-            while token not in self._replies:
-                left = deadline - time.monotonic()
-                if left <= 0:
+        while True:
+            # _replied is never held while _lock is taken: the block above takes them in the
+            # other order, and concurrent scrapes (one thread each) would deadlock.
+            with self._replied:
+                if self._replied.wait_for(lambda: token in self._replies,
+                                          min(max(deadline - time.monotonic(), 0.0),
+                                              _BACKLOG_POLL_S)):  # fmt: skip
+                    self._awaited.discard(token)
+                    return self._replies.pop(token)
+                if time.monotonic() >= deadline:
                     self._awaited.discard(token)  # its late answer is not kept
                     if not self._stalled:
                         waited = timeout_s or self.sync_timeout_s
@@ -328,12 +341,8 @@ class MonitorProcess:
                                        "are its last answer", waited)  # fmt: skip
                     self._stalled = True
                     return None
-                self._replied.wait(min(left, _BACKLOG_POLL_S))
-                if token not in self._replies:
-                    with self._lock:
-                        self._send()  # the rest of a big backlog
-            self._awaited.discard(token)
-            return self._replies.pop(token)
+            with self._lock:
+                self._send()  # the rest of a big backlog
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval_s):
@@ -347,7 +356,7 @@ class MonitorProcess:
                     if time.monotonic() - self._sent_at >= self.flush_interval_s:
                         self._send()  # what waits when traffic is light
             except Exception:  # e.g. no process could be started: keep serving, retry later
-                logger.exception("the monitor process could not be started")
+                logger.exception("the monitor process's sender thread failed (it retries)")
 
     def _due(self) -> bool:
         return self._down_since is not None and (

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from core.config import N_CLASSES, N_PIXELS
 from service.observability.monitor_answers import KIND as ANSWERS
-from service.observability.monitor_answers import Answers, decode_answers
+from service.observability.monitor_answers import Answers, answers_size, decode_answers
 
 __all__ = [
     "ANSWERS",
@@ -57,6 +57,7 @@ __all__ = [
     "pack_model",
     "pack_prediction",
     "pack_sync",
+    "record_size",
 ]
 
 DRIFT, LOG = 1, 2  # PREDICTION and ANSWERS flags
@@ -179,6 +180,24 @@ def pack_sync(token: int, drift_dropped: int, log_dropped: int, log_action: int)
 
 
 Record = Prediction | Feedback | Model | Sync | Answers
+
+
+def record_size(data: bytes) -> int | None:
+    """The size in bytes of the ANSWERS or PREDICTION record `data` starts with, once its head
+    is there (None otherwise, and for the other kinds: they are small)."""
+    if not data:
+        return None
+    if data[0] == ANSWERS:
+        return answers_size(data)
+    if data[0] != _PREDICTION or len(data) < _HEAD.size:
+        return None
+    (_, _, dtype, has_probabilities, _, n, _, _, n_id, n_method, n_status, n_error) = (
+        _HEAD.unpack_from(data)
+    )
+    pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
+    strings = n_id + n_method + n_status + (n_error - 1 if n_error else 0)
+    size: int = _HEAD.size + strings + pixel_bytes + (n * N_CLASSES * 4 if has_probabilities else 0)
+    return size
 
 
 def decode(data: bytes) -> tuple[list[Record], int]:

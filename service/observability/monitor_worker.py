@@ -119,15 +119,33 @@ def _serve(
     rest = b""
     while chunk := os.read(0, _READ):
         data = rest + chunk if rest else chunk
-        records, used = wire.decode(data)
-        rest = data[used:]
-        for record in records:
-            if isinstance(record, wire.Sync):
-                _answer(record, drift, log, registry, replies)
-            else:
-                take(record, drift, log, models)
+        while True:
+            records, used = wire.decode(data)
+            rest = data[used:]
+            for record in records:
+                if isinstance(record, wire.Sync):
+                    _answer(record, drift, log, registry, replies)
+                else:
+                    take(record, drift, log, models)
+            size = wire.record_size(rest)
+            if size is None or size - len(rest) <= _READ:
+                break  # the next read completes it
+            # A big record (a request of thousands of images): read the rest of it at once,
+            # not 1 MiB at a time onto a growing copy (quadratic).
+            data = _read_to(rest, size)
+            if len(data) < size:
+                return  # stdin closed mid-record
         if len(chunk) < _READ and nap_s > 0 and select.select([doorbell], [], [], nap_s)[0]:
             os.read(doorbell, 4096)
+
+
+def _read_to(start: bytes, size: int) -> bytes:
+    """`start` and what follows it on stdin, up to `size` bytes in all (less at its end)."""
+    parts, have = [start], len(start)
+    while have < size and (more := os.read(0, size - have)):
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)
 
 
 def take(

@@ -341,3 +341,91 @@ def test_the_outbox_counts_bytes_not_rows() -> None:
     outbox.seal()
     assert outbox.waiting() == len(outbox.chunks[0]) == sum(len(bytes(p)) for p in parts)
     assert outbox.waiting() > 3 * 784
+
+
+def test_answers_in_any_memory_layout_pack_and_decode_whole() -> None:
+    """Fortran-order arrays (a transposed model output, say) pack like C-order ones."""
+    from service.observability.monitor_outbox import Outbox
+
+    rng = np.random.default_rng(4)
+    pixels = np.asfortranarray(rng.integers(0, 256, (3, 784), dtype=np.uint8))
+    probabilities = np.asfortranarray(rng.random((3, 10), dtype=np.float32))
+    row = (wire.DRIFT, 1e9, "f", "Predict", 1, 0.1, pixels, probabilities)
+    parts, size = answers.pack_answers([row, row])
+    outbox = Outbox()
+    for part in parts:
+        outbox.add(part)
+    outbox.seal()
+    data = bytes(outbox.chunks[0])
+    assert len(data) == size == wire.record_size(data[:17])
+    (record,), used = wire.decode(data)
+    assert used == size and isinstance(record, wire.Answers)
+    np.testing.assert_array_equal(record.pixels, np.concatenate([pixels, pixels]))
+    np.testing.assert_array_equal(record.probabilities, np.concatenate([probabilities] * 2))
+
+
+def test_the_size_of_a_big_record_is_known_from_its_head() -> None:
+    """What lets the monitor read a record of thousands of images in one go (not 1 MiB at a
+    time onto a growing copy)."""
+    for parts in (DATA_PARTS["prediction"], DATA_PARTS["answers"]):
+        data = b"".join(bytes(p) for p in parts)  # type: ignore[call-overload]
+        assert wire.record_size(data[:1]) is None  # the head is not there yet
+        assert wire.record_size(data[:60]) == len(data)
+    assert wire.record_size(wire.pack_sync(1, 0, 0, wire.WRITE)) is None  # small kinds
+
+
+DATA_PARTS = {
+    "prediction": wire.pack_prediction(wire.LOG, 1e9, "id", "Predict", 2, 0.1, "OK", None,
+                                       np.zeros((5, 784), np.uint8),
+                                       np.zeros((5, 10), np.float32)),
+    "answers": answers.pack_answers([(wire.LOG, 1e9, "id", "Predict", 2, 0.1,
+                                      np.zeros((5, 784), np.uint8),
+                                      np.zeros((5, 10), np.float32))])[0],
+}  # fmt: skip
+
+
+@pytest.mark.integration
+def test_a_request_of_thousands_of_images_is_profiled_and_logged(running: Running) -> None:
+    images = random_images(3000, seed=5)  # ~2.5 MB: more than one read of the monitor's
+    running.client.predict(images, request_id="big")
+    running.client.predict(random_images(1), request_id="small")
+    running.server.core.monitoring.sync()
+    records = list(read_records(running.server.core.monitoring.log_directory))
+    assert [(r["request_id"], r["shape"][0]) for r in records] == [("big", 3000), ("small", 1)]
+    assert value(running, "digits_confidence_count", version="1") == 3001
+
+
+def test_concurrent_scrapes_of_a_slow_monitor_do_not_deadlock(tmp_path: Path) -> None:
+    """Each /metrics scrape syncs from its own thread; while the child is slow to answer, a
+    sync sends more of the backlog: it must not hold one lock while it waits for the other."""
+    config = {"drift": {"window_images": 5000, "min_images": 10, "fold_interval_s": 1.0},
+              "log": None, "logging": {"format": "text", "level": "ERROR"},
+              "priority": "normal"}  # fmt: skip
+    process = MonitorProcess(config, drift=True, log_sample_rate=None, sync_timeout_s=0.3)
+    process.start()
+    assert process.sync(timeout_s=30) is not None
+    pid = process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # as SCHED_IDLE on a saturated machine, only longer
+    stop = time.monotonic() + 5
+    scrapes = [0, 0, 0, 0]
+
+    def scrape(k: int) -> None:
+        while time.monotonic() < stop:
+            process.sync(wire.NO_WRITE)
+            scrapes[k] += 1
+
+    threads = [threading.Thread(target=scrape, args=(k,), daemon=True) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=15)
+    free = process._lock.acquire(timeout=5)
+    if free:
+        process._lock.release()
+        os.kill(pid, signal.SIGCONT)
+        process.stop(timeout_s=5)
+    else:  # deadlocked: stop() would wait for the lock forever
+        os.kill(pid, signal.SIGKILL)
+    assert free and not any(t.is_alive() for t in threads), "a scrape never returned: deadlock"
+    assert min(scrapes) >= 5  # each timed out after 0.3 s, and again
