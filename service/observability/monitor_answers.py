@@ -37,6 +37,7 @@ __all__ = [
     "answers_size",
     "decode_answers",
     "pack_answers",
+    "pack_columns",
 ]
 
 KIND = 5
@@ -55,10 +56,23 @@ Row = tuple[int, float, str, str, int, float, NDArray[np.uint8], NDArray[np.floa
 def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     """The parts of one ANSWERS record (bytes and arrays' buffers, joined when sent) and its
     size in bytes. rows: at least one; pixels uint8, probabilities float32, any memory layout."""
-    flags, times, ids, methods, versions, seconds, pixels, probabilities = zip(*rows, strict=True)
+    return pack_columns(*zip(*rows, strict=True))
+
+
+def pack_columns(
+    flags: Sequence[int],
+    times: Sequence[float],
+    ids: Sequence[str],
+    methods: Sequence[str],
+    versions: Sequence[int],
+    seconds: Sequence[float],
+    pixels: Sequence[NDArray[np.uint8]],
+    probabilities: Sequence[NDArray[np.float32]],
+) -> tuple[list[Any], int]:
+    """pack_answers with its rows given as columns (each of the same length, at least one)."""
     names = list(dict.fromkeys(methods))
     if len(names) == 1:
-        method_index = bytes(len(rows))
+        method_index = bytes(len(ids))
     else:
         lookup = {name: i for i, name in enumerate(names)}
         method_index = bytes(lookup[name] for name in methods)
@@ -66,7 +80,7 @@ def pack_answers(rows: Sequence[Row]) -> tuple[list[Any], int]:
     if max(map(len, id_bytes)) > _MAX_ID:
         id_bytes = [_id(request_id) for request_id in ids]
     images = list(map(len, pixels))
-    k, n = len(rows), sum(images)
+    k, n = len(ids), sum(images)
     names_blob = "\n".join(names).encode()
     ids_blob = b"".join(id_bytes)
     columns = struct.pack(

@@ -206,11 +206,14 @@ class MonitorProcess:
         rate = self.log_sample_rate
         every = drift | (wire.LOG if rate is not None and rate >= 1.0 else 0)  # no draw needed
         room = self._has_room()  # once a pack: up to ROWS more answers may overshoot
+        popleft = queue.popleft
+        items = [popleft() for _ in range(len(queue))]  # appends meanwhile wait for the next
+        if every and (rate is None or rate >= 1.0) and room and self._pack_uniform(items, every):
+            return
         rows: list[answers.Row] = []
         images = 0  # in rows: a record holds at most MAX_IMAGES (unless one answer has more)
         models = self._models
-        for _ in range(len(queue)):  # what is there now; appends meanwhile wait for the next
-            timestamp, model, request_id, method, seconds, pixels, probabilities = queue.popleft()
+        for timestamp, model, request_id, method, seconds, pixels, probabilities in items:
             flags = every
             if rate is not None and rate < 1.0 and random.random() < rate:
                 flags |= wire.LOG
@@ -241,6 +244,34 @@ class MonitorProcess:
             for part in parts:
                 self._outbox.add(part)
         self._add_rows(rows)
+
+    def _pack_uniform(self, items: list[Any], flags: int) -> bool:
+        """The common case in one go, without a Python step per answer: one known version,
+        uint8 images, float32 probabilities, at most MAX_IMAGES (lock held). False if not."""
+        timestamps, models, ids, methods, seconds, pixels, probabilities = zip(*items, strict=True)
+        model = models[0]
+        if (
+            model.version not in self._models
+            or not all(m is model for m in models)
+            or not all(p.dtype is _UINT8 for p in pixels)
+            or not all(p.dtype is _FLOAT32 for p in probabilities)
+            or sum(map(len, pixels)) > answers.MAX_IMAGES
+        ):
+            return False
+        k = len(items)
+        parts, size = answers.pack_columns(
+            [flags] * k,
+            timestamps,
+            ids,
+            methods,
+            [model.version] * k,
+            seconds,
+            pixels,
+            probabilities,
+        )
+        self._outbox.parts += parts
+        self._outbox.size += size
+        return True
 
     def _add_rows(self, rows: list[answers.Row]) -> None:
         """Pack `rows` as one ANSWERS record into the outbox and empty the list (lock held)."""
