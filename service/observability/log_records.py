@@ -116,6 +116,9 @@ def encode_answers(answers: Answers, rows: NDArray[np.bool_]) -> bytes:
     if len(index) == 0:
         return b""
     starts = answers.starts()[index]
+    images = answers.images[index]
+    if not (images == 1).all():  # several images in a request: one by one
+        return _one_by_one(answers, index, starts, images)
     names = [name.encode() for name in answers.methods]
     timestamps = answers.timestamps[index]
     whole = timestamps.astype(np.int64)  # int(t), as _utc: the same float64 operations
@@ -124,18 +127,6 @@ def encode_answers(answers: Answers, rows: NDArray[np.bool_]) -> bytes:
     columns = zip(whole.tolist(), micros.tolist(), _id_fields(answers, index),
                   answers.method[index].tolist(), answers.versions[index].tolist(),
                   (answers.seconds[index] * 1e3).tolist(), strict=True)  # fmt: skip
-    images = answers.images[index]
-    if not (images == 1).all():  # several images in a request: one by one
-        lines = []
-        for (second, micro, rid, method, version, milliseconds), first, n in zip(
-            columns, starts.tolist(), images.tolist(), strict=True
-        ):
-            last = first + n
-            lines.append(
-                _HEAD_LINE % (texts[second], micro, rid, names[method], version, milliseconds, n)
-                + _arrays(answers.pixels[first:last], answers.probabilities[first:last])
-            )  # fmt: skip
-        return b"".join(lines)
     if len(index) == len(answers.images):  # every row, one image each: no gather
         pixels, probabilities = answers.pixels, answers.probabilities
     else:
@@ -145,14 +136,28 @@ def encode_answers(answers: Answers, rows: NDArray[np.bool_]) -> bytes:
     parts: list[bytes | memoryview] = []
     add = parts.append
     for i, (second, micro, rid, method, version, milliseconds) in enumerate(columns):
-        add(_HEAD_LINE % (texts[second], micro, rid, names[method], version, milliseconds, 1))
+        add(_HEAD_LINE % (texts[second], micro, rid, names[method], version, milliseconds))
         add(tails[i * width : (i + 1) * width])
     return b"".join(parts)
 
 
+def _one_by_one(
+    answers: Answers, index: NDArray[np.intp], starts: NDArray[np.int64], images: NDArray[Any]
+) -> bytes:
+    """encode_prediction for each chosen row (requests of several images)."""
+    ids = answers.request_ids()
+    return b"".join(
+        encode_prediction(answers.timestamps[i].item(), ids[i], answers.methods[answers.method[i]],
+                          answers.versions[i].item(), answers.seconds[i].item(), "OK", None,
+                          answers.pixels[first : first + n],
+                          answers.probabilities[first : first + n])
+        for i, first, n in zip(index.tolist(), starts.tolist(), images.tolist(), strict=True)
+    )  # fmt: skip
+
+
 _HEAD_LINE = (
     b'{"kind":"prediction","time":"%s.%06dZ","request_id":%s,"method":"%s","version":%d,'
-    b'"latency_ms":%.4f,"status":"OK","error":null,"shape":[%d,28,28],"input":"'
+    b'"latency_ms":%.4f,"status":"OK","error":null,"shape":[1,28,28],"input":"'
 )
 _PROBABILITIES_KEY = np.frombuffer(b'","probabilities":"', np.uint8)
 _LABELS_KEY = np.frombuffer(b'","labels":[', np.uint8)
@@ -172,18 +177,10 @@ def _tails(pixels: NDArray[np.uint8], probabilities: NDArray[np.float32]) -> NDA
     return np.concatenate(columns, axis=1)
 
 
-def _arrays(pixels: NDArray[np.uint8], probabilities: NDArray[np.float32]) -> bytes:
-    """The end of a line after its `"input":"`, for one request's arrays."""
-    labels = ",".join(map(str, probabilities.argmax(axis=1).tolist()))
-    return (f'{_b64(pixels)}","probabilities":"{_b64(probabilities)}","labels":[{labels}]}}\n'
-            .encode())  # fmt: skip
-
-
 def _id_fields(answers: Answers, index: NDArray[np.intp]) -> list[bytes]:
     """The JSON strings of the chosen rows' request ids."""
-    ends = np.cumsum(answers.id_lengths, dtype=np.int64)
-    starts = (ends - answers.id_lengths)[index].tolist()
-    ends_chosen = ends[index].tolist()
+    all_starts, all_ends = answers.id_spans()
+    starts, ends_chosen = all_starts[index].tolist(), all_ends[index].tolist()
     blob = answers.ids
     if _PLAIN_BYTES(blob):  # every id needs no escaping (ids we generate, UUIDs)
         return [b'"%s"' % blob[a:b] for a, b in zip(starts, ends_chosen, strict=True)]

@@ -38,6 +38,7 @@ __all__ = [
     "decode_answers",
     "pack_answers",
     "pack_columns",
+    "utf8_id",
 ]
 
 KIND = 5
@@ -78,7 +79,7 @@ def pack_columns(
         method_index = bytes(lookup[name] for name in methods)
     id_bytes = [request_id.encode() for request_id in ids]
     if max(map(len, id_bytes)) > _MAX_ID:
-        id_bytes = [_id(request_id) for request_id in ids]
+        id_bytes = [utf8_id(request_id) for request_id in ids]
     images = list(map(len, pixels))
     k, n = len(ids), sum(images)
     names_blob = "\n".join(names).encode()
@@ -96,10 +97,11 @@ def pack_columns(
     parts.append(np.ascontiguousarray(pixel_data).data)
     parts.append(np.ascontiguousarray(np.concatenate(probabilities), "<f4").data)
     size = _HEAD.size + len(names_blob) + k * _ROW_BYTES + len(ids_blob) + n * (N_PIXELS + 40)
-    return parts, size
+    return parts, size  # as _layout reads it back
 
 
-def _id(request_id: str) -> bytes:
+def utf8_id(request_id: str) -> bytes:
+    """A request id as UTF-8, at most 65,535 bytes (cut at a character boundary)."""
     data = request_id.encode()
     if len(data) > _MAX_ID:
         data = data[:_MAX_ID].decode(errors="ignore").encode()
@@ -126,14 +128,16 @@ class Answers:
     def __len__(self) -> int:
         return len(self.flags)
 
+    def id_spans(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(K,) start and end of each row's request id in `ids`."""
+        ends = np.cumsum(self.id_lengths, dtype=np.int64)
+        return ends - self.id_lengths, ends
+
     def request_ids(self) -> list[str]:
         """Every row's request id."""
-        ends = np.cumsum(self.id_lengths).tolist()
-        blob, start, out = self.ids, 0, []
-        for end in ends:
-            out.append(blob[start:end].decode())
-            start = end
-        return out
+        starts, ends = self.id_spans()
+        blob = self.ids
+        return [blob[a:b].decode() for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
     def starts(self) -> NDArray[np.int64]:
         """(K,) each row's first image."""
@@ -148,16 +152,13 @@ class Answers:
 
 def answers_size(data: bytes, at: int = 0) -> int | None:
     """The size in bytes of the ANSWERS record at byte `at`, once its head is there."""
-    if at + _HEAD.size > len(data):
-        return None
-    _, k, n, names_length, ids_length = _HEAD.unpack_from(data, at)
-    size: int = _HEAD.size + names_length + k * _ROW_BYTES + ids_length + n * (N_PIXELS + 40)
-    return size
+    layout = _layout(data, at)
+    return None if layout is None else layout[-1] - at
 
 
-def decode_answers(data: bytes, at: int) -> tuple[Answers, int] | None:
-    """The ANSWERS record starting at byte `at` of `data` and the byte after it; None if it is
-    not complete yet."""
+def _layout(data: bytes, at: int) -> tuple[int, int, int, int, int, int, int, int] | None:
+    """(rows, images, and where the names, columns, ids, pixels, probabilities and the record
+    end) for the ANSWERS record at byte `at`; None before its head is there."""
     if at + _HEAD.size > len(data):
         return None
     _, k, n, names_length, ids_length = _HEAD.unpack_from(data, at)
@@ -167,8 +168,16 @@ def decode_answers(data: bytes, at: int) -> tuple[Answers, int] | None:
     pixels_at = ids_at + ids_length
     probabilities_at = pixels_at + n * N_PIXELS
     end = probabilities_at + n * N_CLASSES * 4
-    if end > len(data):
+    return k, n, names_at, columns_at, ids_at, pixels_at, probabilities_at, end
+
+
+def decode_answers(data: bytes, at: int) -> tuple[Answers, int] | None:
+    """The ANSWERS record starting at byte `at` of `data` and the byte after it; None if it is
+    not complete yet."""
+    layout = _layout(data, at)
+    if layout is None or layout[-1] > len(data):
         return None
+    k, n, names_at, columns_at, ids_at, pixels_at, probabilities_at, end = layout
 
     def column(dtype: str, count: int, offset: int) -> Any:
         return np.frombuffer(data, dtype, count, offset)

@@ -36,7 +36,12 @@ from numpy.typing import NDArray
 
 from core.config import N_CLASSES, N_PIXELS
 from service.observability.monitor_answers import KIND as ANSWERS
-from service.observability.monitor_answers import Answers, answers_size, decode_answers
+from service.observability.monitor_answers import (
+    Answers,
+    answers_size,
+    decode_answers,
+    utf8_id,
+)
 
 __all__ = [
     "ANSWERS",
@@ -130,7 +135,7 @@ def pack_prediction(
     pixels: (n, 784) or (n, 28, 28), uint8 or float in [0, 1] (other float types are sent as
     float32); probabilities: (n, 10). The arrays' buffers are referenced, not copied.
     """
-    rid, name, code = _id(request_id), method.encode(), status.encode()
+    rid, name, code = utf8_id(request_id), method.encode(), status.encode()
     detail = b"" if error is None else error.encode()
     n, dtype = 0, 0
     pixel_data: bytes | memoryview = b""
@@ -157,17 +162,9 @@ def pack_prediction(
 def pack_feedback(
     timestamp: float, request_id: str, index: int, label: int, version: int, predicted: int
 ) -> bytes:
-    rid = _id(request_id)
+    rid = utf8_id(request_id)
     return _FEEDBACK_HEAD.pack(_FEEDBACK, timestamp, index, label, version, predicted,
                                len(rid)) + rid  # fmt: skip
-
-
-def _id(request_id: str) -> bytes:
-    """UTF-8, at most 65,535 bytes (cut at a character boundary)."""
-    data = request_id.encode()
-    if len(data) > 65535:
-        data = data[:65535].decode(errors="ignore").encode()
-    return data
 
 
 def pack_model(version: int, manifest: dict[str, Any]) -> bytes:
@@ -191,11 +188,14 @@ def record_size(data: bytes) -> int | None:
         return answers_size(data)
     if data[0] != _PREDICTION or len(data) < _HEAD.size:
         return None
-    (_, _, dtype, has_probabilities, _, n, _, _, n_id, n_method, n_status, n_error) = (
-        _HEAD.unpack_from(data)
-    )
-    pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
+    return _prediction_size(_HEAD.unpack_from(data))
+
+
+def _prediction_size(head: tuple[Any, ...]) -> int:
+    """A PREDICTION record's size in bytes, from its unpacked head."""
+    (_, _, dtype, has_probabilities, _, n, _, _, n_id, n_method, n_status, n_error) = head
     strings = n_id + n_method + n_status + (n_error - 1 if n_error else 0)
+    pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
     size: int = _HEAD.size + strings + pixel_bytes + (n * N_CLASSES * 4 if has_probabilities else 0)
     return size
 
@@ -220,17 +220,17 @@ def decode(data: bytes) -> tuple[list[Record], int]:
         if kind == _PREDICTION:
             if at + head > size:
                 break
-            (_, flags, dtype, has_probabilities, version, n, timestamp, seconds,
-             n_id, n_method, n_status, n_error) = unpack(data, at)  # fmt: skip
-            pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
-            strings = at + head
-            a = strings + n_id
-            b = a + n_method
-            c = b + n_status
-            end = c + (n_error - 1 if n_error else 0)
-            stop = end + pixel_bytes + (n * N_CLASSES * 4 if has_probabilities else 0)
+            fields = unpack(data, at)
+            stop = at + _prediction_size(fields)
             if stop > size:
                 break
+            (_, flags, dtype, has_probabilities, version, n, timestamp, seconds,
+             n_id, n_method, n_status, n_error) = fields  # fmt: skip
+            a = at + head + n_id
+            b = a + n_method
+            c = b + n_status
+            end = c + (n_error - 1 if n_error else 0)  # where the arrays start
+            pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
             pixels = probabilities = None
             if dtype:
                 pixels = np.frombuffer(data, _CODES[dtype], n * N_PIXELS, end).reshape(n, N_PIXELS)
@@ -239,7 +239,7 @@ def decode(data: bytes) -> tuple[list[Record], int]:
                     data, _PROBABILITIES, n * N_CLASSES, end + pixel_bytes
                 ).reshape(n, N_CLASSES)
             records.append(Prediction(
-                flags, timestamp, data[strings:a].decode(), data[a:b].decode(),
+                flags, timestamp, data[at + head : a].decode(), data[a:b].decode(),
                 None if version < 0 else version, seconds, data[b:c].decode(),
                 data[c:end].decode() if n_error else None, pixels, probabilities,
             ))  # fmt: skip
