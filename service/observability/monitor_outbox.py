@@ -29,6 +29,11 @@ class Outbox:
         self.parts.append(part)
         self.size += memoryview(part).nbytes  # not len(): an array's view counts its rows
 
+    def extend(self, parts: list[Any], size: int) -> None:
+        """Add a packed record's parts, `size` bytes in all (monitor_answers gives both)."""
+        self.parts += parts
+        self.size += size
+
     def waiting(self) -> int:
         return self.size + self.sealed
 

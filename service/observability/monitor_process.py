@@ -8,8 +8,9 @@ answer (a deque append, no lock); every ROWS answers it packs them as one ANSWER
 (service.observability.monitor_answers) and writes what waits to a non-blocking pipe. A thread
 sends what waits when nothing was sent for `flush_interval_s` (light traffic) and restarts a
 lost child; it wakes only every `flush_interval_s`, because each wake-up takes the interpreter
-lock from the event loop (at 0.05 s the loop spent ~8 us more per request than at 0.25 s,
-bench/monitoring.py, same run). The child
+lock from the event loop (in one same-run comparison, per-thread CPU from /proc under
+bench/monitoring.py's load, the loop spent ~8 us more per request at 0.05 s than at 0.25 s;
+0.5 and 1 s did no better than 0.25 s). The child
 (`python -m service.observability.monitor_worker`) profiles, encodes, compresses, writes and
 uploads. The child reads at most every `nap_s` (a SYNC rings it awake at once): each wake-up of a
 process costs the server's cores too, and bigger batches profile faster. It runs at a lower
@@ -185,11 +186,14 @@ class MonitorProcess:
         dropped because the child is down or behind by max_pending_bytes (lock held)."""
         if self._has_room():
             return self._outbox
+        self._count_dropped(flags)
+        return None
+
+    def _count_dropped(self, flags: int) -> None:
         if flags & wire.DRIFT:
             self._dropped["drift"] += 1
         if flags & wire.LOG:
             self._dropped["log"] += 1
-        return None
 
     def _has_room(self) -> bool:
         """Whether the child is up and less than max_pending_bytes wait for it (lock held)."""
@@ -204,24 +208,22 @@ class MonitorProcess:
             return
         drift = wire.DRIFT if self.drift else 0
         rate = self.log_sample_rate
-        every = drift | (wire.LOG if rate is not None and rate >= 1.0 else 0)  # no draw needed
         room = self._has_room()  # once a pack: up to ROWS more answers may overshoot
         popleft = queue.popleft
         items = [popleft() for _ in range(len(queue))]  # appends meanwhile wait for the next
-        if every and (rate is None or rate >= 1.0) and room and self._pack_uniform(items, every):
-            return
+        if room and (rate is None or rate >= 1.0):  # every answer has the same flags
+            flags = drift | (wire.LOG if rate is not None else 0)
+            if flags and self._pack_uniform(items, flags):
+                return
         rows: list[answers.Row] = []
         images = 0  # in rows: a record holds at most MAX_IMAGES (unless one answer has more)
         models = self._models
         for timestamp, model, request_id, method, seconds, pixels, probabilities in items:
-            flags = every
-            if rate is not None and rate < 1.0 and random.random() < rate:
-                flags |= wire.LOG
+            flags = drift | (wire.LOG if self.sampled() else 0)
             if not flags:
                 continue
-            if not room:  # the child is down or behind: counted, as _room does
-                self._dropped["drift"] += bool(flags & wire.DRIFT)
-                self._dropped["log"] += bool(flags & wire.LOG)
+            if not room:  # the child is down or behind
+                self._count_dropped(flags)
                 continue
             version = model.version
             if version not in models:
@@ -259,27 +261,17 @@ class MonitorProcess:
         ):
             return False
         k = len(items)
-        parts, size = answers.pack_columns(
-            [flags] * k,
-            timestamps,
-            ids,
-            methods,
-            [model.version] * k,
-            seconds,
-            pixels,
+        self._outbox.extend(*answers.pack_columns(
+            [flags] * k, timestamps, ids, methods, [model.version] * k, seconds, pixels,
             probabilities,
-        )
-        self._outbox.parts += parts
-        self._outbox.size += size
+        ))  # fmt: skip
         return True
 
     def _add_rows(self, rows: list[answers.Row]) -> None:
         """Pack `rows` as one ANSWERS record into the outbox and empty the list (lock held)."""
         if rows:
-            parts, size = answers.pack_answers(rows)
+            self._outbox.extend(*answers.pack_answers(rows))
             rows.clear()
-            self._outbox.parts += parts
-            self._outbox.size += size
 
     def _send_when_full(self) -> None:
         if self._outbox.size >= _SEND_AT:

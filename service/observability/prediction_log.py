@@ -156,7 +156,7 @@ class PredictionLog:
         stream = None
         try:
             stream = self._current()
-            for _ in range(count):
+            for i in range(count):
                 kind, *fields = queue.popleft()
                 if kind == _ANSWERS:
                     answers, rows, n = fields
@@ -167,16 +167,11 @@ class PredictionLog:
                     n = 1
                 records += n
                 self._taken += n
-                if records >= _CHUNK:
+                if records >= _CHUNK or i == count - 1:
                     stream.write(b"".join(lines))
                     self._written += records
                     lines.clear()
                     records = 0
-            if lines:
-                stream.write(b"".join(lines))
-                self._written += records
-                lines.clear()
-                records = 0
             stream.flush()  # Z_SYNC_FLUSH: readable up to here while the file is open
         except OSError as err:
             lost = records

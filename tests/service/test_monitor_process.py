@@ -364,16 +364,6 @@ def test_answers_in_any_memory_layout_pack_and_decode_whole() -> None:
     np.testing.assert_array_equal(record.probabilities, np.concatenate([probabilities] * 2))
 
 
-def test_the_size_of_a_big_record_is_known_from_its_head() -> None:
-    """What lets the monitor read a record of thousands of images in one go (not 1 MiB at a
-    time onto a growing copy)."""
-    for parts in (DATA_PARTS["prediction"], DATA_PARTS["answers"]):
-        data = b"".join(bytes(p) for p in parts)  # type: ignore[call-overload]
-        assert wire.record_size(data[:1]) is None  # the head is not there yet
-        assert wire.record_size(data[:60]) == len(data)
-    assert wire.record_size(wire.pack_sync(1, 0, 0, wire.WRITE)) is None  # small kinds
-
-
 DATA_PARTS = {
     "prediction": wire.pack_prediction(wire.LOG, 1e9, "id", "Predict", 2, 0.1, "OK", None,
                                        np.zeros((5, 784), np.uint8),
@@ -382,6 +372,16 @@ DATA_PARTS = {
                                       np.zeros((5, 784), np.uint8),
                                       np.zeros((5, 10), np.float32))])[0],
 }  # fmt: skip
+
+
+def test_the_size_of_a_big_record_is_known_from_its_head() -> None:
+    """What lets the monitor read a record of thousands of images in one go (not 1 MiB at a
+    time onto a growing copy)."""
+    for parts in (DATA_PARTS["prediction"], DATA_PARTS["answers"]):
+        data = b"".join(bytes(p) for p in parts)  # type: ignore[call-overload]
+        assert wire.record_size(data[:1]) is None  # the head is not there yet
+        assert wire.record_size(data[:60]) == len(data)
+    assert wire.record_size(wire.pack_sync(1, 0, 0, wire.WRITE)) is None  # small kinds
 
 
 @pytest.mark.integration
