@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import urllib.request
@@ -176,14 +177,14 @@ def _registry(work: Path) -> Path:
 def _costs(n: int = 20_000) -> dict[str, float]:
     """Microseconds per call of each monitoring step, measured in this process (median of 5).
 
-    Server process (event loop): queueing one batch-1 answer for the monitor process and
-    packing it (monitor_answers: ROWS rows at a time, joined as sent; the reference: one
-    monitor_wire PREDICTION record per request, what this replaced), remembering it for
-    feedback at capacity, and, as the same-run reference for that, a plain dict evicting its
-    oldest key. Monitor process: decoding one answer (in an ANSWERS record; the reference: its
-    own record), encoding it as a JSON line (in bulk; the reference: one by one), compressing
-    it (ISA-L level 1 as written; zlib Z_RLE level 1, used before, as the reference), profiling
-    one image for drift.
+    Server process (event loop): MonitorProcess.prediction for one batch-1 answer, with a
+    real monitor process reading the pipe (queued, packed ROWS at a time, sent; the
+    reference: packing one monitor_wire PREDICTION record per request, what this replaced),
+    remembering it for feedback at capacity, and, as the same-run reference for that, a plain
+    dict evicting its oldest key. Monitor process: decoding one answer (in an ANSWERS record;
+    the reference: its own record), encoding it as a JSON line (in bulk; the reference: one by
+    one), compressing it (ISA-L level 1 as written; zlib Z_RLE level 1, used before, as the
+    reference), profiling one image for drift.
     """
     import time
     import zlib
@@ -204,7 +205,6 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     served = ServedModel("digits", 1, Predictor(params), {"metrics": {}}, datetime.now(UTC))
     pixels = np.random.default_rng(0).integers(0, 256, (1, 784), dtype=np.uint8)
     probabilities = served.predictor.predict_proba(pixels)
-    uint8, float32 = np.dtype(np.uint8), np.dtype(np.float32)
     labels = probabilities.argmax(axis=1)
     capacity = 100_000
     ids = [f"id-{i}" for i in range(capacity + 5 * n)]
@@ -216,21 +216,6 @@ def _costs(n: int = 20_000) -> dict[str, float]:
             step(calls)
             runs.append((time.perf_counter() - start) / calls * 1e6)
         return round(sorted(runs)[2], 3)
-
-    def pack(calls: int) -> None:  # what MonitorProcess.prediction and _pack_queued do
-        from collections import deque
-
-        queue: deque[Any] = deque()
-        for i in range(calls):
-            queue.append((time.time(), served, ids[i], "Predict", 0.001, pixels, probabilities))
-            if len(queue) >= answers.ROWS:
-                rows = []
-                for _ in range(len(queue)):
-                    t, model, rid, method, seconds, p, q = queue.popleft()
-                    if p.dtype is uint8 and q.dtype is float32:
-                        rows.append((wire.DRIFT | wire.LOG, t, rid, method, model.version,
-                                     seconds, p, q))  # fmt: skip
-                b"".join(answers.pack_answers(rows)[0])
 
     def pack_one_by_one(calls: int) -> None:  # the record per request this replaced
         parts: list[Any] = []
@@ -324,7 +309,7 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         drift.fold()
 
     return {
-        "server_pack_per_request": median_us(pack, n),
+        "server_prediction_per_request": _prediction_us(served, pixels, probabilities, ids[:n]),
         "reference_server_pack_one_record_per_request": median_us(pack_one_by_one, n),
         "server_feedback_remember_at_capacity": median_us(remember, n),
         "reference_plain_dict_remember_at_capacity": median_us(remember_plain_dict, n),
@@ -336,6 +321,37 @@ def _costs(n: int = 20_000) -> dict[str, float]:
         "reference_gzip_zlib_rle_per_record_random_pixels": median_us(compress_zlib_rle, n),
         "monitor_fold_per_image": median_us(fold, 5000),
     }
+
+
+def _prediction_us(served: Any, pixels: Any, probabilities: Any, ids: list[str]) -> float:
+    """Median (of 5 runs of len(ids) calls) microseconds of MonitorProcess.prediction, the
+    server's whole per-answer cost for drift and the log, with its monitor process running
+    (at normal priority, synced between runs so that it never drops)."""
+    import time
+
+    from service.observability.metrics import ServiceMetrics
+    from service.serving.monitoring import Monitoring
+    from service.settings import ServiceSettings
+
+    with tempfile.TemporaryDirectory() as log:
+        settings = ServiceSettings(prediction_log=log, log_sample_rate=1.0, drift=True,
+                                   feedback_window=0, monitor_priority="normal")  # fmt: skip
+        monitoring = Monitoring.from_settings(settings, ServiceMetrics())
+        process = monitoring.process
+        assert process is not None
+        monitoring.start()
+        try:
+            runs = []
+            for _ in range(5):
+                start = time.perf_counter()
+                for request_id in ids:
+                    process.prediction(served, request_id, "Predict", 0.001, pixels,
+                                       probabilities)  # fmt: skip
+                runs.append((time.perf_counter() - start) / len(ids) * 1e6)
+                monitoring.sync()
+        finally:
+            monitoring.stop()
+    return round(sorted(runs)[2], 3)
 
 
 _CPU = "server_cpu_us_per_request"  # the server process and its monitor process
@@ -394,16 +410,12 @@ def _paired(runs: dict[str, list[dict[str, Any]]], key: str) -> float | None:
     requests/s within one run of this benchmark): a ratio taken within a round cancels most of
     that, the ratio of the two medians does not.
     """
-    ratios = sorted(
+    ratios = [
         on[key] / off[key]
         for off, on in zip(runs["off"], runs["on"], strict=True)
         if on.get(key) and off.get(key)
-    )
-    if not ratios:
-        return None
-    middle = len(ratios) // 2
-    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
-    return round(median, 3)
+    ]
+    return round(statistics.median(ratios), 3) if ratios else None
 
 
 def _ratio(ours: float | None, reference: float | None) -> float | None:
