@@ -203,6 +203,9 @@ def _streaming(method: str, fn: F) -> F:
                 return
         # The requests may have ended because the call did (closed channel, deadline) and grpc
         # may not know it yet: the outcome is counted once the call is over and its fate known.
+        # A deadline is known by the clock. A client's cancel is known only if it cancelled
+        # this task first: grpc.aio's cancelled() is False for it (grpc/grpc#36193), so a
+        # cancel landing just after the last request was read is counted OK.
         observer = self.observer
 
         def counted(ctx: Context) -> None:

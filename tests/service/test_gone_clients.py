@@ -124,7 +124,7 @@ def stream_message_while_server_busy(running: Running, stub: pb_grpc.DigitClassi
     stop.set()
 
 
-# (way of leaving, method, the one code it is counted as)
+# (way of leaving, method, the code it is counted as)
 WAYS: dict[str, tuple[Leave, str, str]] = {
     "close channel mid-answer": (close_channel_mid_answer, "PredictStream", "CANCELLED"),
     "cancel while server waits to write": (
@@ -170,6 +170,14 @@ def test_every_way_of_leaving_is_counted_once(
     delta = _settle(running, before, method)
     channel.close()
     outcomes = {k: v for k, v in delta.items() if k.startswith(f"{method}/")}
+    if way == "cancel idle stream" and outcomes == {f"{method}/OK": 1.0}:
+        # A cancel that lands while the server waits for the next message ends that wait as a
+        # half-close would, and grpc.aio gives no way to tell them apart (ServicerContext.
+        # cancelled() stays False for a client's cancel: grpc/grpc#36193). When the end of the
+        # requests reaches the handler before the cancel does, every request was answered and
+        # the call is counted once, as OK, and not logged as abandoned.
+        assert not [r for r in caplog.records if getattr(r, "code", None) == code], delta
+        return
     assert outcomes == {f"{method}/{code}": 1.0}, delta
     logged = [r for r in caplog.records if getattr(r, "code", None) == code]
     assert len(logged) == 1 and logged[0].method == method and logged[0].request_id
