@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_MAX_HEADER_ID = 128  # characters of an x-request-id header the server reads (calls.request_id_of)
 
 
 def encode_images(images: ArrayLike) -> pb.Tensor:
@@ -120,7 +121,12 @@ class DigitsClient:
         same version; without either the server picks at random.
         """
         request = _request(images, version, alias, top_k, request_id, routing_key)
-        metadata = (("x-request-id", request_id),) if request_id else None
+        # Also a header, for proxies that trace by x-request-id, when it can be one: the message
+        # carries any id (it wins on the server), but a header must be printable ASCII, and one
+        # of 16 KiB or more fails the call (RESOURCE_EXHAUSTED); the server reads 128 characters.
+        metadata = (
+            (("x-request-id", request_id),) if request_id and _header_safe(request_id) else None
+        )
         try:
             response = self._stub.Predict(request, timeout=self._timeout, metadata=metadata)
         except grpc.RpcError as err:
@@ -224,6 +230,11 @@ class DigitsClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _header_safe(value: str) -> bool:
+    """Whether `value` can travel as a gRPC header value as is (printable ASCII, <= 128)."""
+    return len(value) <= _MAX_HEADER_ID and value.isascii() and value.isprintable()
 
 
 def _request(

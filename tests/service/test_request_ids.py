@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 import pytest
 
 from registry import Registry
@@ -86,3 +87,19 @@ def test_v2_error_carries_the_request_id_of_the_message(
         v2_grpc.GRPCInferenceServiceStub(running.channel).ModelInfer(request, timeout=5)
     assert "negative dimension" in err.value.details()
     assert _trailing_id(err.value) == "v2-bad" and _logged_ids(caplog) == ["v2-bad"]
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["trace-7", "x" * 20_000, "bon-appétit", "two\nlines"],
+    ids=["short", "20,000 characters", "not ASCII", "control character"],
+)
+def test_the_client_sends_any_id_and_gets_it_back(served: Running, request_id: str) -> None:
+    # Before: every id also went as the x-request-id header, and 16 KiB of them failed the
+    # call (RESOURCE_EXHAUSTED) or a non-ASCII one never left the client.
+    from service.client import DigitsClient
+
+    with DigitsClient(served.target, timeout=10) as client:
+        answer = client.predict(np.zeros((1, 784), np.uint8), request_id=request_id)
+    assert answer.request_id == request_id
+    assert answer.labels.shape == (1,)
