@@ -294,7 +294,8 @@ def test_shutdown_turns_readiness_off_then_closes_the_port(
     running = start_server(registry, http_port=free_port(), drain_delay_s=1.0)
     with httpx.Client(base_url=running.http_url, timeout=10) as http:
         assert http.get("/v2/health/ready").status_code == 200
-        stopping = threading.Thread(target=running.server.stop, args=(2.0,))
+        # as SIGTERM stops it: a drain delay of 1 s (still serving), then a grace of 2 s
+        stopping = threading.Thread(target=running.server.stop, args=(2.0, 1.0))
         stopping.start()
         _wait_for(lambda: http.get("/v2/health/ready").status_code == 503)
         # During the drain delay requests are still served (load balancers are moving away).
