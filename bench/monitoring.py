@@ -209,14 +209,6 @@ def _costs(n: int = 20_000) -> dict[str, float]:
     capacity = 100_000
     ids = [f"id-{i}" for i in range(capacity + 5 * n)]
 
-    def median_us(step: Any, calls: int) -> float:
-        runs = []
-        for _ in range(5):
-            start = time.perf_counter()
-            step(calls)
-            runs.append((time.perf_counter() - start) / calls * 1e6)
-        return round(sorted(runs)[2], 3)
-
     def pack_one_by_one(calls: int) -> None:  # the record per request this replaced
         parts: list[Any] = []
         size = 0
@@ -225,7 +217,7 @@ def _costs(n: int = 20_000) -> dict[str, float]:
                                              "Predict", 1, 0.001, "OK", None, pixels,
                                              probabilities):  # fmt: skip
                 parts.append(part)
-                size += len(part)
+                size += part.nbytes if isinstance(part, memoryview) else len(part)  # bytes
             if size >= 65536:
                 b"".join(parts)
                 parts, size = [], 0
@@ -310,16 +302,16 @@ def _costs(n: int = 20_000) -> dict[str, float]:
 
     return {
         "server_prediction_per_request": _prediction_us(served, pixels, probabilities, ids[:n]),
-        "reference_server_pack_one_record_per_request": median_us(pack_one_by_one, n),
-        "server_feedback_remember_at_capacity": median_us(remember, n),
-        "reference_plain_dict_remember_at_capacity": median_us(remember_plain_dict, n),
-        "monitor_decode_per_record": median_us(decode, n),
-        "reference_monitor_decode_one_record_per_request": median_us(decode_one_by_one, n),
-        "monitor_encode_per_record": median_us(encode, n),
-        "reference_monitor_encode_one_by_one": median_us(encode_one_by_one, n),
-        "monitor_gzip_isal_per_record_random_pixels": median_us(compress, n),
-        "reference_gzip_zlib_rle_per_record_random_pixels": median_us(compress_zlib_rle, n),
-        "monitor_fold_per_image": median_us(fold, 5000),
+        "reference_server_pack_one_record_per_request": _median_us(pack_one_by_one, n),
+        "server_feedback_remember_at_capacity": _median_us(remember, n),
+        "reference_plain_dict_remember_at_capacity": _median_us(remember_plain_dict, n),
+        "monitor_decode_per_record": _median_us(decode, n),
+        "reference_monitor_decode_one_record_per_request": _median_us(decode_one_by_one, n),
+        "monitor_encode_per_record": _median_us(encode, n),
+        "reference_monitor_encode_one_by_one": _median_us(encode_one_by_one, n),
+        "monitor_gzip_isal_per_record_random_pixels": _median_us(compress, n),
+        "reference_gzip_zlib_rle_per_record_random_pixels": _median_us(compress_zlib_rle, n),
+        "monitor_fold_per_image": _median_us(fold, 5000),
     }
 
 
@@ -327,8 +319,6 @@ def _prediction_us(served: Any, pixels: Any, probabilities: Any, ids: list[str])
     """Median (of 5 runs of len(ids) calls) microseconds of MonitorProcess.prediction, the
     server's whole per-answer cost for drift and the log, with its monitor process running
     (at normal priority, synced between runs so that it never drops)."""
-    import time
-
     from service.observability.metrics import ServiceMetrics
     from service.serving.monitoring import Monitoring
     from service.settings import ServiceSettings
@@ -340,17 +330,29 @@ def _prediction_us(served: Any, pixels: Any, probabilities: Any, ids: list[str])
         process = monitoring.process
         assert process is not None
         monitoring.start()
+
+        def predictions(calls: int) -> None:
+            for request_id in ids[:calls]:
+                process.prediction(served, request_id, "Predict", 0.001, pixels, probabilities)
+
         try:
-            runs = []
-            for _ in range(5):
-                start = time.perf_counter()
-                for request_id in ids:
-                    process.prediction(served, request_id, "Predict", 0.001, pixels,
-                                       probabilities)  # fmt: skip
-                runs.append((time.perf_counter() - start) / len(ids) * 1e6)
-                monitoring.sync()
+            return _median_us(predictions, len(ids), between=monitoring.sync)
         finally:
             monitoring.stop()
+
+
+def _median_us(step: Any, calls: int, between: Any = None) -> float:
+    """Median of 5 runs of `step(calls)`, in microseconds per call; `between()` (untimed) runs
+    after each."""
+    import time
+
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        step(calls)
+        runs.append((time.perf_counter() - start) / calls * 1e6)
+        if between is not None:
+            between()
     return round(sorted(runs)[2], 3)
 
 
