@@ -130,8 +130,7 @@ class Answers:
 
     def id_spans(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(K,) start and end of each row's request id in `ids`."""
-        ends = np.cumsum(self.id_lengths, dtype=np.int64)
-        return ends - self.id_lengths, ends
+        return _spans(self.id_lengths)
 
     def request_ids(self) -> list[str]:
         """Every row's request id."""
@@ -141,13 +140,17 @@ class Answers:
 
     def starts(self) -> NDArray[np.int64]:
         """(K,) each row's first image."""
-        starts = np.zeros(len(self.images), np.int64)
-        np.cumsum(self.images[:-1], out=starts[1:])
-        return starts
+        return _spans(self.images)[0]
 
     def image_mask(self, rows: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """(N,) the images of the rows where `rows` (K,) is True."""
         return np.repeat(rows, self.images)
+
+
+def _spans(lengths: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Where each of consecutive pieces of `lengths` starts and ends."""
+    ends = np.cumsum(lengths, dtype=np.int64)
+    return ends - lengths, ends
 
 
 def answers_size(data: bytes, at: int = 0) -> int | None:

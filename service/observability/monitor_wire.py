@@ -230,13 +230,12 @@ def decode(data: bytes) -> tuple[list[Record], int]:
             b = a + n_method
             c = b + n_status
             end = c + (n_error - 1 if n_error else 0)  # where the arrays start
-            pixel_bytes = n * N_PIXELS * _CODES[dtype].itemsize if dtype else 0
             pixels = probabilities = None
             if dtype:
                 pixels = np.frombuffer(data, _CODES[dtype], n * N_PIXELS, end).reshape(n, N_PIXELS)
-            if has_probabilities:
+            if has_probabilities:  # the record's last bytes
                 probabilities = np.frombuffer(
-                    data, _PROBABILITIES, n * N_CLASSES, end + pixel_bytes
+                    data, _PROBABILITIES, n * N_CLASSES, stop - n * N_CLASSES * 4
                 ).reshape(n, N_CLASSES)
             records.append(Prediction(
                 flags, timestamp, data[at + head : a].decode(), data[a:b].decode(),
